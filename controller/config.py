@@ -1,0 +1,714 @@
+"""Site configuration: the YAML format of the public contract, validated by pydantic.
+
+`load_config(path)` returns a `Site` config or raises `ConfigError` listing *every* problem,
+each with its path (`sensors[3].pin`) and, where the YAML gives one, its line number.
+Warnings (plain codes in the file, ...) are returned beside the config, never the codes themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
+
+# ----------------------------------------------------------------------------- durations
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: object) -> timedelta:
+    """`30s`, `4m`, `1h`, `1h30m`, `250ms`, or a plain number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration like 30s, 4m or 1h is expected")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=float(value))
+    if not isinstance(value, str):
+        raise ValueError("a duration like 30s, 4m or 1h is expected")
+    text = value.strip().lower().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration")
+    pos = 0
+    total = 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(text):
+        try:
+            total = float(text)
+        except ValueError:
+            raise ValueError(
+                f"bad duration {value!r}: use a number with a unit, like 30s, 4m, 1h or 1h30m"
+            ) from None
+        if total < 0:
+            raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=total)
+
+
+def format_duration(td: timedelta) -> str:
+    s = td.total_seconds()
+    if s and s % 3600 == 0:
+        return f"{int(s // 3600)}h"
+    if s and s % 60 == 0:
+        return f"{int(s // 60)}m"
+    if s == int(s):
+        return f"{int(s)}s"
+    return f"{s:g}s"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _parse_hhmm(value: object) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 17:30 as the sexagesimal 1050
+        return time(value // 60 % 24, value % 60)
+    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        raise ValueError(f"bad time of day {value!r}: use HH:MM, e.g. \"17:30\"")
+    h, m = (int(x) for x in value.strip().split(":"))
+    if h > 23 or m > 59:
+        raise ValueError(f"bad time of day {value!r}: hours 00-23, minutes 00-59")
+    return time(h, m)
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_parse_hhmm)]
+
+Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+BcmPin = Annotated[int, Field(ge=0, le=27)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ----------------------------------------------------------------------------- sections
+
+SensorType = Literal["door", "window", "motion", "vibration", "tamper", "fire", "panic"]
+Response = Literal["entry", "instant", "follower", "24h"]
+Mode = Literal["away", "home", "night"]
+Wiring = Literal["nc", "no", "active_high", "active_low"]
+
+DEFAULT_RESPONSE: dict[str, Response] = {
+    "door": "entry",
+    "window": "entry",
+    "motion": "follower",
+    "vibration": "24h",
+    "tamper": "24h",
+    "fire": "24h",
+    "panic": "24h",
+}
+
+# How a sensor of each type is usually wired (see hardware/README.md):
+# nc = normally-closed contact to GND, internal pull-up, active when the loop opens (pin high);
+# no = normally-open contact to GND, active when it closes (pin low);
+# active_high / active_low = a module with a push-pull output (PIR, SW-420, smoke detector relay).
+DEFAULT_WIRING: dict[str, Wiring] = {
+    "door": "nc",
+    "window": "nc",
+    "motion": "active_high",
+    "vibration": "active_high",
+    "tamper": "nc",
+    "fire": "nc",
+    "panic": "no",
+}
+
+
+class Location(_Model):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    alt: float | None = None
+
+
+class SiteInfo(_Model):
+    id: Ident
+    name: str = ""
+    timezone: str = "Asia/Ho_Chi_Minh"
+    location: Location | None = None
+    language: Literal["vi", "en"] = "vi"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Asia/Ho_Chi_Minh)") from None
+        return v
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Hardware(_Model):
+    backend: Literal["gpio", "simulated"] = "gpio"
+    debounce: Duration = timedelta(milliseconds=30)
+
+
+class Mqtt(_Model):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str | None = None
+    protocol: Literal["3.1.1", "5"] = "5"
+    topic_prefix: str = "officeguard"
+    homeassistant_discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    heartbeat: Duration = timedelta(seconds=60)
+    keepalive: Duration = timedelta(seconds=30)
+    # remote commands: an optional per-site HMAC-SHA256 key and whether a signature is required
+    command_key_file: str | None = None
+    require_signature: bool = False
+    signature_window: Duration = timedelta(seconds=60)
+    # the outbox keeps at most this many undelivered events on disk (a trouble is raised at 80 %)
+    outbox_limit: int = Field(default=500_000, ge=1000)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.fullmatch(r"(mqtts?|tcp|ssl|ws|wss)://[^\s/:]+(:\d{1,5})?/?", v):
+            raise ValueError(f"bad broker URL {v!r}: use mqtt://host:1883 or mqtts://host:8883")
+        return v
+
+    @field_validator("topic_prefix", "discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("a topic prefix has no +, # and no leading or trailing /")
+        return v
+
+
+class Zone(_Model):
+    id: Ident
+    name: str = ""
+    entry_delay: Duration = timedelta(seconds=30)
+    exit_delay: Duration = timedelta(seconds=60)
+    siren_time: Duration = timedelta(minutes=4)
+    abort_window: Duration = timedelta(seconds=30)
+    recent_closing: Duration = timedelta(minutes=2)
+    swinger_limit: int = Field(default=2, ge=1, le=10)
+    exit_restart: bool = True  # a door re-opened during the exit delay restarts it once
+
+
+class Sensor(_Model):
+    id: Ident
+    name: str = ""
+    type: SensorType
+    zone: Ident
+    pin: BcmPin
+    response: Response | None = None
+    interior: bool = False  # left out when the zone is armed home or night
+    night: bool = False  # an interior sensor that stays armed in night mode
+    wiring: Wiring | None = None
+    silent: bool | None = None  # no siren (panic is silent by default)
+    pulses: int | None = Field(default=None, ge=1, le=100)
+    window: Duration | None = None
+
+    @model_validator(mode="after")
+    def _vibration_only(self) -> Sensor:
+        if self.type != "vibration" and (self.pulses is not None or self.window is not None):
+            raise ValueError("pulses and window apply to vibration sensors only")
+        return self
+
+    @property
+    def effective_response(self) -> Response:
+        return self.response or DEFAULT_RESPONSE[self.type]
+
+    @property
+    def effective_wiring(self) -> Wiring:
+        return self.wiring or DEFAULT_WIRING[self.type]
+
+    @property
+    def is_silent(self) -> bool:
+        return self.silent if self.silent is not None else self.type == "panic"
+
+    @property
+    def attack_pulses(self) -> int:
+        return self.pulses if self.pulses is not None else 3
+
+    @property
+    def attack_window(self) -> timedelta:
+        return self.window if self.window is not None else timedelta(seconds=2)
+
+
+class DroneDetector(_Model):
+    id: Ident
+    name: str = ""
+    zone: Ident
+    port: str
+    baudrate: int = Field(default=115200, gt=0)
+    heartbeat_timeout: Duration = timedelta(seconds=15)
+    track_timeout: Duration = timedelta(seconds=60)
+    update_interval: Duration = timedelta(seconds=10)  # rate limit of drone position updates
+    siren: bool = False  # also sound the zone's sirens on a drone
+
+
+class Siren(_Model):
+    id: Ident
+    name: str = ""
+    pin: BcmPin
+    zones: list[Ident] = Field(min_length=1)
+    active_high: bool = True
+
+
+class Keypad(_Model):
+    id: Ident
+    name: str = ""
+    zones: list[Ident] = Field(min_length=1)
+    rows: list[BcmPin] = Field(min_length=1, max_length=8)
+    cols: list[BcmPin] = Field(min_length=1, max_length=8)
+    buzzer: BcmPin | None = None
+    keys: list[str] | None = None  # one string per row; default 4x3 "123","456","789","*0#" or 4x4
+    entry_timeout: Duration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _layout(self) -> Keypad:
+        if self.keys is not None:
+            if len(self.keys) != len(self.rows) or any(len(r) != len(self.cols) for r in self.keys):
+                raise ValueError("keys must give one string per row, one character per column")
+        elif (len(self.rows), len(self.cols)) not in ((4, 3), (4, 4)):
+            raise ValueError("a keypad that is not 4x3 or 4x4 needs `keys` (its layout)")
+        return self
+
+    @property
+    def layout(self) -> list[str]:
+        if self.keys is not None:
+            return list(self.keys)
+        if len(self.cols) == 3:
+            return ["123", "456", "789", "*0#"]
+        return ["123A", "456B", "789C", "*0#D"]
+
+
+_CODE = re.compile(r"^\d{4,8}$")
+
+
+class User(_Model):
+    name: Ident
+    code: str | None = Field(default=None, repr=False)
+    code_hash: str | None = Field(default=None, repr=False)
+    duress_code: str | None = Field(default=None, repr=False)
+    duress_code_hash: str | None = Field(default=None, repr=False)
+    zones: list[Ident] | None = None  # None: every zone
+
+    @field_validator("code", "duress_code", mode="before")
+    @classmethod
+    def _plain(cls, v: object) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise ValueError("write the code in quotes (\"0123\"), or a leading 0 is lost")
+        if v is not None and (not isinstance(v, str) or not _CODE.match(v)):
+            raise ValueError("a code is 4 to 8 digits")
+        return v
+
+    @field_validator("code_hash", "duress_code_hash")
+    @classmethod
+    def _hash(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("scrypt$"):
+            raise ValueError("not a hash from `officeguard hash-code` (scrypt$...)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_code(self) -> User:
+        if (self.code is None) == (self.code_hash is None):
+            raise ValueError("give exactly one of code or code_hash")
+        if self.duress_code is not None and self.duress_code_hash is not None:
+            raise ValueError("give at most one of duress_code or duress_code_hash")
+        if self.code is not None and self.code == self.duress_code:
+            raise ValueError("the duress code must differ from the code")
+        return self
+
+
+DayName = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Schedule(_Model):
+    zones: list[Ident] = Field(min_length=1)
+    arm: TimeOfDay
+    disarm: TimeOfDay
+    days: Literal["daily", "workdays", "weekends"] | list[DayName] = "daily"
+    holidays: Literal["stay_armed", "follow", "disarmed"] = "follow"
+    mode: Mode = "away"
+    prearm_warning: Duration = timedelta(seconds=60)
+    postpone: Duration = timedelta(minutes=30)
+    open_sensors: Literal["bypass", "refuse"] = "bypass"
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [str(d).lower()[:3] if isinstance(d, str) else d for d in v]
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Schedule:
+        if self.arm == self.disarm:
+            raise ValueError("arm and disarm times must differ")
+        return self
+
+
+class Holidays(_Model):
+    country: str | None = "VN"
+    subdiv: str | None = None
+    extra: list[date] = Field(default_factory=list)
+    working_days: list[date] = Field(default_factory=list)
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import holidays as hol
+
+        if v.upper() not in hol.list_supported_countries():
+            raise ValueError(f"the holidays package does not know country {v!r}")
+        return v.upper()
+
+
+class SiteConfig(_Model):
+    site: SiteInfo
+    hardware: Hardware = Field(default_factory=Hardware)
+    mqtt: Mqtt = Field(default_factory=Mqtt)
+    zones: list[Zone] = Field(min_length=1)
+    sensors: list[Sensor] = Field(default_factory=list)
+    drone_detectors: list[DroneDetector] = Field(default_factory=list)
+    sirens: list[Siren] = Field(default_factory=list)
+    keypads: list[Keypad] = Field(default_factory=list)
+    users: list[User] = Field(default_factory=list)
+    schedules: list[Schedule] = Field(default_factory=list)
+    holidays: Holidays = Field(default_factory=Holidays)
+    state_dir: str | None = None
+
+    # lookups -------------------------------------------------------------------------
+    def zone(self, zone_id: str) -> Zone:
+        for z in self.zones:
+            if z.id == zone_id:
+                return z
+        raise KeyError(zone_id)
+
+    def sensor(self, sensor_id: str) -> Sensor:
+        for s in self.sensors:
+            if s.id == sensor_id:
+                return s
+        raise KeyError(sensor_id)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.site.tz
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+
+@dataclass
+class ConfigError(Exception):
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{self.source}: {n} problem{'s' if n != 1 else ''}"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: SiteConfig
+    warnings: list[Problem]
+    source: str
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+class _LineMap:
+    """Maps a path like ('sensors', 3, 'pin') to the YAML line that holds it."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.root = node
+
+    def line(self, loc: tuple[int | str, ...]) -> int | None:
+        node = self.root
+        best: int | None = node.start_mark.line + 1 if node is not None else None
+        for part in loc:
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                nxt = None
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode) and k.value == part:
+                        nxt, best = v, k.start_mark.line + 1
+                        break
+                node = nxt
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    node = node.value[part]
+                    best = node.start_mark.line + 1
+                else:
+                    node = None
+            else:
+                node = None
+            if node is None:
+                break
+        return best
+
+
+def _friendly(err: dict[str, Any]) -> str:
+    t = err.get("type", "")
+    if t == "extra_forbidden":
+        return "unknown key (check the spelling; see config/README or DESIGN.md)"
+    if t == "missing":
+        return "required, but missing"
+    if t == "literal_error":
+        return str(err["msg"]).replace("Input should be", "must be")
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _items(data: dict[str, Any], section: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(section)
+    if not isinstance(items, list):
+        return []
+    return [(i, it) for i, it in enumerate(items) if isinstance(it, dict)]
+
+
+def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]]:
+    """Checks that span sections (unique ids and pins, zone references), on the raw data, so
+    they run even when other parts of the file fail validation and every problem shows at once."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    zone_ids: set[str] = set()
+    for i, z in _items(data, "zones"):
+        zid = z.get("id")
+        if isinstance(zid, str):
+            if zid in zone_ids:
+                out.append((("zones", i, "id"), f"zone {zid} is defined twice"))
+            zone_ids.add(zid)
+    zone_list = ", ".join(sorted(zone_ids)) or "none"
+
+    device_ids: dict[str, str] = {}
+    pins: dict[int, str] = {}
+
+    def claim_id(loc: tuple[int | str, ...], ident: object) -> None:
+        if not isinstance(ident, str):
+            return
+        if ident in device_ids:
+            out.append((loc, f"id {ident} already used by {device_ids[ident]}"))
+        else:
+            device_ids[ident] = _format_loc(loc[:-1])
+
+    def claim_pin(loc: tuple[int | str, ...], pin: object, owner: str) -> None:
+        if not isinstance(pin, int) or isinstance(pin, bool):
+            return
+        if pin in pins:
+            out.append((loc, f"pin {pin} already used by {pins[pin]}"))
+        else:
+            pins[pin] = owner
+
+    def check_zone(loc: tuple[int | str, ...], zid: object) -> None:
+        if isinstance(zid, str) and zid not in zone_ids:
+            out.append((loc, f"unknown zone {zid!r} (zones: {zone_list})"))
+
+    def check_zones(loc: tuple[int | str, ...], zones: object) -> None:
+        if not isinstance(zones, list):
+            return
+        for j, zid in enumerate(zones):
+            check_zone((*loc, j), zid)
+        dup = sorted({z for z in zones if isinstance(z, str) and zones.count(z) > 1})
+        if dup:
+            out.append((loc, f"zone listed twice: {', '.join(dup)}"))
+
+    for i, s in _items(data, "sensors"):
+        claim_id(("sensors", i, "id"), s.get("id"))
+        claim_pin(("sensors", i, "pin"), s.get("pin"), str(s.get("id")))
+        check_zone(("sensors", i, "zone"), s.get("zone"))
+    ports: dict[str, str] = {}
+    for i, d in _items(data, "drone_detectors"):
+        claim_id(("drone_detectors", i, "id"), d.get("id"))
+        check_zone(("drone_detectors", i, "zone"), d.get("zone"))
+        port = d.get("port")
+        if isinstance(port, str):
+            if port in ports:
+                out.append((("drone_detectors", i, "port"), f"port {port} already used by {ports[port]}"))
+            ports.setdefault(port, str(d.get("id")))
+    for i, sr in _items(data, "sirens"):
+        claim_id(("sirens", i, "id"), sr.get("id"))
+        claim_pin(("sirens", i, "pin"), sr.get("pin"), str(sr.get("id")))
+        check_zones(("sirens", i, "zones"), sr.get("zones"))
+    for i, k in _items(data, "keypads"):
+        kid = str(k.get("id"))
+        claim_id(("keypads", i, "id"), k.get("id"))
+        for part, label in (("rows", "row"), ("cols", "column")):
+            pins_of = k.get(part)
+            if isinstance(pins_of, list):
+                for j, p in enumerate(pins_of):
+                    claim_pin(("keypads", i, part, j), p, f"{kid} {label} {j + 1}")
+        claim_pin(("keypads", i, "buzzer"), k.get("buzzer"), f"{kid} buzzer")
+        check_zones(("keypads", i, "zones"), k.get("zones"))
+    names: set[str] = set()
+    plain_codes: dict[str, int] = {}
+    for i, u in _items(data, "users"):
+        name = u.get("name")
+        if isinstance(name, str):
+            if name in names:
+                out.append((("users", i, "name"), f"user {name} is defined twice"))
+            names.add(name)
+        check_zones(("users", i, "zones"), u.get("zones"))
+        for key in ("code", "duress_code"):
+            c = u.get(key)
+            if not isinstance(c, str):
+                continue
+            if c in plain_codes and plain_codes[c] != i:
+                # never print the code itself
+                out.append((("users", i, key), f"same code as users[{plain_codes[c]}]; every code must be unique"))
+            plain_codes.setdefault(c, i)
+    scheduled: dict[str, int] = {}
+    for i, sc in _items(data, "schedules"):
+        zones = sc.get("zones")
+        check_zones(("schedules", i, "zones"), zones)
+        if isinstance(zones, list):
+            for j, zid in enumerate(zones):
+                if isinstance(zid, str):
+                    if zid in scheduled and scheduled[zid] != i:
+                        out.append((("schedules", i, "zones", j), f"zone {zid} is already in schedules[{scheduled[zid]}]"))
+                    scheduled.setdefault(zid, i)
+    return out
+
+
+def _warnings(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    for i, u in enumerate(cfg.users):
+        if u.code is not None:
+            out.append((("users", i, "code"), "plain code in the file; replace it by code_hash from `officeguard hash-code`"))
+        if u.duress_code is not None:
+            out.append((("users", i, "duress_code"), "plain duress code in the file; replace it by duress_code_hash"))
+    zones_with_siren = {z for s in cfg.sirens for z in s.zones}
+    for i, z in enumerate(cfg.zones):
+        if z.id not in zones_with_siren:
+            out.append((("zones", i), f"zone {z.id} has no siren"))
+    if cfg.drone_detectors and cfg.site.location is None:
+        out.append((("site", "location"), "no site location: drone distance and bearing cannot be given"))
+    return out
+
+
+def parse_config(text: str, source: str = "<config>") -> Loaded:
+    """Validate YAML text; raise ConfigError with every problem found."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        msg = f"YAML syntax error: {e.problem or e}" + (f" ({e.context})" if e.context else "")
+        raise ConfigError(source, [Problem("", msg, line)]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
+    lines = _LineMap(node)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the file must be a YAML mapping (site:, zones:, sensors: ...)", 1)])
+    problems = [Problem(_format_loc(loc), msg, lines.line(loc)) for loc, msg in _cross_check(data)]
+    try:
+        cfg = SiteConfig.model_validate(data)
+    except ValidationError as e:
+        problems += [
+            Problem(_format_loc(tuple(err["loc"])), _friendly(dict(err)), lines.line(tuple(err["loc"])))
+            for err in e.errors()
+        ]
+    if problems:
+        raise ConfigError(source, _dedupe(problems))
+    warns = [Problem(_format_loc(loc), msg, lines.line(loc)) for loc, msg in _warnings(cfg)]
+    return Loaded(cfg, warns, source)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return sorted(out, key=lambda p: (p.line or 0, p.path))
+
+
+def load_config(path: str | Path) -> Loaded:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), [Problem("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), [Problem("", f"cannot read the file: {e}")]) from None
+    return parse_config(text, str(p))
+
+
+def summary(cfg: SiteConfig) -> str:
+    """A few lines an installer can check against the wiring plan."""
+    lines = [
+        f"site {cfg.site.id} ({cfg.site.name}), time zone {cfg.site.timezone}, language {cfg.site.language}",
+        f"hardware: {cfg.hardware.backend}; broker {cfg.mqtt.url}, topics {cfg.mqtt.topic_prefix}/{cfg.site.id}/",
+    ]
+    for z in cfg.zones:
+        sensors = [s for s in cfg.sensors if s.zone == z.id]
+        lines.append(
+            f"zone {z.id} ({z.name}): entry {format_duration(z.entry_delay)}, exit {format_duration(z.exit_delay)}, "
+            f"siren {format_duration(z.siren_time)}, {len(sensors)} sensor(s)"
+        )
+        for s in sensors:
+            extra = " interior" if s.interior else ""
+            lines.append(f"  {s.id:<18} {s.type:<9} {s.effective_response:<8} GPIO{s.pin:<3}{extra}  {s.name}")
+    for sr in cfg.sirens:
+        lines.append(f"siren {sr.id} GPIO{sr.pin} -> {', '.join(sr.zones)}")
+    for k in cfg.keypads:
+        lines.append(f"keypad {k.id} {len(k.rows)}x{len(k.cols)} -> {', '.join(k.zones)}")
+    for d in cfg.drone_detectors:
+        lines.append(f"drone detector {d.id} on {d.port} @ {d.baudrate} -> zone {d.zone}")
+    lines.append(f"users: {', '.join(u.name for u in cfg.users) or 'none'}")
+    for sc in cfg.schedules:
+        days = sc.days if isinstance(sc.days, str) else ",".join(sc.days)
+        lines.append(
+            f"schedule {','.join(sc.zones)}: arm {sc.arm:%H:%M}, disarm {sc.disarm:%H:%M}, {days}, holidays {sc.holidays}"
+        )
+    h = cfg.holidays
+    lines.append(f"holidays: {h.country or 'none'}, {len(h.extra)} extra day(s) off, {len(h.working_days)} make-up working day(s)")
+    return "\n".join(lines)
