@@ -1,0 +1,57 @@
+"""Ademco Contact ID (SIA DC-05) event codes used by OfficeGuard: the one table.
+
+Every event carries `cid` = qualifier + code: `E` for a new event or an opening (disarm),
+`R` for a restore or a closing (arm). The security office's receivers and most central-station
+software read these codes directly. docs/contact-id.md is generated from this table.
+"""
+
+from __future__ import annotations
+
+# code -> (short name, when OfficeGuard sends it)
+CODES: dict[int, tuple[str, str]] = {
+    100: ("Medical", "not used"),
+    110: ("Fire alarm", "a fire sensor (24h) trips; R110 when it restores"),
+    120: ("Panic alarm", "a panic button (24h, silent by default) is pressed"),
+    121: ("Duress", "a user's duress code was entered: disarms as asked, reports silently"),
+    122: ("Silent panic", "not used"),
+    130: ("Burglary", "a sensor trips in an armed zone (generic)"),
+    131: ("Perimeter burglary", "an instant door/window sensor trips in an armed zone"),
+    132: ("Interior burglary", "a motion sensor (follower/instant) trips in an armed zone"),
+    133: ("24-hour burglary (safe)", "a vibration sensor on a safe detects an attack"),
+    134: ("Entry/exit burglary", "the entry delay ran out without a disarm"),
+    137: ("Tamper", "a tamper loop opens (cabinet, siren box, detector)"),
+    144: ("Sensor tamper", "a sensor's own tamper, or a drone detector's tamper/fault"),
+    150: ("24-hour non-burglary", "a drone is detected over the site; R150 when it is lost"),
+    300: ("System trouble", "a system trouble: storage, clock, configuration"),
+    321: ("Bell/siren trouble", "a siren output fault"),
+    333: ("Expansion module failure", "a drone detector's port or heartbeat is silent"),
+    350: ("Communication trouble", "the outbox is near its limit (central station unreachable for long)"),
+    373: ("Fire trouble", "not used"),
+    374: ("Exit error", "an entry/exit sensor still open when the exit delay ends"),
+    377: ("Swinger shutdown", "a sensor tripped too often in one armed period and is shut down"),
+    380: ("Sensor trouble", "a sensor stuck active across an arming or active at boot in an armed zone"),
+    401: ("Open/close by user", "E401 disarm, R401 arm, by a named user"),
+    403: ("Automatic open/close", "E403 auto-disarm, R403 auto-arm, by schedule"),
+    406: ("Cancel", "a disarm during an alarm, within the abort window"),
+    441: ("Armed home (stay)", "R441 armed home or night by a user"),
+    455: ("Auto-arm failed", "a scheduled arming refused (open sensors)"),
+    459: ("Recent closing", "an alarm within the recent-closing window after arming"),
+    461: ("Wrong code", "a wrong code at a keypad or in a remote command"),
+    570: ("Zone bypass", "a sensor bypassed (E570) or unbypassed (R570)"),
+    602: ("Periodic test report", "heartbeat (not sent as an event)"),
+    627: ("Program mode entry", "configuration reloaded"),
+    628: ("Program mode exit", "not used"),
+}
+
+
+def cid(code: int, restore: bool = False) -> str:
+    """`cid(134)` -> "E134", `cid(401, restore=True)` -> "R401"."""
+    if code not in CODES:
+        raise KeyError(f"Contact ID code {code} is not in the table")
+    return f"{'R' if restore else 'E'}{code:03d}"
+
+
+def markdown_table() -> str:
+    rows = ["| code | name | OfficeGuard sends it when |", "|---|---|---|"]
+    rows += [f"| {code:03d} | {name} | {when} |" for code, (name, when) in sorted(CODES.items())]
+    return "\n".join(rows)
