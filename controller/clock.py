@@ -80,7 +80,9 @@ class VirtualClock:
 
     def advance(self, delta: timedelta) -> int:
         if delta < timedelta(0):
-            raise ValueError("the virtual clock only moves forward; use jump() for an NTP-like step")
+            raise ValueError(
+                "the virtual clock only moves forward; use jump() for an NTP-like step"
+            )
         return self._advance_to(self._now + delta)
 
     def advance_to(self, when: datetime) -> int:

@@ -88,7 +88,7 @@ def _parse_hhmm(value: object) -> time:
         # YAML 1.1 reads an unquoted 17:30 as the sexagesimal 1050
         return time(value // 60 % 24, value % 60)
     if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
-        raise ValueError(f"bad time of day {value!r}: use HH:MM, e.g. \"17:30\"")
+        raise ValueError(f'bad time of day {value!r}: use HH:MM, e.g. "17:30"')
     h, m = (int(x) for x in value.strip().split(":"))
     if h > 23 or m > 59:
         raise ValueError(f"bad time of day {value!r}: hours 00-23, minutes 00-59")
@@ -156,7 +156,9 @@ class SiteInfo(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Asia/Ho_Chi_Minh)") from None
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name like Asia/Ho_Chi_Minh)"
+            ) from None
         return v
 
     @property
@@ -321,7 +323,7 @@ class User(_Model):
     @classmethod
     def _plain(cls, v: object) -> object:
         if isinstance(v, int) and not isinstance(v, bool):
-            raise ValueError("write the code in quotes (\"0123\"), or a leading 0 is lost")
+            raise ValueError('write the code in quotes ("0123"), or a leading 0 is lost')
         if v is not None and (not isinstance(v, str) or not _CODE.match(v)):
             raise ValueError("a code is 4 to 8 digits")
         return v
@@ -570,7 +572,9 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
         port = d.get("port")
         if isinstance(port, str):
             if port in ports:
-                out.append((("drone_detectors", i, "port"), f"port {port} already used by {ports[port]}"))
+                out.append(
+                    (("drone_detectors", i, "port"), f"port {port} already used by {ports[port]}")
+                )
             ports.setdefault(port, str(d.get("id")))
     for i, sr in _items(data, "sirens"):
         claim_id(("sirens", i, "id"), sr.get("id"))
@@ -601,7 +605,12 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
                 continue
             if c in plain_codes and plain_codes[c] != i:
                 # never print the code itself
-                out.append((("users", i, key), f"same code as users[{plain_codes[c]}]; every code must be unique"))
+                out.append(
+                    (
+                        ("users", i, key),
+                        f"same code as users[{plain_codes[c]}]; every code must be unique",
+                    )
+                )
             plain_codes.setdefault(c, i)
     scheduled: dict[str, int] = {}
     for i, sc in _items(data, "schedules"):
@@ -611,7 +620,12 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
             for j, zid in enumerate(zones):
                 if isinstance(zid, str):
                     if zid in scheduled and scheduled[zid] != i:
-                        out.append((("schedules", i, "zones", j), f"zone {zid} is already in schedules[{scheduled[zid]}]"))
+                        out.append(
+                            (
+                                ("schedules", i, "zones", j),
+                                f"zone {zid} is already in schedules[{scheduled[zid]}]",
+                            )
+                        )
                     scheduled.setdefault(zid, i)
     return out
 
@@ -620,15 +634,27 @@ def _warnings(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
     out: list[tuple[tuple[int | str, ...], str]] = []
     for i, u in enumerate(cfg.users):
         if u.code is not None:
-            out.append((("users", i, "code"), "plain code in the file; replace it by code_hash from `officeguard hash-code`"))
+            out.append(
+                (
+                    ("users", i, "code"),
+                    "plain code in the file; replace it by code_hash from `officeguard hash-code`",
+                )
+            )
         if u.duress_code is not None:
-            out.append((("users", i, "duress_code"), "plain duress code in the file; replace it by duress_code_hash"))
+            out.append(
+                (
+                    ("users", i, "duress_code"),
+                    "plain duress code in the file; replace it by duress_code_hash",
+                )
+            )
     zones_with_siren = {z for s in cfg.sirens for z in s.zones}
     for i, z in enumerate(cfg.zones):
         if z.id not in zones_with_siren:
             out.append((("zones", i), f"zone {z.id} has no siren"))
     if cfg.drone_detectors and cfg.site.location is None:
-        out.append((("site", "location"), "no site location: drone distance and bearing cannot be given"))
+        out.append(
+            (("site", "location"), "no site location: drone distance and bearing cannot be given")
+        )
     return out
 
 
@@ -646,13 +672,18 @@ def parse_config(text: str, source: str = "<config>") -> Loaded:
         raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
     lines = _LineMap(node)
     if not isinstance(data, dict):
-        raise ConfigError(source, [Problem("", "the file must be a YAML mapping (site:, zones:, sensors: ...)", 1)])
+        raise ConfigError(
+            source,
+            [Problem("", "the file must be a YAML mapping (site:, zones:, sensors: ...)", 1)],
+        )
     problems = [Problem(_format_loc(loc), msg, lines.line(loc)) for loc, msg in _cross_check(data)]
     try:
         cfg = SiteConfig.model_validate(data)
     except ValidationError as e:
         problems += [
-            Problem(_format_loc(tuple(err["loc"])), _friendly(dict(err)), lines.line(tuple(err["loc"])))
+            Problem(
+                _format_loc(tuple(err["loc"])), _friendly(dict(err)), lines.line(tuple(err["loc"]))
+            )
             for err in e.errors()
         ]
     if problems:
@@ -696,7 +727,9 @@ def summary(cfg: SiteConfig) -> str:
         )
         for s in sensors:
             extra = " interior" if s.interior else ""
-            lines.append(f"  {s.id:<18} {s.type:<9} {s.effective_response:<8} GPIO{s.pin:<3}{extra}  {s.name}")
+            lines.append(
+                f"  {s.id:<18} {s.type:<9} {s.effective_response:<8} GPIO{s.pin:<3}{extra}  {s.name}"
+            )
     for sr in cfg.sirens:
         lines.append(f"siren {sr.id} GPIO{sr.pin} -> {', '.join(sr.zones)}")
     for k in cfg.keypads:
@@ -710,5 +743,7 @@ def summary(cfg: SiteConfig) -> str:
             f"schedule {','.join(sc.zones)}: arm {sc.arm:%H:%M}, disarm {sc.disarm:%H:%M}, {days}, holidays {sc.holidays}"
         )
     h = cfg.holidays
-    lines.append(f"holidays: {h.country or 'none'}, {len(h.extra)} extra day(s) off, {len(h.working_days)} make-up working day(s)")
+    lines.append(
+        f"holidays: {h.country or 'none'}, {len(h.extra)} extra day(s) off, {len(h.working_days)} make-up working day(s)"
+    )
     return "\n".join(lines)

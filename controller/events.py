@@ -22,6 +22,7 @@ KINDS: tuple[str, ...] = (
     "arm",
     "disarm",
     "arm_failed",
+    "entry",
     "trouble",
     "trouble_restore",
     "tamper",
@@ -70,7 +71,9 @@ class Event:
     detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_draft(cls, draft: EventDraft, *, site: str, seq: int, tz: ZoneInfo, event_id: str | None = None) -> Event:
+    def from_draft(
+        cls, draft: EventDraft, *, site: str, seq: int, tz: ZoneInfo, event_id: str | None = None
+    ) -> Event:
         return cls(
             id=event_id or new_event_id(),
             seq=seq,

@@ -1,0 +1,329 @@
+"""The logbook: every event in a SQLite file, the outbox of events not yet acknowledged by the
+broker, and the state that must survive a restart (armed zones, bypasses, delays in progress).
+
+Durability: WAL mode with `synchronous=FULL`, so an event whose append() returned survives a
+power cut (the WAL is fsynced at every commit). Nothing is written while nothing happens, so an
+idle controller does not wear its SD card. `seq` comes from an AUTOINCREMENT key: strictly
+increasing across restarts, never reused even after old events are pruned.
+
+When the disk is full or read-only, events are kept in memory (still numbered, still published)
+and written as soon as a write succeeds again; the daemon raises a trouble meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from controller.events import Event, EventDraft
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    id      TEXT NOT NULL UNIQUE,
+    site    TEXT NOT NULL,
+    ts      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    zone    TEXT,
+    sensor  TEXT,
+    user    TEXT,
+    cid     TEXT,
+    text    TEXT NOT NULL,
+    detail  TEXT NOT NULL,
+    sent    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_outbox ON events(seq) WHERE sent = 0;
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TABLE IF NOT EXISTS state (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key     TEXT PRIMARY KEY,
+    value   TEXT NOT NULL
+);
+"""
+
+# Retention: keep at least a year of events and at least this many, whichever is more;
+# undelivered events are never pruned.
+RETENTION_MIN_EVENTS = 100_000
+RETENTION_MIN_AGE = timedelta(days=366)
+
+
+class JournalError(Exception):
+    pass
+
+
+@dataclass
+class _Unwritten:
+    event: Event
+    sent: bool = False
+
+
+class Journal:
+    def __init__(self, path: str | Path, site: str, tz: ZoneInfo, *, synchronous: str = "FULL"):
+        self.path = Path(path)
+        self.site = site
+        self.tz = tz
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+        self._set_meta("schema_version", str(SCHEMA_VERSION))
+        self._unwritten: list[_Unwritten] = []
+        self._unsaved_state: dict[str, Any] = {}
+        self.write_error: str | None = None
+        self._next_seq = self._last_seq() + 1
+
+    # ------------------------------------------------------------------ writing
+
+    def _last_seq(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
+        top = self.db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        return max(int(row[0]) if row else 0, int(top))
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def append(
+        self, drafts: Sequence[EventDraft], state: dict[str, Any] | None = None
+    ) -> list[Event]:
+        """Number the drafts and write them (and the state, if given) in one transaction.
+        Returns the events; if the disk refuses the write they are kept in memory meanwhile."""
+        events = []
+        for d in drafts:
+            events.append(Event.from_draft(d, site=self.site, seq=self._next_seq, tz=self.tz))
+            self._next_seq += 1
+        self._unwritten.extend(_Unwritten(e) for e in events)
+        if state is not None:
+            self._unsaved_state.update(state)
+        self.flush()
+        return events
+
+    def flush(self) -> bool:
+        """Write whatever waits in memory. True when nothing is left waiting."""
+        if not self._unwritten and not self._unsaved_state:
+            return True
+        now = datetime.now().astimezone().isoformat()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO events(seq, id, site, ts, kind, zone, sensor, user, cid, text, detail, sent)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            e.seq,
+                            e.id,
+                            e.site,
+                            e.ts,
+                            e.kind,
+                            e.zone,
+                            e.sensor,
+                            e.user,
+                            e.cid,
+                            e.text,
+                            json.dumps(e.detail, ensure_ascii=False, separators=(",", ":")),
+                            int(u.sent),
+                        )
+                        for u in self._unwritten
+                        for e in (u.event,)
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT INTO state(key, value, updated) VALUES(?,?,?)"
+                    " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated",
+                    [
+                        (k, json.dumps(v, ensure_ascii=False), now)
+                        for k, v in self._unsaved_state.items()
+                    ],
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            if self.write_error is None:
+                log.error(
+                    "journal write failed, keeping %d event(s) in memory: %s",
+                    len(self._unwritten),
+                    e,
+                )
+            self.write_error = str(e)
+            return False
+        if self.write_error is not None:
+            log.warning(
+                "journal writable again; wrote %d event(s) kept in memory", len(self._unwritten)
+            )
+        self.write_error = None
+        self._unwritten.clear()
+        self._unsaved_state.clear()
+        return True
+
+    def save_state(self, key: str, value: Any) -> None:
+        self._unsaved_state[key] = value
+        self.flush()
+
+    def mark_sent(self, seqs: Sequence[int]) -> None:
+        if not seqs:
+            return
+        wanted = set(seqs)
+        for u in self._unwritten:
+            if u.event.seq in wanted:
+                u.sent = True
+        try:
+            self.db.executemany(
+                "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
+            )
+        except sqlite3.Error as e:
+            # the events will be re-sent after a restart with the same id: harmless duplicates
+            log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
+
+    # ------------------------------------------------------------------ reading
+
+    def load_state(self, key: str) -> Any:
+        if key in self._unsaved_state:
+            return self._unsaved_state[key]
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def pending(self, limit: int = 100, after_seq: int = 0) -> list[Event]:
+        """Events not yet acknowledged by the broker, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?", (after_seq, limit)
+        ).fetchall()
+        out = [_row_event(r) for r in rows]
+        if self._unwritten:
+            mem = [u.event for u in self._unwritten if not u.sent and u.event.seq > after_seq]
+            out = sorted({e.seq: e for e in out + mem}.values(), key=lambda e: e.seq)[:limit]
+        return out
+
+    def outbox_depth(self) -> int:
+        n = int(self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0])
+        return n + sum(1 for u in self._unwritten if not u.sent)
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._unwritten)
+
+    def events(
+        self, since: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> Iterator[Event]:
+        return _select(self.db, since, kind, limit)
+
+    def last_seq(self) -> int:
+        return self._next_seq - 1
+
+    def integrity_ok(self) -> bool:
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # ------------------------------------------------------------------ upkeep
+
+    def prune(self, now: datetime) -> int:
+        """Drop delivered events older than the retention that are beyond the newest
+        RETENTION_MIN_EVENTS. Returns how many were removed."""
+        cutoff = (now - RETENTION_MIN_AGE).astimezone(self.tz).isoformat()
+        keep_from = self.db.execute(
+            "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?", (RETENTION_MIN_EVENTS,)
+        ).fetchone()
+        if keep_from is None:
+            return 0
+        try:
+            cur = self.db.execute(
+                "DELETE FROM events WHERE sent=1 AND seq<=? AND ts<?", (int(keep_from[0]), cutoff)
+            )
+        except sqlite3.Error as e:
+            log.warning("journal prune failed: %s", e)
+            return 0
+        return int(cur.rowcount)
+
+    def close(self) -> None:
+        self.flush()
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.close()
+
+
+def _row_event(r: sqlite3.Row) -> Event:
+    return Event(
+        id=r["id"],
+        seq=r["seq"],
+        site=r["site"],
+        ts=r["ts"],
+        kind=r["kind"],
+        text=r["text"],
+        cid=r["cid"],
+        zone=r["zone"],
+        sensor=r["sensor"],
+        user=r["user"],
+        detail=json.loads(r["detail"]),
+    )
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """For `officeguard log`: read the logbook without taking part in writing it."""
+    p = Path(path)
+    if not p.exists():
+        raise JournalError(f"no logbook at {p}")
+    uri = f"file:{p}?mode=ro"
+    for attempt in range(3):
+        try:
+            db = sqlite3.connect(uri, uri=True)
+            db.row_factory = sqlite3.Row
+            db.execute("SELECT 1 FROM events LIMIT 1")
+            return db
+        except sqlite3.OperationalError as e:
+            if attempt == 2:
+                raise JournalError(f"cannot read the logbook {p}: {e}") from None
+            time.sleep(0.05)
+    raise JournalError(f"cannot read the logbook {p}")
+
+
+def _select(
+    db: sqlite3.Connection, since: str | None, kind: str | None, limit: int | None
+) -> Iterator[Event]:
+    sql = "SELECT * FROM events WHERE 1=1"
+    args: list[Any] = []
+    if since:
+        sql += " AND ts >= ?"
+        args.append(since)
+    if kind:
+        sql += " AND kind = ?"
+        args.append(kind)
+    sql += " ORDER BY seq"
+    if limit:
+        sql += " LIMIT ?"
+        args.append(limit)
+    for r in db.execute(sql, args):
+        yield _row_event(r)
+
+
+def read_events(
+    path: str | Path, since: str | None = None, kind: str | None = None
+) -> Iterator[Event]:
+    db = open_readonly(path)
+    try:
+        yield from _select(db, since, kind, None)
+    finally:
+        db.close()
