@@ -1,0 +1,121 @@
+"""The local control socket: how `officeguard status`, `sim`, `arm` and `disarm` reach the
+running daemon. A unix stream socket in the state directory (mode 0660), one JSON request line
+in, one JSON reply line out. Only local users with access to the state directory can use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST = 64 * 1024
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ControlError(Exception):
+    """A request the daemon refuses: the message is shown to the user as it is."""
+
+
+def socket_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / SOCKET_NAME
+
+
+class ControlServer:
+    def __init__(self, state_dir: Path, handlers: dict[str, Handler]):
+        self.path = socket_path(state_dir)
+        self.handlers = handlers
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        old = os.umask(0o117)
+        try:
+            self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_REQUEST)
+        finally:
+            os.umask(old)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                line = await asyncio.wait_for(reader.readline(), 10.0)
+            except (ValueError, asyncio.LimitOverrunError):
+                reply: dict[str, Any] = {"ok": False, "error": "request too large"}
+            else:
+                reply = await self._dispatch(line)
+            writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _dispatch(self, line: bytes) -> dict[str, Any]:
+        try:
+            req = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {"ok": False, "error": "request is not JSON"}
+        if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
+            return {"ok": False, "error": "request needs a cmd"}
+        handler = self.handlers.get(req["cmd"])
+        if handler is None:
+            return {"ok": False, "error": f"unknown command {req['cmd']!r}"}
+        try:
+            result = await handler(req)
+        except ControlError as e:
+            return {"ok": False, "error": str(e)}
+        except Exception:
+            log.exception("control command %s failed", req["cmd"])
+            return {"ok": False, "error": f"internal error in {req['cmd']} (see the daemon's log)"}
+        return {"ok": True, **result}
+
+
+def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    """Send one request to the daemon and return its reply (raises ControlError on refusal,
+    ConnectionError when no daemon listens)."""
+    path = socket_path(state_dir)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        try:
+            s.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise ConnectionError(f"no daemon is running with state directory {state_dir} ({e.strerror})") from None
+        except PermissionError:
+            raise ConnectionError(f"no permission to use {path} (run as the officeguard user or root)") from None
+        s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    if not buf:
+        raise ConnectionError("the daemon closed the connection without a reply")
+    reply: dict[str, Any] = json.loads(buf)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", "refused"))
+    return reply

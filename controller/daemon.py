@@ -1,0 +1,357 @@
+"""The daemon: wires hardware, engine, journal and the control socket onto one asyncio loop.
+
+One event loop owns the engine. Pin callbacks arrive from driver threads through
+`loop.call_soon_threadsafe` (see hardware/); everything else runs on the loop. The order of work
+for anything that happens is fixed: engine -> outputs (sirens) -> journal -> reporting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from controller import __version__, texts
+from controller.clock import Clock, TimerHandle, VirtualClock
+from controller.config import Loaded, SiteConfig, parse_duration
+from controller.control import ControlError, ControlServer
+from controller.engine import Arm, Bypass, Disarm, Effect, Emit, Engine, Input, OutputFault, SensorChange, SetOutput, Silence
+from controller.events import Event, EventDraft
+from controller.journal import Journal
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = "/var/lib/officeguard"
+JOURNAL_NAME = "journal.db"
+
+texts.register(
+    {
+        "daemon.started": {
+            "vi": "Bộ điều khiển khởi động (phiên bản {version}){sim}",
+            "en": "Controller started (version {version}){sim}",
+        },
+        "daemon.stopped": {
+            "vi": "Bộ điều khiển dừng ({reason})",
+            "en": "Controller stopped ({reason})",
+        },
+        "daemon.journal_trouble": {
+            "vi": "Sự cố lưu trữ: không ghi được sổ nhật ký ({error}); sự kiện được giữ trong bộ nhớ",
+            "en": "Storage trouble: cannot write the logbook ({error}); events kept in memory",
+        },
+        "daemon.journal_restore": {
+            "vi": "Hết sự cố lưu trữ: sổ nhật ký ghi được trở lại",
+            "en": "Storage trouble restored: the logbook is writable again",
+        },
+    }
+)
+
+
+class Daemon:
+    def __init__(
+        self,
+        loaded: Loaded,
+        state_dir: str | Path,
+        *,
+        simulate: bool = False,
+        clock: Clock,
+    ):
+        self.loaded = loaded
+        self.cfg: SiteConfig = loaded.config
+        self.state_dir = Path(state_dir)
+        self.simulate = simulate
+        self.clock = clock
+        self.engine = Engine(self.cfg)
+        self.journal: Journal | None = None
+        self.control: ControlServer | None = None
+        self.hw: Any = None  # controller.devices.Devices (real or simulated hardware)
+        self._engine_timer: TimerHandle | None = None
+        self._saved_state: Any = None
+        self._stop = asyncio.Event()
+        self._stop_reason = "stopped"
+        self.event_listeners: list[Callable[[list[Event]], None]] = []
+        self.state_listeners: list[Callable[[], None]] = []
+        self.extra_troubles: dict[str, dict[str, Any]] = {}
+        self.broker_connected = False
+
+    # ------------------------------------------------------------------ start / stop
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
+        from controller.devices import Devices
+
+        self.hw = Devices(self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor)
+        baseline = self.hw.read_inputs()
+        saved = self.journal.load_state("engine")
+        self._saved_state = saved
+        started = EventDraft(
+            kind="system",
+            ts=self.clock.now(),
+            text=texts.render(
+                self.cfg.site.language, "daemon.started", version=__version__,
+                sim=" [simulation]" if self.simulate else "",
+            ),
+            detail={"version": __version__, "simulate": self.simulate, "restored": saved is not None},
+        )
+        self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
+        self._reschedule()
+        self.control = ControlServer(self.state_dir, self._handlers())
+        await self.control.start()
+        log.info("officeguard %s started for site %s (%s)", __version__, self.cfg.site.id,
+                 "simulation" if self.simulate else "gpio")
+
+    async def stop(self, reason: str = "stopped") -> None:
+        if self.control is not None:
+            await self.control.stop()
+        if self._engine_timer is not None:
+            self._engine_timer.cancel()
+        if self.hw is not None:
+            self.hw.safe_state()
+        if self.journal is not None:
+            self._record([
+                EventDraft(kind="system", ts=self.clock.now(),
+                           text=texts.render(self.cfg.site.language, "daemon.stopped", reason=reason),
+                           detail={"reason": reason})
+            ])
+            self.journal.close()
+            self.journal = None
+        if self.hw is not None:
+            self.hw.close()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, reason in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, reason)
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.stop(self._stop_reason)
+        return 0
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        self._stop_reason = reason
+        self._stop.set()
+
+    # ------------------------------------------------------------------ the core path
+
+    def _on_sensor(self, sensor: str, active: bool, at: Any = None) -> None:
+        self.submit(SensorChange(sensor, active))
+
+    def submit(self, inp: Input) -> list[Event]:
+        """Feed one input to the engine and carry out what it says."""
+        return self._apply(self.engine.handle(inp, self.clock.now()))
+
+    def _on_engine_timer(self) -> None:
+        self._engine_timer = None
+        self._apply(self.engine.advance(self.clock.now()))
+
+    def _apply(self, effects: list[Effect]) -> list[Event]:
+        for eff in effects:
+            if isinstance(eff, SetOutput):
+                self._set_output(eff.output, eff.on)
+        drafts = [eff.event for eff in effects if isinstance(eff, Emit)]
+        events = self._record(drafts)
+        self._reschedule()
+        if drafts:
+            for cb in self.state_listeners:
+                cb()
+        return events
+
+    def _set_output(self, output: str, on: bool) -> None:
+        try:
+            self.hw.set_output(output, on)
+        except Exception as e:  # a relay that cannot be driven is a trouble, never a crash
+            log.error("cannot drive output %s: %s", output, e)
+            asyncio.get_running_loop().call_soon(self.submit, OutputFault(output, True, str(e)))
+
+    def _record(self, drafts: list[EventDraft]) -> list[Event]:
+        """Journal drafts (with the engine's state), then tell the listeners (MQTT outbox...)."""
+        assert self.journal is not None
+        snapshot = self.engine.snapshot()
+        state = None
+        if snapshot != self._saved_state:
+            state = {"engine": snapshot}
+            self._saved_state = snapshot
+        if not drafts and state is None:
+            return []
+        had_error = self.journal.write_error is not None
+        events = self.journal.append(drafts, state=state)
+        self._journal_trouble(had_error)
+        for ev in events:
+            log.info("event %s %s %s %s", ev.seq, ev.kind, ev.cid or "", ev.text)
+        if events:
+            for cb in self.event_listeners:
+                cb(events)
+        return events
+
+    def _journal_trouble(self, had_error: bool) -> None:
+        assert self.journal is not None
+        err = self.journal.write_error
+        if err is not None and not had_error:
+            self.extra_troubles["journal"] = {"source": "journal", "cid": "E300", "what": f"logbook not writable: {err}"}
+        elif err is None and had_error:
+            self.extra_troubles.pop("journal", None)
+
+    def _reschedule(self) -> None:
+        due = self.engine.next_due()
+        if self._engine_timer is not None:
+            self._engine_timer.cancel()
+            self._engine_timer = None
+        if due is not None:
+            self._engine_timer = self.clock.call_at(due, self._on_engine_timer)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        st = self.engine.status()
+        outputs = dict(st["outputs"])
+        if self.hw is not None:
+            outputs.update(self.hw.output_states())
+        return {
+            "site": self.cfg.site.id,
+            "name": self.cfg.site.name,
+            "version": __version__,
+            "time": self.clock.now().astimezone(self.cfg.tz).isoformat(timespec="seconds"),
+            "simulate": self.simulate,
+            "virtual_clock": self.clock.virtual,
+            "zones": st["zones"],
+            "sensors": st["sensors"],
+            "outputs": outputs,
+            "troubles": st["troubles"] + list(self.extra_troubles.values()),
+            "outbox": self.journal.outbox_depth() if self.journal else None,
+            "last_seq": self.journal.last_seq() if self.journal else None,
+            "broker": {"connected": self.broker_connected, "url": self.cfg.mqtt.url},
+        }
+
+    # ------------------------------------------------------------------ control socket
+
+    def _handlers(self) -> dict[str, Any]:
+        return {
+            "status": self._h_status,
+            "arm": self._h_arm,
+            "disarm": self._h_disarm,
+            "bypass": self._h_bypass,
+            "silence": self._h_silence,
+            "sim.set": self._h_sim_set,
+            "sim.pulse": self._h_sim_pulse,
+            "sim.advance": self._h_sim_advance,
+            "sim.outputs": self._h_sim_outputs,
+        }
+
+    async def _h_status(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"status": self.status()}
+
+    def _zones_arg(self, req: dict[str, Any]) -> tuple[str, ...]:
+        zones = req.get("zones")
+        if not isinstance(zones, list) or not zones or not all(isinstance(z, str) for z in zones):
+            raise ControlError("name at least one zone")
+        unknown = [z for z in zones if z not in self.engine.zones]
+        if unknown:
+            raise ControlError(f"unknown zone {', '.join(unknown)} (zones: {', '.join(self.engine.zones)})")
+        return tuple(zones)
+
+    def _sensor_arg(self, req: dict[str, Any]) -> str:
+        sensor = req.get("sensor")
+        if not isinstance(sensor, str) or sensor not in self.engine.sensors:
+            raise ControlError(f"unknown sensor {sensor!r} (sensors: {', '.join(self.engine.sensors)})")
+        return sensor
+
+    async def _authorize(self, req: dict[str, Any], zones: tuple[str, ...], source: str) -> str | None:
+        """Check the user's code for these zones; returns the user's name. Refusals raise."""
+        from controller.authorize import authorize
+
+        return await authorize(self, req.get("code"), zones, source)
+
+    async def _h_arm(self, req: dict[str, Any]) -> dict[str, Any]:
+        zones = self._zones_arg(req)
+        mode = req.get("mode", "away")
+        if mode not in ("away", "home", "night"):
+            raise ControlError("mode is away, home or night")
+        user = await self._authorize(req, zones, "cli")
+        events = self.submit(Arm(zones, mode, user=user, source="cli", force=bool(req.get("force"))))
+        failed = [e.text for e in events if e.kind == "arm_failed"]
+        if failed:
+            raise ControlError("; ".join(failed))
+        return {"zones": {z: self.engine.zone_state(z) for z in zones}}
+
+    async def _h_disarm(self, req: dict[str, Any]) -> dict[str, Any]:
+        zones = self._zones_arg(req)
+        user = await self._authorize(req, zones, "cli")
+        self.submit(Disarm(zones, user=user, source="cli"))
+        return {"zones": {z: self.engine.zone_state(z) for z in zones}}
+
+    async def _h_bypass(self, req: dict[str, Any]) -> dict[str, Any]:
+        sensor = self._sensor_arg(req)
+        zone = self.cfg.sensor(sensor).zone
+        user = await self._authorize(req, (zone,), "cli")
+        self.submit(Bypass(sensor, bool(req.get("bypass", True)), user=user, source="cli"))
+        return {"sensor": sensor, "bypassed": self.engine.sensors[sensor].bypassed}
+
+    async def _h_silence(self, req: dict[str, Any]) -> dict[str, Any]:
+        zones = self._zones_arg(req)
+        user = await self._authorize(req, zones, "cli")
+        self.submit(Silence(zones, user=user, source="cli"))
+        return {"outputs": dict(self.engine.outputs)}
+
+    def _need_sim(self) -> None:
+        if not self.simulate:
+            raise ControlError("simulation commands need a daemon started with --simulate")
+
+    async def _settle(self) -> None:
+        """Let pin callbacks handed over with call_soon_threadsafe run before replying."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def _h_sim_set(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        sensor = self._sensor_arg(req)
+        state = req.get("state")
+        if state not in ("active", "inactive"):
+            raise ControlError("state is active or inactive")
+        await self.hw.sim.set(sensor, state == "active")
+        await self._settle()
+        return {"sensor": sensor, "active": self.engine.sensors[sensor].active}
+
+    async def _h_sim_pulse(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        sensor = self._sensor_arg(req)
+        count = req.get("count", 1)
+        interval = req.get("interval", 0.3)
+        if not isinstance(count, int) or not 1 <= count <= 1000:
+            raise ControlError("count is a whole number from 1 to 1000")
+        if not isinstance(interval, int | float) or not 0.001 <= interval <= 3600:
+            raise ControlError("interval is a number of seconds from 0.001 to 3600")
+        await self.hw.sim.pulse(sensor, count=count, interval=float(interval))
+        await self._settle()
+        return {"sensor": sensor, "count": count}
+
+    async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        if not isinstance(self.clock, VirtualClock):
+            raise ControlError("advance needs a virtual clock: start the daemon with --simulate --clock ISO8601")
+        try:
+            delta = parse_duration(req.get("duration"))
+        except ValueError as e:
+            raise ControlError(str(e)) from None
+        if delta > timedelta(days=400):
+            raise ControlError("advance at most 400 days at a time")
+        fired = self.clock.advance(delta)
+        await self._settle()
+        return {"now": self.clock.now().astimezone(self.cfg.tz).isoformat(timespec="seconds"), "timers": fired}
+
+    async def _h_sim_outputs(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        return {"outputs": self.hw.output_states()}
+
+
+def default_state_dir(cfg: SiteConfig | None) -> str:
+    return os.environ.get("OFFICEGUARD_STATE_DIR") or (cfg.state_dir if cfg and cfg.state_dir else DEFAULT_STATE_DIR)
