@@ -198,7 +198,7 @@ EXIT_BAD_INPUT = 65  # EX_DATAERR
 
 def hash_code_interactive(
     stdin: TextIO | None = None,
-    tty: bool | None = None,
+    tty: bool | TextIO | None = None,
     *,
     out: TextIO | None = None,
     err: TextIO | None = None,
@@ -211,7 +211,13 @@ def hash_code_interactive(
     without echo (getpass) and must match; otherwise one line is read from `stdin` (for
     scripts: `echo 2468 | officeguard hash-code`). The code must be 4-8 digits. Returns the
     exit status: 0, or 65 with a message on `err` that never repeats the code.
+    A text stream given as `tty` is taken as the output stream (the terminal is then detected
+    from `stdin`), so `hash_code_interactive(sys.stdin, sys.stdout)` works too.
     """
+    if tty is not None and not isinstance(tty, bool):
+        # called as hash_code_interactive(stdin, stdout): the second argument is the output
+        out = tty if out is None else out
+        tty = None
     stdin = sys.stdin if stdin is None else stdin
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err

@@ -211,3 +211,10 @@ def test_piped_stdin_bad_input(stdin: str) -> None:
     assert status == codes.EXIT_BAD_INPUT and out == ""
     if stdin.strip():
         assert stdin.strip() not in err
+
+
+def test_second_argument_may_be_the_output_stream() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = hash_code_interactive(io.StringIO("86420\n"), out, err=err)  # type: ignore[arg-type]
+    assert status == 0 and err.getvalue() == ""
+    assert verify_code("86420", out.getvalue().strip())
