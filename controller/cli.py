@@ -70,7 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             start = datetime.fromisoformat(args.clock)
         except ValueError:
-            print(f"officeguard: bad --clock {args.clock!r}: use ISO 8601, e.g. 2026-02-17T01:20:00+07:00", file=sys.stderr)
+            print(
+                f"officeguard: bad --clock {args.clock!r}: use ISO 8601, e.g. 2026-02-17T01:20:00+07:00",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         if start.tzinfo is None:
             start = start.replace(tzinfo=loaded.config.tz)
@@ -96,11 +99,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _print_status(st: dict[str, Any]) -> None:
-    print(f"site {st['site']} ({st.get('name', '')})  {st.get('time', '')}  version {st.get('version', '')}"
-          + ("  [simulation]" if st.get("simulate") else ""))
+    print(
+        f"site {st['site']} ({st.get('name', '')})  {st.get('time', '')}  version {st.get('version', '')}"
+        + ("  [simulation]" if st.get("simulate") else "")
+    )
     broker = st.get("broker") or {}
-    print(f"broker {'connected' if broker.get('connected') else 'NOT connected'} ({broker.get('url', '')}), "
-          f"outbox {st.get('outbox')} event(s) waiting")
+    print(
+        f"broker {'connected' if broker.get('connected') else 'NOT connected'} ({broker.get('url', '')}), "
+        f"outbox {st.get('outbox')} event(s) waiting"
+    )
     print("zones:")
     for zid, z in st["zones"].items():
         extra = "  ALARM IN MEMORY" if z.get("alarm") else ""
@@ -137,7 +144,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         r = _request(args, "sim.set", sensor=args.sensor, state=args.state)
         print(f"{r['sensor']}: {'active' if r['active'] else 'inactive'}")
     elif action == "pulse":
-        r = _request(args, "sim.pulse", sensor=args.sensor, count=args.count, interval=args.interval)
+        r = _request(
+            args, "sim.pulse", sensor=args.sensor, count=args.count, interval=args.interval
+        )
         print(f"{r['sensor']}: {r['count']} pulse(s)")
     elif action == "keys":
         r = _request(args, "sim.keys", keypad=args.keypad, keys=args.keys)
@@ -239,19 +248,29 @@ def cmd_hash_code(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="officeguard", description="OfficeGuard intrusion-alarm controller")
+    p = argparse.ArgumentParser(
+        prog="officeguard", description="OfficeGuard intrusion-alarm controller"
+    )
     p.add_argument("--version", action="version", version=f"officeguard {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def with_config(sp: argparse.ArgumentParser, required: bool = False) -> None:
-        sp.add_argument("-c", "--config", required=required, help="site configuration (YAML)")
-        sp.add_argument("--state-dir", help="state directory (default: config state_dir, then /var/lib/officeguard)")
+    def with_config(sp: argparse.ArgumentParser, required: bool = False, suppress: bool = False) -> None:
+        # suppress: on a sub-action, accept the options there too without hiding the parent's value
+        default = argparse.SUPPRESS if suppress else None
+        sp.add_argument("-c", "--config", required=required, default=default, help="site configuration (YAML)")
+        sp.add_argument(
+            "--state-dir",
+            default=default,
+            help="state directory (default: config state_dir, then /var/lib/officeguard)",
+        )
 
     r = sub.add_parser("run", help="run the controller daemon")
     with_config(r, required=True)
     r.add_argument("--simulate", action="store_true", help="simulated hardware (no GPIO needed)")
-    r.add_argument("--clock", help="simulation only: start a virtual clock at this ISO 8601 instant")
+    r.add_argument(
+        "--clock", help="simulation only: start a virtual clock at this ISO 8601 instant"
+    )
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check-config", help="validate a configuration file")
@@ -267,30 +286,41 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(sim)
     ssub = sim.add_subparsers(dest="sim_action", required=True, metavar="ACTION")
     x = ssub.add_parser("set", help="set a simulated input")
+    with_config(x, suppress=True)
     x.add_argument("sensor")
     x.add_argument("state", choices=["active", "inactive"])
     x = ssub.add_parser("pulse", help="pulses on a simulated input")
+    with_config(x, suppress=True)
     x.add_argument("sensor")
     x.add_argument("--count", type=int, default=1)
     x.add_argument("--interval", type=float, default=0.3, help="seconds between pulses")
     x = ssub.add_parser("keys", help="key presses on a simulated keypad")
+    with_config(x, suppress=True)
     x.add_argument("keypad")
     x.add_argument("keys")
     x = ssub.add_parser("serial", help="one raw line into a drone detector's simulated port")
+    with_config(x, suppress=True)
     x.add_argument("detector")
     x.add_argument("line")
     x = ssub.add_parser("advance", help="move the virtual clock forward")
+    with_config(x, suppress=True)
     x.add_argument("duration")
-    ssub.add_parser("outputs", help="output states as JSON")
+    x = ssub.add_parser("outputs", help="output states as JSON")
+    with_config(x, suppress=True)
     sim.set_defaults(func=cmd_sim)
 
-    for name, func, helptext in (("arm", cmd_arm, "arm zones"), ("disarm", cmd_disarm, "disarm zones")):
+    for name, func, helptext in (
+        ("arm", cmd_arm, "arm zones"),
+        ("disarm", cmd_disarm, "disarm zones"),
+    ):
         a = sub.add_parser(name, help=helptext + " (code prompted, or read from stdin)")
         with_config(a)
         a.add_argument("zones", nargs="+", metavar="ZONE")
         if name == "arm":
             a.add_argument("--mode", choices=["away", "home", "night"], default="away")
-            a.add_argument("--force", action="store_true", help="bypass open sensors for this arming")
+            a.add_argument(
+                "--force", action="store_true", help="bypass open sensors for this arming"
+            )
         a.set_defaults(func=func)
 
     b = sub.add_parser("bypass", help="bypass a sensor (or --undo)")
@@ -324,12 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--prefix", default="officeguard")
     m.add_argument("--once", action="store_true", help="print a snapshot and exit")
     m.add_argument("--json", action="store_true")
-    m.add_argument("--wait", type=float, default=2.0, help="with --once: seconds to gather retained state")
+    m.add_argument(
+        "--wait", type=float, default=2.0, help="with --once: seconds to gather retained state"
+    )
     m.add_argument("--share", help="MQTT 5 shared-subscription group, to split the event load")
     m.add_argument("--duration", type=float, help="exit after this many seconds")
     m.set_defaults(func=cmd_monitor)
 
-    h = sub.add_parser("hash-code", help="read a code from the terminal, print a code_hash for the config")
+    h = sub.add_parser(
+        "hash-code", help="read a code from the terminal, print a code_hash for the config"
+    )
     h.set_defaults(func=cmd_hash_code)
     return p
 
@@ -339,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(
         level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID") is None
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if os.environ.get("INVOCATION_ID") is None
         else "%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -42,7 +42,9 @@ class ControlServer:
             self.path.unlink()
         old = os.umask(0o117)
         try:
-            self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_REQUEST)
+            self._server = await asyncio.start_unix_server(
+                self._client, path=str(self.path), limit=MAX_REQUEST
+            )
         finally:
             os.umask(old)
 
@@ -101,9 +103,13 @@ def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any)
         try:
             s.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ConnectionError(f"no daemon is running with state directory {state_dir} ({e.strerror})") from None
+            raise ConnectionError(
+                f"no daemon is running with state directory {state_dir} ({e.strerror})"
+            ) from None
         except PermissionError:
-            raise ConnectionError(f"no permission to use {path} (run as the officeguard user or root)") from None
+            raise ConnectionError(
+                f"no permission to use {path} (run as the officeguard user or root)"
+            ) from None
         s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):

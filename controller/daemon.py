@@ -18,10 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from controller import __version__, texts
+from controller.access import Attempt
+from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
 from controller.config import Loaded, SiteConfig, parse_duration
 from controller.control import ControlError, ControlServer
-from controller.engine import Arm, Bypass, Disarm, Effect, Emit, Engine, Input, OutputFault, SensorChange, SetOutput, Silence
+from controller.devices import Devices
+from controller.engine import (
+    Arm,
+    Bypass,
+    Disarm,
+    Effect,
+    Emit,
+    Engine,
+    Input,
+    OutputFault,
+    SensorChange,
+    SetOutput,
+    Silence,
+)
 from controller.events import Event, EventDraft
 from controller.journal import Journal
 
@@ -69,7 +84,8 @@ class Daemon:
         self.engine = Engine(self.cfg)
         self.journal: Journal | None = None
         self.control: ControlServer | None = None
-        self.hw: Any = None  # controller.devices.Devices (real or simulated hardware)
+        self.hw: Devices | None = None
+        self.access: AccessService | None = None
         self._engine_timer: TimerHandle | None = None
         self._saved_state: Any = None
         self._stop = asyncio.Event()
@@ -85,9 +101,10 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
-        from controller.devices import Devices
-
-        self.hw = Devices(self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor)
+        self.access = AccessService(self.cfg, self.clock, self._record)
+        self.hw = Devices(
+            self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
+        )
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
@@ -95,17 +112,27 @@ class Daemon:
             kind="system",
             ts=self.clock.now(),
             text=texts.render(
-                self.cfg.site.language, "daemon.started", version=__version__,
+                self.cfg.site.language,
+                "daemon.started",
+                version=__version__,
                 sim=" [simulation]" if self.simulate else "",
             ),
-            detail={"version": __version__, "simulate": self.simulate, "restored": saved is not None},
+            detail={
+                "version": __version__,
+                "simulate": self.simulate,
+                "restored": saved is not None,
+            },
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
-        log.info("officeguard %s started for site %s (%s)", __version__, self.cfg.site.id,
-                 "simulation" if self.simulate else "gpio")
+        log.info(
+            "officeguard %s started for site %s (%s)",
+            __version__,
+            self.cfg.site.id,
+            "simulation" if self.simulate else "gpio",
+        )
 
     async def stop(self, reason: str = "stopped") -> None:
         if self.control is not None:
@@ -115,15 +142,22 @@ class Daemon:
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
-            self._record([
-                EventDraft(kind="system", ts=self.clock.now(),
-                           text=texts.render(self.cfg.site.language, "daemon.stopped", reason=reason),
-                           detail={"reason": reason})
-            ])
+            self._record(
+                [
+                    EventDraft(
+                        kind="system",
+                        ts=self.clock.now(),
+                        text=texts.render(self.cfg.site.language, "daemon.stopped", reason=reason),
+                        detail={"reason": reason},
+                    )
+                ]
+            )
             self.journal.close()
             self.journal = None
         if self.hw is not None:
             self.hw.close()
+        if self.access is not None:
+            self.access.close()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -167,6 +201,7 @@ class Daemon:
         return events
 
     def _set_output(self, output: str, on: bool) -> None:
+        assert self.hw is not None
         try:
             self.hw.set_output(output, on)
         except Exception as e:  # a relay that cannot be driven is a trouble, never a crash
@@ -197,7 +232,11 @@ class Daemon:
         assert self.journal is not None
         err = self.journal.write_error
         if err is not None and not had_error:
-            self.extra_troubles["journal"] = {"source": "journal", "cid": "E300", "what": f"logbook not writable: {err}"}
+            self.extra_troubles["journal"] = {
+                "source": "journal",
+                "cid": "E300",
+                "what": f"logbook not writable: {err}",
+            }
         elif err is None and had_error:
             self.extra_troubles.pop("journal", None)
 
@@ -256,28 +295,44 @@ class Daemon:
             raise ControlError("name at least one zone")
         unknown = [z for z in zones if z not in self.engine.zones]
         if unknown:
-            raise ControlError(f"unknown zone {', '.join(unknown)} (zones: {', '.join(self.engine.zones)})")
+            raise ControlError(
+                f"unknown zone {', '.join(unknown)} (zones: {', '.join(self.engine.zones)})"
+            )
         return tuple(zones)
 
     def _sensor_arg(self, req: dict[str, Any]) -> str:
         sensor = req.get("sensor")
         if not isinstance(sensor, str) or sensor not in self.engine.sensors:
-            raise ControlError(f"unknown sensor {sensor!r} (sensors: {', '.join(self.engine.sensors)})")
+            raise ControlError(
+                f"unknown sensor {sensor!r} (sensors: {', '.join(self.engine.sensors)})"
+            )
         return sensor
 
-    async def _authorize(self, req: dict[str, Any], zones: tuple[str, ...], source: str) -> str | None:
-        """Check the user's code for these zones; returns the user's name. Refusals raise."""
-        from controller.authorize import authorize
-
-        return await authorize(self, req.get("code"), zones, source)
+    async def _authorize(
+        self, req: dict[str, Any], zones: tuple[str, ...], action: str, mode: str | None = None
+    ) -> str | None:
+        """Check the user's code for these zones (local CLI channel, with its own lockout).
+        Returns the user's name; a refusal raises ControlError with the reason, never the code."""
+        assert self.access is not None
+        attempt = Attempt(source="cli", zones=zones, action=action, mode=mode, channel="cli")  # type: ignore[arg-type]
+        decision = await self.access.check(attempt, req.get("code"))
+        if not decision.ok:
+            reason = (decision.reason or "refused").replace("_", " ")
+            if decision.locked_until is not None:
+                until = decision.locked_until.astimezone(self.cfg.tz).strftime("%H:%M:%S")
+                reason += f" (locked until {until})"
+            raise ControlError(reason)
+        return decision.user
 
     async def _h_arm(self, req: dict[str, Any]) -> dict[str, Any]:
         zones = self._zones_arg(req)
         mode = req.get("mode", "away")
         if mode not in ("away", "home", "night"):
             raise ControlError("mode is away, home or night")
-        user = await self._authorize(req, zones, "cli")
-        events = self.submit(Arm(zones, mode, user=user, source="cli", force=bool(req.get("force"))))
+        user = await self._authorize(req, zones, "arm", mode)
+        events = self.submit(
+            Arm(zones, mode, user=user, source="cli", force=bool(req.get("force")))
+        )
         failed = [e.text for e in events if e.kind == "arm_failed"]
         if failed:
             raise ControlError("; ".join(failed))
@@ -285,20 +340,20 @@ class Daemon:
 
     async def _h_disarm(self, req: dict[str, Any]) -> dict[str, Any]:
         zones = self._zones_arg(req)
-        user = await self._authorize(req, zones, "cli")
+        user = await self._authorize(req, zones, "disarm")
         self.submit(Disarm(zones, user=user, source="cli"))
         return {"zones": {z: self.engine.zone_state(z) for z in zones}}
 
     async def _h_bypass(self, req: dict[str, Any]) -> dict[str, Any]:
         sensor = self._sensor_arg(req)
         zone = self.cfg.sensor(sensor).zone
-        user = await self._authorize(req, (zone,), "cli")
+        user = await self._authorize(req, (zone,), "arm")  # same permission as operating the zone
         self.submit(Bypass(sensor, bool(req.get("bypass", True)), user=user, source="cli"))
         return {"sensor": sensor, "bypassed": self.engine.sensors[sensor].bypassed}
 
     async def _h_silence(self, req: dict[str, Any]) -> dict[str, Any]:
         zones = self._zones_arg(req)
-        user = await self._authorize(req, zones, "cli")
+        user = await self._authorize(req, zones, "disarm")  # same permission as disarming
         self.submit(Silence(zones, user=user, source="cli"))
         return {"outputs": dict(self.engine.outputs)}
 
@@ -317,8 +372,8 @@ class Daemon:
         state = req.get("state")
         if state not in ("active", "inactive"):
             raise ControlError("state is active or inactive")
-        await self.hw.sim.set(sensor, state == "active")
-        await self._settle()
+        assert self.hw is not None
+        await self.hw.sim_set(sensor, state == "active")
         return {"sensor": sensor, "active": self.engine.sensors[sensor].active}
 
     async def _h_sim_pulse(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -330,14 +385,16 @@ class Daemon:
             raise ControlError("count is a whole number from 1 to 1000")
         if not isinstance(interval, int | float) or not 0.001 <= interval <= 3600:
             raise ControlError("interval is a number of seconds from 0.001 to 3600")
-        await self.hw.sim.pulse(sensor, count=count, interval=float(interval))
-        await self._settle()
+        assert self.hw is not None
+        await self.hw.sim_pulse(sensor, count=count, interval=float(interval))
         return {"sensor": sensor, "count": count}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
         if not isinstance(self.clock, VirtualClock):
-            raise ControlError("advance needs a virtual clock: start the daemon with --simulate --clock ISO8601")
+            raise ControlError(
+                "advance needs a virtual clock: start the daemon with --simulate --clock ISO8601"
+            )
         try:
             delta = parse_duration(req.get("duration"))
         except ValueError as e:
@@ -346,12 +403,18 @@ class Daemon:
             raise ControlError("advance at most 400 days at a time")
         fired = self.clock.advance(delta)
         await self._settle()
-        return {"now": self.clock.now().astimezone(self.cfg.tz).isoformat(timespec="seconds"), "timers": fired}
+        return {
+            "now": self.clock.now().astimezone(self.cfg.tz).isoformat(timespec="seconds"),
+            "timers": fired,
+        }
 
     async def _h_sim_outputs(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
-        return {"outputs": self.hw.output_states()}
+        assert self.hw is not None
+        return {"outputs": self.hw.sim_outputs()}
 
 
 def default_state_dir(cfg: SiteConfig | None) -> str:
-    return os.environ.get("OFFICEGUARD_STATE_DIR") or (cfg.state_dir if cfg and cfg.state_dir else DEFAULT_STATE_DIR)
+    return os.environ.get("OFFICEGUARD_STATE_DIR") or (
+        cfg.state_dir if cfg and cfg.state_dir else DEFAULT_STATE_DIR
+    )

@@ -1,0 +1,135 @@
+"""The site's devices as the daemon sees them: sensor inputs, sirens, keypads with their
+buzzers, and (in simulation) the simulated twin that plays the wiring. Built from the config
+with the drivers in hardware/; the same code drives real pins and gpiozero's mock pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from controller.clock import Clock
+from controller.config import SiteConfig
+from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
+from hardware.sim import SimulatedHardware, let_loop_run
+
+OnSensor = Callable[[str, bool, datetime], None]
+OnKey = Callable[[str, str, datetime], None]
+
+
+class Devices:
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        clock: Clock,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        simulate: bool,
+        on_change: OnSensor,
+        on_key: OnKey | None = None,
+    ):
+        self.cfg = cfg
+        self.clock = clock
+        self.simulate = simulate
+        self.factory = pin_factory_for("simulated" if simulate else cfg.hardware.backend)
+        self.sim: SimulatedHardware | None = None
+        self.inputs: Inputs | None = None
+        self.outputs: Outputs | None = None
+        self.buzzers: dict[str, Buzzer] = {}
+        self.keypads: dict[str, MatrixKeypad] = {}
+        self._on_key = on_key
+        try:
+            if simulate:
+                self.sim = SimulatedHardware(cfg, self.factory)
+            self.outputs = Outputs.from_config(cfg, self.factory)
+            self.inputs = Inputs.from_config(cfg, self.factory, clock, loop, on_change)
+            for k in cfg.keypads:
+                if k.buzzer is not None:
+                    self.buzzers[k.id] = Buzzer(k.buzzer, self.factory, clock)
+                self.keypads[k.id] = MatrixKeypad.from_config(
+                    k, self.factory, clock, loop, lambda ch, at, kid=k.id: self._key(kid, ch, at)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def _key(self, keypad: str, char: str, at: datetime) -> None:
+        if self._on_key is not None:
+            self._on_key(keypad, char, at)
+
+    def set_key_handler(self, on_key: OnKey) -> None:
+        self._on_key = on_key
+
+    # ------------------------------------------------------------------ daemon side
+
+    def read_inputs(self) -> dict[str, bool]:
+        assert self.inputs is not None
+        return self.inputs.baseline()
+
+    def set_output(self, output: str, on: bool) -> None:
+        assert self.outputs is not None
+        self.outputs.set(output, on)
+
+    def output_states(self) -> dict[str, bool]:
+        states = self.outputs.states() if self.outputs else {}
+        for kid, bz in self.buzzers.items():
+            states[f"{kid}.buzzer"] = bz.is_on
+        return states
+
+    def serial_port(self, detector: str, configured: str) -> str:
+        """The port a drone detector's reader opens: its simulated pty in simulation."""
+        return self.sim.serial_port(detector) if self.sim is not None else configured
+
+    def safe_state(self) -> None:
+        """Sirens and buzzers off (stopping the daemon)."""
+        if self.outputs is not None:
+            for out in self.outputs:
+                try:
+                    out.off()
+                except Exception:  # noqa: S110 - best effort on the way out
+                    pass
+        for bz in self.buzzers.values():
+            bz.silence()
+
+    def close(self) -> None:
+        for kp in self.keypads.values():
+            kp.close()
+        for bz in self.buzzers.values():
+            bz.close()
+        if self.inputs is not None:
+            self.inputs.close()
+        if self.outputs is not None:
+            self.outputs.close()
+        if self.sim is not None:
+            self.sim.close()
+
+    # ------------------------------------------------------------------ simulation
+
+    async def sim_set(self, sensor: str, active: bool) -> None:
+        """Drive a simulated input and let it settle (a real contact takes the debounce time)."""
+        assert self.sim is not None
+        self.sim.set(sensor, active)
+        await let_loop_run()
+        advance = getattr(self.clock, "advance", None)
+        if self.clock.virtual and advance is not None:
+            advance(self.cfg.hardware.debounce + timedelta(milliseconds=1))
+            await let_loop_run()
+
+    async def sim_pulse(self, sensor: str, count: int, interval: float) -> None:
+        assert self.sim is not None
+        width = min(0.1, interval / 2)
+        await self.sim.pulse(sensor, count=count, interval=interval, width=width, clock=self.clock)
+
+    async def sim_keys(self, keypad: str, keys: str) -> None:
+        assert self.sim is not None
+        await self.sim.press_keys(keypad, keys, self.clock)
+
+    def sim_serial(self, detector: str, line: str | bytes) -> None:
+        assert self.sim is not None
+        self.sim.write_serial(detector, line)
+
+    def sim_outputs(self) -> dict[str, Any]:
+        assert self.sim is not None
+        return self.sim.output_states()
