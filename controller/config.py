@@ -308,7 +308,7 @@ class Keypad(_Model):
         return ["123A", "456B", "789C", "*0#D"]
 
 
-_CODE = re.compile(r"^\d{4,8}$")
+_CODE = re.compile(r"[0-9]{4,8}")
 
 
 class User(_Model):
@@ -324,7 +324,7 @@ class User(_Model):
     def _plain(cls, v: object) -> object:
         if isinstance(v, int) and not isinstance(v, bool):
             raise ValueError('write the code in quotes ("0123"), or a leading 0 is lost')
-        if v is not None and (not isinstance(v, str) or not _CODE.match(v)):
+        if v is not None and (not isinstance(v, str) or not _CODE.fullmatch(v)):
             raise ValueError("a code is 4 to 8 digits")
         return v
 
