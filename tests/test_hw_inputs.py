@@ -1,0 +1,361 @@
+"""Sensor inputs on mock pins: wiring polarity, debounce on the virtual clock, thread hand-off."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from controller.clock import VirtualClock
+from controller.config import Sensor, SiteConfig
+from hardware.backend import HardwareError, SimPin, pin_factory_for
+from hardware.inputs import Inputs, SensorInput, active_level
+from hardware.sim import SimulatedHardware, let_loop_run
+
+T0 = datetime(2026, 2, 16, 19, 0, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+
+SITE = {
+    "site": {"id": "test"},
+    "zones": [{"id": "z"}],
+    "sensors": [
+        {"id": "door", "type": "door", "zone": "z", "pin": 17},  # nc
+        {"id": "pir", "type": "motion", "zone": "z", "pin": 27},  # active_high
+        {"id": "panic", "type": "panic", "zone": "z", "pin": 22},  # no
+        {"id": "smoke", "type": "fire", "zone": "z", "pin": 23, "wiring": "active_low"},
+    ],
+}
+
+
+class Rig:
+    """Inputs + simulated wiring on one virtual clock and the running loop."""
+
+    def __init__(self, debounce: timedelta = 30 * MS, site: dict | None = None) -> None:
+        self.config = SiteConfig.model_validate(site or SITE)
+        self.factory = pin_factory_for("simulated")
+        self.clock = VirtualClock(T0)
+        self.loop = asyncio.get_running_loop()
+        self.sim = SimulatedHardware(self.config, self.factory)
+        self.changes: list[tuple[str, bool, datetime]] = []
+        self.threads: set[int] = set()
+        self.inputs = Inputs(
+            self.config.sensors, self.factory, self.clock, self.loop, self.record, debounce
+        )
+
+    def record(self, sensor_id: str, active: bool, at: datetime) -> None:
+        self.threads.add(threading.get_ident())
+        self.changes.append((sensor_id, active, at))
+
+    async def advance(self, delta: timedelta) -> None:
+        await let_loop_run()
+        self.clock.advance(delta)
+        await let_loop_run()
+
+    def close(self) -> None:
+        self.inputs.close()
+        self.sim.close()
+        self.factory.close()
+
+
+def run(coro_fn):
+    async def main():
+        rig = Rig()
+        try:
+            await coro_fn(rig)
+        finally:
+            rig.close()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- polarity
+
+
+@pytest.mark.parametrize(
+    ("wiring", "pull", "level_when_active"),
+    [
+        ("nc", "up", True),
+        ("no", "up", False),
+        ("active_high", "floating", True),
+        ("active_low", "floating", False),
+    ],
+)
+def test_wiring_sets_pull_and_polarity(wiring, pull, level_when_active):
+    async def body():
+        site = {
+            "site": {"id": "t"},
+            "zones": [{"id": "z"}],
+            "sensors": [{"id": "s", "type": "door", "zone": "z", "pin": 17, "wiring": wiring}],
+        }
+        rig = Rig(site=site)
+        try:
+            pin = rig.factory.pin(17)
+            assert pin.pull == pull
+            assert active_level(wiring) is level_when_active
+            assert rig.inputs["s"].read() is False and rig.inputs["s"].active is False
+            assert bool(pin.state) is (not level_when_active)
+            rig.sim.set("s", True)
+            assert bool(pin.state) is level_when_active
+            await let_loop_run()
+            assert [(s, a) for s, a, _ in rig.changes] == [("s", True)]
+            assert rig.inputs["s"].read() is True and rig.inputs["s"].active is True
+            await rig.advance(50 * MS)
+            rig.sim.set("s", False)
+            await let_loop_run()
+            assert [(s, a) for s, a, _ in rig.changes] == [("s", True), ("s", False)]
+        finally:
+            rig.close()
+
+    asyncio.run(body())
+
+
+def test_nc_contact_needs_the_pull_up():
+    # An open normally-closed loop drives nothing: only the pull-up makes it read high. The sim
+    # models that (sim_drive(None)), so a driver without the pull-up would miss the open door.
+    async def body(rig: Rig):
+        pin: SimPin = rig.factory.pin(17)
+        rig.sim.set("door", True)
+        assert pin.external is None and pin.pull == "up" and pin.state
+        assert rig.inputs["door"].read() is True
+
+    run(body)
+
+
+def test_default_wiring_of_each_type_reads_quiet_at_boot():
+    async def body(rig: Rig):
+        assert rig.inputs.baseline() == {
+            "door": False,
+            "pir": False,
+            "panic": False,
+            "smoke": False,
+        }
+        assert rig.inputs.states() == rig.inputs.baseline()
+        assert rig.changes == []
+
+    run(body)
+
+
+def test_baseline_reads_sensors_active_at_boot_without_reporting():
+    async def body():
+        config = SiteConfig.model_validate(SITE)
+        factory = pin_factory_for("simulated")
+        sim = SimulatedHardware(config, factory)
+        sim.set("door", True)
+        sim.set("panic", True)
+        loop = asyncio.get_running_loop()
+        changes: list = []
+        inputs = Inputs.from_config(
+            config, factory, VirtualClock(T0), loop, lambda *a: changes.append(a)
+        )
+        try:
+            await let_loop_run()
+            assert inputs.baseline() == {"door": True, "pir": False, "panic": True, "smoke": False}
+            assert inputs["door"].active is True
+            assert changes == []  # the boot baseline is read, not reported
+        finally:
+            inputs.close()
+            sim.close()
+            factory.close()
+
+    asyncio.run(body())
+
+
+# ----------------------------------------------------------------------------- debounce
+
+
+def test_leading_edge_is_reported_at_once():
+    async def body(rig: Rig):
+        rig.sim.set("door", True)
+        await let_loop_run()  # no clock movement at all
+        assert rig.changes == [("door", True, T0)]
+
+    run(body)
+
+
+def test_bouncy_edges_give_one_change():
+    async def body(rig: Rig):
+        for level in (True, False, True, False, True, False, True):
+            rig.sim.set("door", level)
+            await let_loop_run(1)
+        await rig.advance(10 * MS)
+        for level in (False, True):
+            rig.sim.set("door", level)
+            await let_loop_run(1)
+        await rig.advance(100 * MS)
+        assert rig.changes == [("door", True, T0)]
+        assert rig.inputs["door"].active is True
+        assert not rig.inputs["door"].settling
+        assert rig.clock.next_due() is None
+
+    run(body)
+
+
+def test_change_during_lockout_is_not_lost():
+    async def body(rig: Rig):
+        rig.sim.set("door", True)
+        await let_loop_run()
+        await rig.advance(5 * MS)
+        rig.sim.set("door", False)  # closed again within the debounce time
+        await let_loop_run()
+        assert [a for _, a, _ in rig.changes] == [True]
+        await rig.advance(25 * MS)  # the lockout ends: the pin is read again
+        assert rig.changes == [("door", True, T0), ("door", False, T0 + 30 * MS)]
+        # the second change starts its own lockout, then all is quiet
+        await rig.advance(30 * MS)
+        assert len(rig.changes) == 2
+        assert rig.clock.next_due() is None
+
+    run(body)
+
+
+def test_blip_shorter_than_debounce_while_active_is_filtered():
+    async def body(rig: Rig):
+        rig.sim.set("pir", True)
+        await rig.advance(100 * MS)
+        rig.sim.set("pir", False)
+        await let_loop_run()
+        await rig.advance(5 * MS)
+        rig.sim.set("pir", True)
+        await rig.advance(50 * MS)
+        # the drop was reported at once (leading edge) and the return after the lockout
+        assert [a for _, a, _ in rig.changes] == [True, False, True]
+        assert rig.changes[2][2] == T0 + 130 * MS
+
+    run(body)
+
+
+def test_sensors_debounce_independently():
+    async def body(rig: Rig):
+        rig.sim.set("door", True)
+        rig.sim.set("pir", True)
+        await let_loop_run()
+        rig.sim.set("door", False)
+        await let_loop_run()
+        assert {(s, a) for s, a, _ in rig.changes} == {("door", True), ("pir", True)}
+        await rig.advance(30 * MS)
+        assert ("door", False, T0 + 30 * MS) in rig.changes
+        assert rig.inputs.states() == {"door": False, "pir": True, "panic": False, "smoke": False}
+
+    run(body)
+
+
+def test_edges_from_another_thread_are_handled_on_the_loop_thread():
+    async def body(rig: Rig):
+        loop_thread = threading.get_ident()
+        t = threading.Thread(target=rig.sim.set, args=("door", True))
+        t.start()
+        t.join()
+        for _ in range(100):
+            if rig.changes:
+                break
+            await asyncio.sleep(0)
+        assert [(s, a) for s, a, _ in rig.changes] == [("door", True)]
+        assert rig.threads == {loop_thread}
+
+    run(body)
+
+
+def test_resync_reports_a_missed_change():
+    async def body(rig: Rig):
+        # the pin changes with no edge delivered (as if the GPIO library lost one)
+        pin: SimPin = rig.factory.pin(27)
+        saved = pin.when_changed
+        pin.when_changed = None
+        rig.sim.set("pir", True)
+        pin.when_changed = saved
+        await let_loop_run()
+        assert rig.changes == []
+        assert rig.inputs.resync() == ["pir"]
+        assert rig.changes == [("pir", True, T0)]
+        assert rig.inputs.resync() == []
+
+    run(body)
+
+
+def test_callback_error_does_not_break_debounce():
+    async def body():
+        config = SiteConfig.model_validate(SITE)
+        factory = pin_factory_for("simulated")
+        sim = SimulatedHardware(config, factory)
+        clock = VirtualClock(T0)
+        seen: list = []
+
+        def bad(sensor_id, active, at):
+            seen.append(active)
+            raise RuntimeError("boom")
+
+        inp = SensorInput(config.sensor("door"), factory, clock, asyncio.get_running_loop(), bad)
+        try:
+            sim.set("door", True)
+            await let_loop_run()
+            sim.set("door", False)
+            await let_loop_run()
+            clock.advance(30 * MS)
+            assert seen == [True, False]
+            assert inp.active is False
+        finally:
+            inp.close()
+            sim.close()
+            factory.close()
+
+    asyncio.run(body())
+
+
+def test_closed_input_reports_nothing():
+    async def body(rig: Rig):
+        rig.inputs["door"].close()
+        rig.sim.set("door", True)
+        await rig.advance(100 * MS)
+        assert rig.changes == []
+
+    run(body)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_pin_in_use_is_a_clear_error():
+    async def body(rig: Rig):
+        other = Sensor(id="dup", type="door", zone="z", pin=17)
+        with pytest.raises(HardwareError, match=r"sensor dup: GPIO17"):
+            SensorInput(other, rig.factory, rig.clock, rig.loop, rig.record)
+
+    run(body)
+
+
+def test_inputs_are_released_when_one_fails():
+    async def body():
+        factory = pin_factory_for("simulated")
+        sensors = [
+            Sensor(id="a", type="door", zone="z", pin=17),
+            Sensor(id="b", type="door", zone="z", pin=17),
+        ]
+        with pytest.raises(HardwareError, match="sensor b"):
+            Inputs(sensors, factory, VirtualClock(T0), asyncio.get_running_loop(), print)
+        # sensor a's pin was released again
+        inp = SensorInput(sensors[0], factory, VirtualClock(T0), asyncio.get_running_loop(), print)
+        inp.close()
+        factory.close()
+
+    asyncio.run(body())
+
+
+def test_unknown_sensor_lookup_and_bad_arguments():
+    async def body(rig: Rig):
+        with pytest.raises(KeyError, match="unknown sensor 'nope'"):
+            rig.inputs["nope"]
+        with pytest.raises(ValueError, match="debounce"):
+            SensorInput(
+                Sensor(id="x", type="door", zone="z", pin=5),
+                rig.factory,
+                rig.clock,
+                rig.loop,
+                rig.record,
+                timedelta(seconds=-1),
+            )
+        with pytest.raises(ValueError, match="unknown wiring"):
+            active_level("twisted")
+
+    run(body)
