@@ -1,7 +1,7 @@
 """Reading lines from a serial port (the drone detector on the roof, 115200 8N1).
 
-The port is opened with pyserial and watched by the asyncio loop (no reader thread): when bytes
-arrive they are split into lines at "\\n" and each line is handed over with the time it was
+The port is opened with pyserial and watched by the asyncio loop (no reader thread); whatever
+waited in the port's buffer before it was opened is discarded. When bytes arrive they are split into lines at "\\n" and each line is handed over with the time it was
 complete. A line longer than `max_line` bytes is handed over once, cut to `max_line` bytes and
 flagged `too_long`, and the rest of it is skipped up to the next "\\n", so a noisy or runaway
 line can never fill the memory. A line cut off by an unplug is dropped.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import termios
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,7 +77,8 @@ class SerialLineReader:
         self.last_error: str | None = None
         self.next_retry: datetime | None = None
         self.attempts = 0  # open attempts so far
-        self.lines = 0  # complete lines handed over (too_long included)
+        self.bytes_in = 0  # bytes read from the port
+        self.lines = 0  # lines handed over (too_long included)
         self.too_long = 0
 
     # -- public -------------------------------------------------------------------------
@@ -110,9 +112,10 @@ class SerialLineReader:
         ser: Any = None
         try:
             ser = serial.Serial(self.port, self.baudrate, timeout=0, exclusive=True)
+            ser.reset_input_buffer()  # stale bytes from before: at best half a line
             fd = ser.fileno()
             self._loop.add_reader(fd, self._read_ready)
-        except (serial.SerialException, OSError, ValueError) as e:
+        except (serial.SerialException, OSError, ValueError, termios.error) as e:
             if ser is not None:
                 with contextlib.suppress(Exception):
                     ser.close()
@@ -169,11 +172,12 @@ class SerialLineReader:
             return
         try:
             data = ser.read(READ_CHUNK)
-        except (serial.SerialException, OSError) as e:
+        except Exception as e:  # SerialException, OSError, termios.error: all mean the same
             self._close()
             self._failed(f"{self.port} lost: {_reason(e)}")
             return
         if data:
+            self.bytes_in += len(data)
             self._feed(bytes(data))
 
     def _feed(self, data: bytes) -> None:
