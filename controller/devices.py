@@ -6,6 +6,7 @@ with the drivers in hardware/; the same code drives real pins and gpiozero's moc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,10 +87,8 @@ class Devices:
         """Sirens and buzzers off (stopping the daemon)."""
         if self.outputs is not None:
             for out in self.outputs:
-                try:
+                with contextlib.suppress(Exception):  # best effort on the way out
                     out.off()
-                except Exception:  # noqa: S110 - best effort on the way out
-                    pass
         for bz in self.buzzers.values():
             bz.silence()
 
