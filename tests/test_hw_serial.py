@@ -174,7 +174,6 @@ def test_unplug_closes_then_reopens_with_backoff(tmp_path):
     run(tmp_path, body)
 
 
-
 def test_missing_port_backs_off_to_30s_and_never_gives_up(tmp_path):
     async def body(rig: Rig):
         rig.reader.start()
