@@ -39,6 +39,7 @@ from controller.engine import (
 )
 from controller.events import Event, EventDraft
 from controller.journal import Journal
+from controller.keypads import KeypadStation
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Daemon:
         self.event_listeners: list[Callable[[list[Event]], None]] = []
         self.state_listeners: list[Callable[[], None]] = []
         self.extra_troubles: dict[str, dict[str, Any]] = {}
+        self.keypads: dict[str, KeypadStation] = {}
         self.broker_connected = False
 
     # ------------------------------------------------------------------ start / stop
@@ -105,6 +107,10 @@ class Daemon:
         self.hw = Devices(
             self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
         )
+        self.keypads = {
+            k.id: KeypadStation(self, k, self.hw.buzzers.get(k.id)) for k in self.cfg.keypads
+        }
+        self.hw.set_key_handler(lambda kid, ch, at: self.keypads[kid].on_key(ch, at))
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
@@ -139,6 +145,8 @@ class Daemon:
             await self.control.stop()
         if self._engine_timer is not None:
             self._engine_timer.cancel()
+        for station in self.keypads.values():
+            station.close()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
@@ -195,10 +203,36 @@ class Daemon:
         drafts = [eff.event for eff in effects if isinstance(eff, Emit)]
         events = self._record(drafts)
         self._reschedule()
+        for station in self.keypads.values():
+            station.update_delay_beeps()
         if drafts:
             for cb in self.state_listeners:
                 cb()
         return events
+
+    def record_external(self, drafts: list[EventDraft]) -> list[Event]:
+        """Journal events from outside the engine (keypads, access control, schedules...)."""
+        return self._record(drafts)
+
+    def zone_states(self) -> dict[str, str]:
+        return {z: self.engine.zone_state(z) for z in self.engine.zones}
+
+    def apply_decision(self, decision: Any) -> bool:
+        """Carry out an access decision (arm/disarm zones as a user). True when it took effect."""
+        if decision.kind == "arm":
+            events = self.submit(
+                Arm(
+                    tuple(decision.zones),
+                    decision.mode or "away",
+                    user=decision.user,
+                    source=decision.source,
+                )
+            )
+            return not any(e.kind == "arm_failed" for e in events)
+        if decision.kind == "disarm":
+            self.submit(Disarm(tuple(decision.zones), user=decision.user, source=decision.source))
+            return True
+        return False
 
     def _set_output(self, output: str, on: bool) -> None:
         assert self.hw is not None
@@ -283,6 +317,7 @@ class Daemon:
             "sim.set": self._h_sim_set,
             "sim.pulse": self._h_sim_pulse,
             "sim.advance": self._h_sim_advance,
+            "sim.keys": self._h_sim_keys,
             "sim.outputs": self._h_sim_outputs,
         }
 
@@ -388,6 +423,23 @@ class Daemon:
         assert self.hw is not None
         await self.hw.sim_pulse(sensor, count=count, interval=float(interval))
         return {"sensor": sensor, "count": count}
+
+    async def _h_sim_keys(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        assert self.hw is not None
+        keypad, keys = req.get("keypad"), req.get("keys")
+        if not isinstance(keypad, str) or keypad not in self.keypads:
+            raise ControlError(f"unknown keypad {keypad!r} (keypads: {', '.join(self.keypads)})")
+        if not isinstance(keys, str) or not keys or len(keys) > 64:
+            raise ControlError("give 1 to 64 keys, e.g. 2468#")
+        layout = "".join(next(k for k in self.cfg.keypads if k.id == keypad).layout)
+        bad = sorted({k for k in keys if k not in layout})
+        if bad:
+            raise ControlError(f"keypad {keypad} has no key {' '.join(bad)}")
+        await self.hw.sim_keys(keypad, keys)
+        await self.keypads[keypad].idle()
+        await self._settle()
+        return {"keypad": keypad, "pressed": len(keys)}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
