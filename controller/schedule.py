@@ -376,9 +376,9 @@ def last_transition(
             t = ev.transition
             if not ev.skipped and t.at <= now and (best is None or order_key(t) > order_key(best)):
                 best = t
-        # A window's events fall on its own day or the next, and days are in time order, so once
-        # a day has given a candidate, the day before cannot hold a later one.
-        if best is not None and best.day is not None and best.day > d:
+        # Windows are in time order (each one's events come after the previous window's), so
+        # once a window has given a candidate, earlier windows cannot hold a later one.
+        if best is not None:
             break
     return best
 

@@ -14,7 +14,7 @@ TET_2026 = [date(2026, 2, d) for d in range(16, 21)]  # Mon 16 .. Fri 20 Feb 202
 
 
 def vn(lang: str = "vi", **kw: object) -> OfficeCalendar:
-    return OfficeCalendar(Holidays(country="VN", **kw), lang)  # type: ignore[arg-type]
+    return OfficeCalendar(Holidays.model_validate({"country": "VN", **kw}), lang)
 
 
 def test_tet_2026_is_a_block_of_holidays_with_vietnamese_names() -> None:
