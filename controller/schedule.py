@@ -63,13 +63,14 @@ state at every tick equals the catch-up rule whenever nothing is postponed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
 from controller import texts
-from controller.config import Schedule
+from controller.config import Schedule, SiteConfig
 
 Action = Literal["arm", "disarm"]
 Rule = Literal["days", "day_off"]
@@ -857,3 +858,36 @@ def format_preview(
 def format_header(start: date, days: int, tz_name: str, language: str = "vi") -> str:
     """The title line of `officeguard schedule`."""
     return texts.render(language, "schedule.header", start=start.isoformat(), days=days, tz=tz_name)
+
+
+def schedule_report(
+    cfg: SiteConfig, start_date: date, days: int = 7, *, as_json: bool = False
+) -> str:
+    """The whole output of `officeguard schedule -c FILE [--from DATE] [--days N] [--json]` for a
+    loaded config: a table in the site's language, or one JSON object (site, timezone, from,
+    days, holidays in the period, transitions). Raises ValueError for a bad `days` or a
+    calendar the holidays package cannot build (unknown subdivision)."""
+    from controller.calendar import OfficeCalendar
+
+    lang = cfg.site.language
+    cal = OfficeCalendar(cfg.holidays, lang)
+    rows = preview(cfg.schedules, cal, cfg.tz, start_date, days, lang)
+    if as_json:
+        end = start_date + timedelta(days=days)
+        return json.dumps(
+            {
+                "site": cfg.site.id,
+                "timezone": cfg.site.timezone,
+                "from": start_date.isoformat(),
+                "days": days,
+                "holidays": [
+                    {"date": d.isoformat(), "name": n}
+                    for d, n in cal.holidays_between(start_date, end)
+                ],
+                "transitions": preview_json(rows),
+            },
+            ensure_ascii=False,
+        )
+    return format_preview(
+        rows, lang, header=format_header(start_date, days, cfg.site.timezone, lang)
+    )

@@ -522,3 +522,31 @@ def test_arm_and_disarm_swallowed_by_the_same_jump_end_disarmed() -> None:
     noon = datetime(2026, 3, 28, 12, tzinfo=UTC)
     night = S.transitions(s2, cal, noon, noon + timedelta(days=1), BERLIN)
     assert night[1].at - night[0].at == timedelta(hours=7)
+
+
+def test_schedule_report_for_the_cli(cfg: SiteConfig) -> None:
+    text = S.schedule_report(cfg, date(2026, 12, 30), 3)
+    lines = text.splitlines()
+    assert lines[0] == "Lịch bật/tắt báo động từ 2026-12-30 (3 ngày), múi giờ Asia/Ho_Chi_Minh"
+    assert len(lines) == 1 + 12
+    assert "2026-12-31  T5  07:30  tắt báo động: bỏ qua" in text
+    assert "— Ngày nghỉ bổ sung" in text  # the extra day off of the reference config
+    assert "— Tết Dương lịch" in text
+    data = json.loads(S.schedule_report(cfg, date(2026, 2, 13), 10, as_json=True))
+    assert (data["site"], data["timezone"], data["from"], data["days"]) == (
+        "office-a",
+        "Asia/Ho_Chi_Minh",
+        "2026-02-13",
+        10,
+    )
+    assert [h["date"] for h in data["holidays"]] == [f"2026-02-{d}" for d in range(16, 21)]
+    assert not [
+        t
+        for t in data["transitions"]
+        if t["zones"] == list(LEAD)
+        and t["action"] == "disarm"
+        and t["status"] == "scheduled"
+        and "2026-02-16" <= t["date"] <= "2026-02-20"
+    ]
+    with pytest.raises(ValueError, match="days"):
+        S.schedule_report(cfg, date(2026, 2, 13), -1)
