@@ -70,6 +70,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
 from controller import texts
+from controller.calendar import OfficeCalendar
 from controller.config import Schedule, SiteConfig
 
 Action = Literal["arm", "disarm"]
@@ -180,6 +181,7 @@ class Transition:
             "reason": self.reason,
             "rule": self.rule,
             "schedule": self.schedule,
+            "day": None if self.day is None else self.day.isoformat(),
         }
 
 
@@ -221,55 +223,38 @@ def _window_runs(s: Schedule, cal: Calendar, d: date) -> tuple[bool, Rule]:
 def _day_events(s: Schedule, cal: Calendar, d: date, tz: tzinfo, index: int) -> list[_Event]:
     """The arm and disarm of day d's window (the disarm may fall on d + 1), skipped ones flagged,
     in time order."""
+
+    def event(
+        on: date, at: time, action: Action, reason: str | None, rule: Rule, skipped: bool
+    ) -> _Event:
+        utc_at = local_to_utc(on, at, tz)
+        t = Transition(
+            at=utc_at,
+            local=utc_at.astimezone(tz),
+            zones=tuple(s.zones),
+            action=action,
+            mode=s.mode,
+            reason=reason,
+            rule=rule,
+            schedule=index,
+            day=d,
+            open_sensors=s.open_sensors,
+        )
+        return _Event(t, skipped)
+
     runs, rule = _window_runs(s, cal, d)
-    zones = tuple(s.zones)
     if not runs:
-        if _nominally_in_days(s, cal, d):
-            arm_at = local_to_utc(d, s.arm, tz)
-            t = Transition(
-                arm_at,
-                arm_at.astimezone(tz),
-                zones,
-                "arm",
-                s.mode,
-                cal.day_off_name(d),
-                "days",
-                index,
-                d,
-                s.open_sensors,
-            )
-            return [_Event(t, True)]
+        if _nominally_in_days(s, cal, d):  # a day off took this arm away: show it as skipped
+            return [event(d, s.arm, "arm", cal.day_off_name(d), "days", True)]
         return []
-    arm_at = local_to_utc(d, s.arm, tz)
-    end_day = d if s.disarm > s.arm else d + _ONE_DAY
-    disarm_at = local_to_utc(end_day, s.disarm, tz)
     arm_reason = cal.day_off_name(d) if rule == "day_off" else None
-    arm = Transition(
-        arm_at,
-        arm_at.astimezone(tz),
-        zones,
-        "arm",
-        s.mode,
-        arm_reason,
-        rule,
-        index,
-        d,
-        s.open_sensors,
-    )
+    end_day = d if s.disarm > s.arm else d + _ONE_DAY
     skip_disarm = s.holidays == "stay_armed" and not cal.is_workday(end_day)
-    disarm = Transition(
-        disarm_at,
-        disarm_at.astimezone(tz),
-        zones,
-        "disarm",
-        s.mode,
-        cal.day_off_name(end_day) if skip_disarm else None,
-        "days",
-        index,
-        d,
-        s.open_sensors,
-    )
-    return [_Event(arm, False), _Event(disarm, skip_disarm)]
+    disarm_reason = cal.day_off_name(end_day) if skip_disarm else None
+    return [
+        event(d, s.arm, "arm", arm_reason, rule, False),
+        event(end_day, s.disarm, "disarm", disarm_reason, "days", skip_disarm),
+    ]
 
 
 def order_key(t: Transition) -> tuple[datetime, date, int]:
@@ -471,13 +456,12 @@ RunnerAction = PreArmWarning | AutoArm | AutoDisarm | Postponed
 
 @dataclass
 class _Pending:
-    """An arm on its way: the schedule's next arm, or one a code postponed."""
+    """An auto-arm a code postponed: these zones arm at `arm_at` (after their own warning)."""
 
     zones: tuple[str, ...]
     arm_at: datetime
     transition: Transition
     warned: bool = False
-    postponed: bool = False
 
 
 @dataclass
@@ -525,7 +509,10 @@ class ScheduleRunner:
         """Catch up: each scheduled zone takes its scheduled state (see module docstring), unless
         a manual arm/disarm at or after that transition is on record (zone -> aware datetime)."""
         now = _aware(now, "now")
-        for zone, at in (manual_overrides or {}).items():
+        overrides = {
+            z: _aware(at, f"manual_overrides[{z!r}]") for z, at in (manual_overrides or {}).items()
+        }
+        for zone, at in overrides.items():
             self.note_manual([zone], at)
         return self._catch_up(now)
 
@@ -588,7 +575,7 @@ class ScheduleRunner:
             if not hit:
                 continue
             until = up.at + delay
-            tr.postponed.append(_Pending(hit, until, up, postponed=True))
+            tr.postponed.append(_Pending(hit, until, up))
             out.append(Postponed(hit, until, up))
         return out
 
@@ -617,8 +604,8 @@ class ScheduleRunner:
         rest = tuple(z for z in p.zones if z not in hit)
         tr.postponed.remove(p)
         if rest:
-            tr.postponed.append(_Pending(rest, p.arm_at, p.transition, p.warned, True))
-        tr.postponed.append(_Pending(hit, until, p.transition, postponed=True))
+            tr.postponed.append(_Pending(rest, p.arm_at, p.transition, p.warned))
+        tr.postponed.append(_Pending(hit, until, p.transition))
         out.append(Postponed(hit, until, p.transition))
 
     def _advance(self, tr: _Track, after: datetime, done: Transition | None = None) -> None:
@@ -867,8 +854,6 @@ def schedule_report(
     loaded config: a table in the site's language, or one JSON object (site, timezone, from,
     days, holidays in the period, transitions). Raises ValueError for a bad `days` or a
     calendar the holidays package cannot build (unknown subdivision)."""
-    from controller.calendar import OfficeCalendar
-
     lang = cfg.site.language
     cal = OfficeCalendar(cfg.holidays, lang)
     rows = preview(cfg.schedules, cal, cfg.tz, start_date, days, lang)

@@ -472,7 +472,11 @@ def test_bad_input_is_refused_clearly() -> None:
         runner.tick(hcm(2026, 3, 4))
     with pytest.raises(ValueError, match="aware"):
         runner.start(datetime(2026, 3, 4))
-    assert not runner.started  # a refused call changes nothing
+    with pytest.raises(ValueError, match=r"manual_overrides\['q'\]"):
+        runner.start(hcm(2026, 3, 4, 23), {"z": hcm(2026, 3, 4, 22, 30), "q": datetime(2026, 3, 4)})
+    assert not runner.started  # a refused call changes nothing: not even the valid override
+    acts = runner.start(hcm(2026, 3, 4, 23), {})
+    assert [(type(a), a.zones) for a in acts] == [(S.AutoArm, ("z",))]
     assert S.transitions(s, cal, hcm(2026, 3, 5), hcm(2026, 3, 4), HCM) == []
 
 
