@@ -40,6 +40,7 @@ from controller.engine import (
 from controller.events import Event, EventDraft
 from controller.journal import Journal
 from controller.keypads import KeypadStation
+from controller.scheduling import ScheduleService
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Daemon:
         self.state_listeners: list[Callable[[], None]] = []
         self.extra_troubles: dict[str, dict[str, Any]] = {}
         self.keypads: dict[str, KeypadStation] = {}
+        self.schedules: ScheduleService | None = None
         self.broker_connected = False
 
     # ------------------------------------------------------------------ start / stop
@@ -131,6 +133,8 @@ class Daemon:
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
+        self.schedules = ScheduleService(self)
+        self.schedules.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         log.info(
@@ -147,6 +151,8 @@ class Daemon:
             self._engine_timer.cancel()
         for station in self.keypads.values():
             station.close()
+        if self.schedules is not None:
+            self.schedules.close()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
@@ -190,7 +196,10 @@ class Daemon:
 
     def submit(self, inp: Input) -> list[Event]:
         """Feed one input to the engine and carry out what it says."""
-        return self._apply(self.engine.handle(inp, self.clock.now()))
+        events = self._apply(self.engine.handle(inp, self.clock.now()))
+        if isinstance(inp, Arm | Disarm) and not inp.automatic and self.schedules is not None:
+            self.schedules.note_manual(inp.zones, self.clock.now())
+        return events
 
     def _on_engine_timer(self) -> None:
         self._engine_timer = None

@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def cli(*a: str, code: str | None = None, show: bool = True) -> str:
         argv = [*og, *a, "--state-dir", str(state)]
-        r = subprocess.run(argv, capture_output=True, text=True, input=code, env=env, cwd=ROOT, timeout=60)
+        r = subprocess.run(
+            argv, capture_output=True, text=True, input=code, env=env, cwd=ROOT, timeout=60
+        )
         if show:
             print(f"$ officeguard {' '.join(a)}" + ("   (code typed on stdin)" if code else ""))
             out = (r.stdout + r.stderr).rstrip()
@@ -47,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     log = open(state / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
         [*og, "run", "-c", str(CONFIG), "--simulate", "--state-dir", str(state), "--clock", START],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -56,11 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                 print((state / "daemon.log").read_text(), file=sys.stderr)
                 return 1
             time.sleep(0.05)
-        say(f"Tết night, {START}: the guard arms the leaders' rooms and the finance room")
-        cli("arm", "leadership", "finance", code="2468\n")
-        cli("sim", "advance", "61s")
-        cli("status", show=False)
-        say("a minute later the director's door opens: entry delay, then the alarm")
+        say(f"Tết night, {START}: by the schedule and the holiday calendar every zone is armed")
+        cli("status")
+        cli("sim", "advance", "10m")
+        say("ten minutes later the director's door opens: entry delay, then the alarm")
         cli("sim", "set", "door.director", "active")
         cli("sim", "advance", "31s")
         cli("sim", "outputs")

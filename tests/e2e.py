@@ -18,7 +18,9 @@ DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 class Site:
     """One simulated site: a daemon process on a virtual clock, with its own state directory."""
 
-    def __init__(self, state_dir: Path, config: Path = DEMO_CONFIG, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, state_dir: Path, config: Path = DEMO_CONFIG, extra_env: dict[str, str] | None = None
+    ):
         self.state_dir = state_dir
         self.config = config
         self.proc: subprocess.Popen[str] | None = None
@@ -32,9 +34,25 @@ class Site:
             sock.unlink()
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", "run", "-c", str(self.config), "--simulate",
-             "--state-dir", str(self.state_dir), "--clock", clock, *extra],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "run",
+                "-c",
+                str(self.config),
+                "--simulate",
+                "--state-dir",
+                str(self.state_dir),
+                "--clock",
+                clock,
+                *extra,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -52,12 +70,16 @@ class Site:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def og(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def og(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run `officeguard ARGS --state-dir DIR` (the option goes after the sub-command)."""
         argv = [sys.executable, "-m", "controller", *args]
         if args and args[0] not in ("check-config", "schedule", "hash-code", "monitor"):
             argv += ["--state-dir", str(self.state_dir)]
-        r = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True, input=input, timeout=60)
+        r = subprocess.run(
+            argv, cwd=ROOT, env=self.env, capture_output=True, text=True, input=input, timeout=60
+        )
         if check:
             assert r.returncode == 0, f"{args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
         return r

@@ -36,7 +36,11 @@ def test_door_opened_in_an_armed_zone_then_safe_knocks_then_sigkill(site):
     assert site.zone("leadership") == "triggered"
     assert site.outputs()["siren.hall"] is True
     alarms = [e for e in site.events() if e["kind"] == "alarm" and e.get("cid") == "E134"]
-    assert len(alarms) == 1 and alarms[0]["zone"] == "leadership" and alarms[0]["sensor"] == "door.director"
+    assert (
+        len(alarms) == 1
+        and alarms[0]["zone"] == "leadership"
+        and alarms[0]["sensor"] == "door.director"
+    )
 
     # the safe: two knocks are nothing, three within 2 s are an attack, finance disarmed
     assert site.zone("finance") == "disarmed"

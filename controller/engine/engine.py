@@ -673,6 +673,7 @@ class Engine:
             )
         if (
             was_armed
+            and not z.automatic  # a user's closing: a schedule's arming is no user error
             and z.armed_at is not None
             and at - z.armed_at <= zc.recent_closing
             and code in (130, 131, 132, 134, 137)

@@ -1,0 +1,166 @@
+"""Schedules in the daemon: the pure ScheduleRunner (controller/schedule.py) driven by the
+daemon's clock. At start it catches up (each scheduled zone takes the state of its latest
+scheduled transition unless a later manual arm/disarm is on record); then it fires pre-arm
+warnings (keypad beeps), auto-arms (R403) and auto-disarms (E403) at their times. A manual arm
+or disarm is remembered in the journal so a restart does not undo it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from controller import texts
+from controller.calendar import OfficeCalendar
+from controller.engine import Arm, Disarm
+from controller.events import EventDraft
+from controller.schedule import AutoArm, AutoDisarm, Postponed, PreArmWarning, ScheduleRunner
+
+if TYPE_CHECKING:
+    from controller.clock import TimerHandle
+    from controller.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+texts.register(
+    {
+        "scheduling.prearm": {
+            "vi": "Cảnh báo: {zones} sẽ tự động bật bảo vệ lúc {at}",
+            "en": "Warning: {zones} will arm automatically at {at}",
+        },
+        "scheduling.postponed": {
+            "vi": "Hoãn tự động bật bảo vệ {zones} đến {at}",
+            "en": "Automatic arming of {zones} postponed to {at}",
+        },
+    }
+)
+
+MANUAL_KEY = "manual_arming"
+
+
+class ScheduleService:
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+        cfg = daemon.cfg
+        self.calendar = OfficeCalendar(cfg.holidays, cfg.site.language)
+        self.runner = ScheduleRunner(cfg.schedules, self.calendar, cfg.tz)
+        self.scheduled_zones = {z for s in cfg.schedules for z in s.zones}
+        self._timer: TimerHandle | None = None
+        self._manual: dict[str, str] = {}
+
+    def start(self) -> None:
+        if not self.daemon.cfg.schedules:
+            return
+        assert self.daemon.journal is not None
+        saved = self.daemon.journal.load_state(MANUAL_KEY) or {}
+        manual: dict[str, datetime] = {}
+        for zone, at in saved.items() if isinstance(saved, dict) else ():
+            try:
+                manual[zone] = datetime.fromisoformat(at)
+                self._manual[zone] = at
+            except (TypeError, ValueError):
+                continue
+        self._do(self.runner.start(self.daemon.clock.now(), manual))
+        self._reschedule()
+
+    def note_manual(self, zones: tuple[str, ...], at: datetime) -> None:
+        """A user armed or disarmed these zones by hand: that wins over the catch-up."""
+        zones = tuple(z for z in zones if z in self.scheduled_zones)
+        if not zones or not self.daemon.cfg.schedules:
+            return
+        self.runner.note_manual(zones, at)
+        for z in zones:
+            self._manual[z] = at.isoformat()
+        assert self.daemon.journal is not None
+        self.daemon.journal.save_state(MANUAL_KEY, dict(self._manual))
+
+    def postpone(self, zones: tuple[str, ...]) -> bool:
+        """A valid code during a pre-arm warning postpones the auto-arm. True if it did."""
+        actions = self.runner.postpone(zones, self.daemon.clock.now())
+        self._do(actions)
+        self._reschedule()
+        return bool(actions)
+
+    def warning_running(self, zones: tuple[str, ...]) -> bool:
+        now = self.daemon.clock.now()
+        return any(set(w.zones) & set(zones) for w in self.runner.pending_warnings(now))
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._do(self.runner.tick(self.daemon.clock.now()))
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = self.runner.next_due()
+        if due is not None:
+            self._timer = self.daemon.clock.call_at(due, self._tick)
+
+    def _names(self, zones: tuple[str, ...]) -> str:
+        return ", ".join(self.daemon.cfg.zone(z).name or z for z in zones)
+
+    def _do(self, actions: list[Any]) -> None:
+        d = self.daemon
+        lang = d.cfg.site.language
+        for a in actions:
+            if isinstance(a, AutoArm):
+                d.submit(
+                    Arm(
+                        tuple(a.zones),
+                        a.mode,
+                        source="schedule",
+                        automatic=True,  # type: ignore[arg-type]
+                        force=a.open_sensors == "bypass",
+                        instant=True,
+                    )
+                )
+            elif isinstance(a, AutoDisarm):
+                d.submit(Disarm(tuple(a.zones), source="schedule", automatic=True))
+            elif isinstance(a, PreArmWarning):
+                if all(d.engine.zones[z].phase != "disarmed" for z in a.zones):
+                    continue  # nobody to warn, nothing will change
+                at = a.arm_at.astimezone(d.cfg.tz).strftime("%H:%M")
+                d.record_external(
+                    [
+                        EventDraft(
+                            kind="system",
+                            ts=d.clock.now(),
+                            text=texts.render(
+                                lang, "scheduling.prearm", zones=self._names(a.zones), at=at
+                            ),
+                            detail={
+                                "schedule": "prearm_warning",
+                                "zones": list(a.zones),
+                                "arm_at": a.arm_at.isoformat(),
+                            },
+                        )
+                    ]
+                )
+                for station in d.keypads.values():
+                    if set(station.keypad.zones) & set(a.zones) and station.buzzer is not None:
+                        station.buzzer.start_prearm_beeps(a.arm_at)
+            elif isinstance(a, Postponed):
+                at = a.until.astimezone(d.cfg.tz).strftime("%H:%M")
+                d.record_external(
+                    [
+                        EventDraft(
+                            kind="system",
+                            ts=d.clock.now(),
+                            text=texts.render(
+                                lang, "scheduling.postponed", zones=self._names(a.zones), at=at
+                            ),
+                            detail={
+                                "schedule": "postponed",
+                                "zones": list(a.zones),
+                                "until": a.until.isoformat(),
+                            },
+                        )
+                    ]
+                )
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
