@@ -64,7 +64,12 @@ class KeypadStation:
         decision = self.ctl.complete(request, match, now, self.daemon.zone_states())
         if decision.events:
             self.daemon.record_external(list(decision.events))
-        ok = decision.ok and self.daemon.apply_decision(decision)
+        schedules = self.daemon.schedules
+        if decision.ok and schedules is not None and schedules.warning_running(tuple(decision.zones)):
+            # a valid code during the pre-arm warning puts the automatic arming off
+            ok = schedules.postpone(tuple(decision.zones))
+        else:
+            ok = decision.ok and self.daemon.apply_decision(decision)
         for sound in self.ctl.result(ok, self.daemon.clock.now()):
             self._play(sound)
         access._reschedule()

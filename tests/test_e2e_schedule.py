@@ -69,3 +69,18 @@ def test_schedule_preview_names_tet_and_has_no_workday_disarm_during_it(tmp_path
     assert len(skipped) == 5 and all("Tết" in t["reason"] for t in skipped)
     text = site.og("schedule", "-c", str(REFERENCE), "--from", "2026-02-13", "--days", "10").stdout
     assert "Tết Nguyên Đán" in text
+
+
+def test_a_code_during_the_prearm_warning_postpones_the_auto_arm(tmp_path):
+    site = Site(tmp_path / "state")
+    site.start("2026-03-04T17:29:10+07:00")
+    try:
+        site.og("sim", "keys", "keypad.hall", "2468#")
+        site.advance("2m")
+        assert site.zone("leadership") == "disarmed"
+        postponed = [e for e in site.events() if e["detail"].get("schedule") == "postponed"]
+        assert len(postponed) == 1
+        site.advance("30m")
+        assert site.zone("leadership") == "armed_away"
+    finally:
+        site.stop()
