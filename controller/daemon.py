@@ -24,6 +24,7 @@ from controller.clock import Clock, TimerHandle, VirtualClock
 from controller.config import Loaded, SiteConfig, parse_duration
 from controller.control import ControlError, ControlServer
 from controller.devices import Devices
+from controller.drones import DetectorStation
 from controller.engine import (
     Arm,
     Bypass,
@@ -97,6 +98,7 @@ class Daemon:
         self.extra_troubles: dict[str, dict[str, Any]] = {}
         self.keypads: dict[str, KeypadStation] = {}
         self.schedules: ScheduleService | None = None
+        self.detectors: dict[str, DetectorStation] = {}
         self.broker_connected = False
 
     # ------------------------------------------------------------------ start / stop
@@ -135,6 +137,9 @@ class Daemon:
         self._reschedule()
         self.schedules = ScheduleService(self)
         self.schedules.start()
+        self.detectors = {d.id: DetectorStation(self, d, loop) for d in self.cfg.drone_detectors}
+        for station in self.detectors.values():
+            station.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         log.info(
@@ -153,6 +158,8 @@ class Daemon:
             station.close()
         if self.schedules is not None:
             self.schedules.close()
+        for det in self.detectors.values():
+            det.close()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
@@ -308,7 +315,10 @@ class Daemon:
             "zones": st["zones"],
             "sensors": st["sensors"],
             "outputs": outputs,
-            "troubles": st["troubles"] + list(self.extra_troubles.values()),
+            "troubles": st["troubles"]
+            + [t for det in self.detectors.values() for t in det.troubles()]
+            + list(self.extra_troubles.values()),
+            "detectors": {did: det.status() for did, det in self.detectors.items()},
             "outbox": self.journal.outbox_depth() if self.journal else None,
             "last_seq": self.journal.last_seq() if self.journal else None,
             "broker": {"connected": self.broker_connected, "url": self.cfg.mqtt.url},
@@ -327,6 +337,7 @@ class Daemon:
             "sim.pulse": self._h_sim_pulse,
             "sim.advance": self._h_sim_advance,
             "sim.keys": self._h_sim_keys,
+            "sim.serial": self._h_sim_serial,
             "sim.outputs": self._h_sim_outputs,
         }
 
@@ -449,6 +460,28 @@ class Daemon:
         await self.keypads[keypad].idle()
         await self._settle()
         return {"keypad": keypad, "pressed": len(keys)}
+
+    async def _h_sim_serial(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        assert self.hw is not None
+        det, line = req.get("detector"), req.get("line")
+        if not isinstance(det, str) or det not in self.detectors:
+            raise ControlError(
+                f"unknown drone detector {det!r} (detectors: {', '.join(self.detectors)})"
+            )
+        if not isinstance(line, str) or len(line) > 4096:
+            raise ControlError("give one line of at most 4096 characters")
+        data = line.encode("utf-8", "surrogateescape").rstrip(b"\n") + b"\n"
+        reader = self.detectors[det].reader
+        before = reader.bytes_in
+        self.hw.sim_serial(det, data)
+        # the real reader picks the line up from the pty on this loop: wait until it has
+        for _ in range(200):
+            if reader.bytes_in >= before + len(data):
+                break
+            await asyncio.sleep(0.005)
+        await self._settle()
+        return {"detector": det, "bytes": len(data)}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
