@@ -6,7 +6,7 @@ engine's own deadlines (exit delay, entry delay, siren time, sustained vibration
 `next_due()` and calls `advance(now)` then; `handle()` first fires everything due before `now`,
 in time order, so the result does not depend on when the daemon happens to wake.
 
-Rules (an installer's summary; docs/alarm-engine.md has the long form):
+Rules (an installer's summary; the README has the long form):
 - Responses: `entry` starts the entry delay (and is the exit route during the exit delay),
   `instant` alarms at once, `follower` alarms at once unless an entry delay is running, `24h` is
   armed at all times (fire E110, panic E120 silent, vibration on a safe E133, tamper E137).

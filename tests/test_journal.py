@@ -1,0 +1,129 @@
+"""The logbook: seq strictly increasing across restarts, outbox, state, and a disk that refuses."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.events import EventDraft, event_schema
+from controller.journal import Journal, read_events
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+T0 = datetime(2026, 2, 17, 18, 20, tzinfo=UTC)
+
+
+def draft(i: int = 0, kind: str = "alarm") -> EventDraft:
+    return EventDraft(kind=kind, ts=T0 + timedelta(seconds=i), text=f"event {i}", cid="E134", zone="leadership",
+                      sensor="door.director", detail={"i": i})
+
+
+def test_events_are_numbered_written_and_valid_against_the_schema(tmp_path):
+    j = Journal(tmp_path / "j.db", "office-a", TZ)
+    events = j.append([draft(1), draft(2)], state={"engine": {"zones": {}}})
+    assert [e.seq for e in events] == [1, 2]
+    assert len({e.id for e in events}) == 2
+    assert events[0].ts == "2026-02-18T01:20:01.000+07:00"
+    schema = event_schema()
+    for e in events:
+        jsonschema.validate(e.to_dict(), schema)
+    assert j.load_state("engine") == {"zones": {}}
+    assert [e.id for e in j.pending()] == [e.id for e in events]
+    j.mark_sent([1])
+    assert [e.seq for e in j.pending()] == [2]
+    assert j.outbox_depth() == 1
+    j.close()
+    assert [e.seq for e in read_events(tmp_path / "j.db")] == [1, 2]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.lists(st.integers(0, 5), min_size=0, max_size=6), min_size=1, max_size=6),
+       st.lists(st.booleans(), min_size=6, max_size=6))
+def test_seq_strictly_increases_across_restarts_and_pruning(tmp_path_factory, batches, prune_after):
+    path = tmp_path_factory.mktemp("j") / "j.db"
+    seen: list[int] = []
+    ids: set[str] = set()
+    for n, batch in enumerate(batches):
+        j = Journal(path, "office-a", TZ)
+        events = j.append([draft(i) for i in batch])
+        seen += [e.seq for e in events]
+        ids |= {e.id for e in events}
+        if prune_after[n] and events:
+            j.mark_sent([e.seq for e in events])
+            # drop everything delivered, as a retention pass far in the future would
+            j.db.execute("DELETE FROM events WHERE sent=1")
+        j.close()
+    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert len(ids) == len(seen)
+
+
+def test_a_disk_that_refuses_keeps_events_in_memory_and_writes_them_later(tmp_path):
+    j = Journal(tmp_path / "j.db", "office-a", TZ)
+    j.append([draft(1)])
+    real = j.db
+    broken = sqlite3.connect(":memory:")  # has no tables: every write fails like a bad disk
+    j.db = broken
+    events = j.append([draft(2), draft(3)])
+    assert [e.seq for e in events] == [2, 3]
+    assert j.write_error is not None
+    assert j.unwritten == 2
+    j.db = real
+    assert [e.seq for e in j.pending()] == [1, 2, 3]
+    assert j.flush()
+    assert j.write_error is None and j.unwritten == 0
+    j.close()
+    assert [e.seq for e in read_events(tmp_path / "j.db")] == [1, 2, 3]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_directory(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    j = Journal(d / "j.db", "office-a", TZ)
+    j.append([draft(1)])
+    j.close()
+    os.chmod(d / "j.db", 0o444)
+    j = Journal(d / "j.db", "office-a", TZ)
+    j.append([draft(2)])
+    assert j.write_error is not None and j.unwritten == 1
+
+
+def test_prune_keeps_undelivered_and_recent_events(tmp_path, monkeypatch):
+    import controller.journal as journal
+
+    monkeypatch.setattr(journal, "RETENTION_MIN_EVENTS", 3)
+    j = Journal(tmp_path / "j.db", "office-a", TZ)
+    events = j.append([draft(i) for i in range(10)])
+    j.mark_sent([e.seq for e in events[:8]])
+    removed = j.prune(T0 + timedelta(days=400))
+    left = [e.seq for e in j.events()]
+    assert removed > 0
+    assert 9 in left and 10 in left  # undelivered events are never pruned
+    assert len(left) >= 3
+    assert j.integrity_ok()
+    # a year later but not older than a year: nothing goes
+    j2 = Journal(tmp_path / "j2.db", "office-a", TZ)
+    ev2 = j2.append([draft(i) for i in range(10)])
+    j2.mark_sent([e.seq for e in ev2])
+    assert j2.prune(T0 + timedelta(days=100)) == 0
+
+
+def test_log_of_a_missing_journal_is_a_clear_error(tmp_path: Path):
+    from controller.journal import JournalError
+
+    with pytest.raises(JournalError, match="no logbook"):
+        list(read_events(tmp_path / "none.db"))
+
+
+def test_contact_id_page_matches_the_table():
+    from controller.contact_id import markdown_table
+    from tests.conftest import ROOT
+
+    assert markdown_table() in (ROOT / "docs" / "contact-id.md").read_text(encoding="utf-8")
