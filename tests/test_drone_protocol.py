@@ -225,3 +225,9 @@ def test_any_other_crc_is_refused(good, crc):
     if crc == zlib.crc32(body):
         return
     assert _parse_or_reason(body + b"*" + f"{crc:08x}".encode()) == "bad_crc"
+
+
+def test_a_str_line_is_taken_as_utf8():
+    assert p.parse_line(line(HB).decode()) == p.Heartbeat(7, 35, 1200, 3)
+    with pytest.raises(p.ProtocolError):
+        p.parse_line("\udcff not a line")

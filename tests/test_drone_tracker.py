@@ -537,3 +537,14 @@ def test_feed_line_never_raises_and_events_stay_valid(data):
     for e in rig.events:
         assert e.kind in {"drone", "drone_lost", "trouble", "trouble_restore"}
         assert e.cid is not None and e.cid[1:] in {"150", "333", "144"}
+
+
+def test_a_detector_restart_ends_its_rf_detections():
+    rig = Rig()
+    rig.rf("start", rid=0)
+    rig.rid(drone_pack()[0])
+    evs = rig.send(p.Hello(0, "og-rid 0.1.0", ("ble4", "rf58")))
+    assert [e.kind for e in evs] == ["drone_lost"]
+    assert evs[0].detail["reason"] == "detector_restart" and evs[0].detail["unidentified"]
+    assert rig.mon.status()["active_tracks"] == 1  # the Remote ID track goes on
+    assert [e.detail["update"] for e in rig.rf("start", rid=0)] == [False]  # a new detection

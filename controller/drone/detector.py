@@ -403,6 +403,9 @@ class DetectorMonitor:
             if self.hello is not None:
                 self.restarts += 1
             self.hello, self.hello_at = msg, now
+            # RF detections in progress died with the restart (and their ids start again)
+            for change in self.tracks.end_rf(now, "detector_restart"):
+                events.append(self._track_event(change))
         elif isinstance(msg, Heartbeat):
             self.heartbeat, self.heartbeat_at = msg, now
         elif isinstance(msg, Rid):

@@ -292,12 +292,12 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], int], Message]] = {
 }
 
 
-def parse_line(raw: bytes | bytearray | memoryview) -> Message:
+def parse_line(raw: bytes | bytearray | memoryview | str) -> Message:
     """Check one line exactly as the protocol says and return its message.
 
     The line may end in "\\n" or "\\r\\n" (or neither, as the serial reader hands it over).
     Raises ProtocolError (reason in REASONS) for anything else; never another exception."""
-    data = bytes(raw)
+    data = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
     if data.endswith(b"\n"):
         data = data[:-1]
     if data.endswith(b"\r"):

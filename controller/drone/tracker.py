@@ -258,6 +258,14 @@ class TrackTable:
             return [*changes, TrackChange("lost", track, now, "ended")]
         return self._report(track, now)
 
+    def end_rf(self, now: datetime, reason: str) -> list[TrackChange]:
+        """End every RF-only track at once (the detector restarted: its RF ids start again)."""
+        changes = []
+        for track in sorted(self._by_rf.values(), key=lambda t: t.id):
+            self._drop(track)
+            changes.append(TrackChange("lost", track, now, reason))
+        return changes
+
     # ------------------------------------------------------------------ time
     def expire(self, now: datetime) -> list[TrackChange]:
         """Tracks silent for track_timeout, oldest deadline first, each stamped with its
