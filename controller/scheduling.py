@@ -104,7 +104,6 @@ class ScheduleService:
 
     def _do(self, actions: list[Any]) -> None:
         d = self.daemon
-        lang = d.cfg.site.language
         for a in actions:
             if isinstance(a, AutoArm):
                 d.submit(
@@ -122,44 +121,22 @@ class ScheduleService:
             elif isinstance(a, PreArmWarning):
                 if all(d.engine.zones[z].phase != "disarmed" for z in a.zones):
                     continue  # nobody to warn, nothing will change
-                at = a.arm_at.astimezone(d.cfg.tz).strftime("%H:%M")
-                d.record_external(
-                    [
-                        EventDraft(
-                            kind="system",
-                            ts=d.clock.now(),
-                            text=texts.render(
-                                lang, "scheduling.prearm", zones=self._names(a.zones), at=at
-                            ),
-                            detail={
-                                "schedule": "prearm_warning",
-                                "zones": list(a.zones),
-                                "arm_at": a.arm_at.isoformat(),
-                            },
-                        )
-                    ]
-                )
+                self._notice("scheduling.prearm", "prearm_warning", a.zones, "arm_at", a.arm_at)
                 for station in d.keypads.values():
                     if set(station.keypad.zones) & set(a.zones) and station.buzzer is not None:
                         station.buzzer.start_prearm_beeps(a.arm_at)
             elif isinstance(a, Postponed):
-                at = a.until.astimezone(d.cfg.tz).strftime("%H:%M")
-                d.record_external(
-                    [
-                        EventDraft(
-                            kind="system",
-                            ts=d.clock.now(),
-                            text=texts.render(
-                                lang, "scheduling.postponed", zones=self._names(a.zones), at=at
-                            ),
-                            detail={
-                                "schedule": "postponed",
-                                "zones": list(a.zones),
-                                "until": a.until.isoformat(),
-                            },
-                        )
-                    ]
-                )
+                self._notice("scheduling.postponed", "postponed", a.zones, "until", a.until)
+
+    def _notice(
+        self, key: str, what: str, zones: tuple[str, ...], field: str, when: datetime
+    ) -> None:
+        """A `system` event about the schedule (pre-arm warning, postponement)."""
+        d = self.daemon
+        at = when.astimezone(d.cfg.tz).strftime("%H:%M")
+        text = texts.render(d.cfg.site.language, key, zones=self._names(zones), at=at)
+        detail = {"schedule": what, "zones": list(zones), field: when.isoformat()}
+        d.record_external([EventDraft(kind="system", ts=d.clock.now(), text=text, detail=detail)])
 
     def close(self) -> None:
         if self._timer is not None:
