@@ -41,6 +41,7 @@ from controller.engine import (
 from controller.events import Event, EventDraft
 from controller.journal import Journal
 from controller.keypads import KeypadStation
+from controller.notify import Notifier
 from controller.scheduling import ScheduleService
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Daemon:
         self.keypads: dict[str, KeypadStation] = {}
         self.schedules: ScheduleService | None = None
         self.detectors: dict[str, DetectorStation] = {}
+        self.notifier = Notifier()
         self.broker_connected = False
 
     # ------------------------------------------------------------------ start / stop
@@ -142,6 +144,9 @@ class Daemon:
             station.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
+        self.state_listeners.append(lambda: self.notifier.status(self.summary()))
+        self.notifier.ready(self.summary())
+        self.notifier.start_watchdog()
         log.info(
             "officeguard %s started for site %s (%s)",
             __version__,
@@ -149,7 +154,16 @@ class Daemon:
             "simulation" if self.simulate else "gpio",
         )
 
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: zone states, alarms, troubles, outbox."""
+        zones = " ".join(f"{z}={self.engine.zone_state(z)}" for z in self.engine.zones)
+        troubles = len(self.engine.troubles()) + len(self.extra_troubles)
+        outbox = self.journal.outbox_depth() if self.journal else 0
+        return f"{zones}; troubles {troubles}; outbox {outbox}"
+
     async def stop(self, reason: str = "stopped") -> None:
+        self.notifier.stopping(f"stopping ({reason})")
+        await self.notifier.stop()
         if self.control is not None:
             await self.control.stop()
         if self._engine_timer is not None:
