@@ -6,6 +6,7 @@ port to simulate an outage of the security office's server.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -50,6 +51,8 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             # persistence so that a subscriber's session survives a broker restart
             f"persistence true\npersistence_location {workdir}/\n"
+            # run as ourselves (as root, mosquitto would switch to a user who cannot write here)
+            f"user {getpass.getuser()}\n"
             "max_inflight_messages 0\nmax_queued_messages 0\n"
         )
         self.log = workdir / "mosquitto.log"
