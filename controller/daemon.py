@@ -21,7 +21,7 @@ from controller import __version__, texts
 from controller.access import Attempt
 from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
-from controller.config import Loaded, SiteConfig, parse_duration
+from controller.config import ConfigError, Loaded, Problem, SiteConfig, load_config, parse_duration
 from controller.control import ControlError, ControlServer
 from controller.devices import Devices
 from controller.drones import DetectorStation
@@ -58,6 +58,14 @@ texts.register(
         "daemon.stopped": {
             "vi": "Bộ điều khiển dừng ({reason})",
             "en": "Controller stopped ({reason})",
+        },
+        "daemon.reloaded": {
+            "vi": "Đã nạp lại cấu hình",
+            "en": "Configuration reloaded",
+        },
+        "daemon.reload_refused": {
+            "vi": "Từ chối nạp lại cấu hình: {n} lỗi; cấu hình đang chạy được giữ nguyên",
+            "en": "Configuration reload refused: {n} problem(s); the running configuration stays",
         },
         "daemon.journal_trouble": {
             "vi": "Sự cố lưu trữ: không ghi được sổ nhật ký ({error}); sự kiện được giữ trong bộ nhớ",
@@ -109,14 +117,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
-        self.access = AccessService(self.cfg, self.clock, self._record)
-        self.hw = Devices(
-            self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
-        )
-        self.keypads = {
-            k.id: KeypadStation(self, k, self.hw.buzzers.get(k.id)) for k in self.cfg.keypads
-        }
-        self.hw.set_key_handler(lambda kid, ch, at: self.keypads[kid].on_key(ch, at))
+        self._build_site(loop)
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
@@ -137,11 +138,7 @@ class Daemon:
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
-        self.schedules = ScheduleService(self)
-        self.schedules.start()
-        self.detectors = {d.id: DetectorStation(self, d, loop) for d in self.cfg.drone_detectors}
-        for station in self.detectors.values():
-            station.start()
+        self._start_site(loop)
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         self.state_listeners.append(lambda: self.notifier.status(self.summary()))
@@ -153,6 +150,94 @@ class Daemon:
             self.cfg.site.id,
             "simulation" if self.simulate else "gpio",
         )
+
+    def _build_site(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Access control, devices and keypads for the current configuration."""
+        self.access = AccessService(self.cfg, self.clock, self._record)
+        self.hw = Devices(
+            self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
+        )
+        self.keypads = {
+            k.id: KeypadStation(self, k, self.hw.buzzers.get(k.id)) for k in self.cfg.keypads
+        }
+        self.hw.set_key_handler(lambda kid, ch, at: self.keypads[kid].on_key(ch, at))
+
+    def _start_site(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Schedules and drone detectors, once the engine has booted."""
+        self.schedules = ScheduleService(self)
+        self.schedules.start()
+        self.detectors = {d.id: DetectorStation(self, d, loop) for d in self.cfg.drone_detectors}
+        for station in self.detectors.values():
+            station.start()
+
+    def _close_site(self) -> None:
+        for station in self.keypads.values():
+            station.close()
+        self.keypads = {}
+        if self.schedules is not None:
+            self.schedules.close()
+            self.schedules = None
+        for det in self.detectors.values():
+            det.close()
+        self.detectors = {}
+        if self.hw is not None:
+            self.hw.close()
+            self.hw = None
+        if self.access is not None:
+            self.access.close()
+            self.access = None
+
+    def reload(self) -> bool:
+        """SIGHUP: read the configuration file again. A bad file is refused with all its
+        problems and the running configuration stays; a good one is applied keeping the armed
+        state, alarms in progress, bypasses and every queued event."""
+        loop = asyncio.get_running_loop()
+        lang = self.cfg.site.language
+        try:
+            loaded = load_config(self.loaded.source)
+            if loaded.config.site.id != self.cfg.site.id:
+                raise ConfigError(
+                    self.loaded.source,
+                    [Problem("site.id", "the site id cannot change on a reload (restart instead)")],
+                )
+        except ConfigError as e:
+            log.error("configuration reload refused; the running configuration stays\n%s", e)
+            self._record(
+                [
+                    EventDraft(
+                        kind="system",
+                        ts=self.clock.now(),
+                        text=texts.render(lang, "daemon.reload_refused", n=len(e.problems)),
+                        detail={"reload": "refused", "problems": [str(p) for p in e.problems]},
+                    )
+                ]
+            )
+            return False
+        snapshot = self.engine.snapshot()
+        self._close_site()
+        if self._engine_timer is not None:
+            self._engine_timer.cancel()
+            self._engine_timer = None
+        self.loaded, self.cfg = loaded, loaded.config
+        if self.journal is not None:
+            self.journal.tz = self.cfg.tz
+        self.engine = Engine(self.cfg)
+        self._saved_state = None
+        self._build_site(loop)
+        assert self.hw is not None
+        reloaded = EventDraft(
+            kind="system",
+            ts=self.clock.now(),
+            cid="E627",
+            text=texts.render(self.cfg.site.language, "daemon.reloaded"),
+            detail={"reload": "applied"},
+        )
+        self._apply(
+            [Emit(reloaded), *self.engine.boot(self.clock.now(), self.hw.read_inputs(), snapshot)]
+        )
+        self._start_site(loop)
+        log.info("configuration reloaded from %s", self.loaded.source)
+        return True
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: zone states, alarms, troubles, outbox."""
@@ -168,12 +253,6 @@ class Daemon:
             await self.control.stop()
         if self._engine_timer is not None:
             self._engine_timer.cancel()
-        for station in self.keypads.values():
-            station.close()
-        if self.schedules is not None:
-            self.schedules.close()
-        for det in self.detectors.values():
-            det.close()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
@@ -189,16 +268,15 @@ class Daemon:
             )
             self.journal.close()
             self.journal = None
-        if self.hw is not None:
-            self.hw.close()
-        if self.access is not None:
-            self.access.close()
+        self._close_site()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig, reason in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop, reason)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         await self.start()
         try:
             await self._stop.wait()
