@@ -193,9 +193,16 @@ class Journal:
             if u.event.seq in wanted:
                 u.sent = True
         try:
-            self.db.executemany(
-                "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
-            )
+            # one transaction (one commit) for the whole batch, not one per row
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
+                )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as e:
             # the events will be re-sent after a restart with the same id: harmless duplicates
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
