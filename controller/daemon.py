@@ -42,6 +42,7 @@ from controller.events import Event, EventDraft
 from controller.journal import Journal
 from controller.keypads import KeypadStation
 from controller.notify import Notifier
+from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Daemon:
         self.schedules: ScheduleService | None = None
         self.detectors: dict[str, DetectorStation] = {}
         self.notifier = Notifier()
+        self.reporting: Reporting | None = None
         self.broker_connected = False
 
     # ------------------------------------------------------------------ start / stop
@@ -139,6 +141,10 @@ class Daemon:
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
         self._start_site(loop)
+        self.reporting = Reporting(self)
+        self.event_listeners.append(self.reporting.on_events)
+        self.state_listeners.append(self.reporting.publish_state)
+        self.reporting.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         self.state_listeners.append(lambda: self.notifier.status(self.summary()))
@@ -266,6 +272,11 @@ class Daemon:
                     )
                 ]
             )
+        if self.reporting is not None:
+            self.reporting.outbox.wake()
+            await self.reporting.close()
+            self.reporting = None
+        if self.journal is not None:
             self.journal.close()
             self.journal = None
         self._close_site()
