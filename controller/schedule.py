@@ -72,6 +72,7 @@ from typing import Any, Literal, Protocol
 from controller import texts
 from controller.calendar import OfficeCalendar
 from controller.config import Schedule, SiteConfig
+from controller.engine.messages import MODE_NAMES
 
 Action = Literal["arm", "disarm"]
 Rule = Literal["days", "day_off"]
@@ -89,9 +90,6 @@ texts.register(
         "schedule.disarm": {"vi": "tắt báo động", "en": "disarm"},
         "schedule.skipped": {"vi": "bỏ qua", "en": "skipped"},
         "schedule.keep_armed": {"vi": "giữ bật (ngày nghỉ)", "en": "keep armed (day off)"},
-        "schedule.mode.away": {"vi": "vắng nhà", "en": "away"},
-        "schedule.mode.home": {"vi": "ở nhà", "en": "home"},
-        "schedule.mode.night": {"vi": "ban đêm", "en": "night"},
         "schedule.header": {
             "vi": "Lịch bật/tắt báo động từ {start} ({days} ngày), múi giờ {tz}",
             "en": "Arming schedule from {start} ({days} days), time zone {tz}",
@@ -810,7 +808,8 @@ def format_preview(
         if r.status == "skipped":
             what = f"{verb}: {texts.render(language, 'schedule.skipped')}"
         elif t.action == "arm":
-            what = f"{verb} ({texts.render(language, f'schedule.mode.{t.mode}')})"
+            modes = MODE_NAMES.get(language, MODE_NAMES["en"])
+            what = f"{verb} ({modes.get(t.mode, t.mode)})"
             if t.rule == "day_off":
                 what = f"{verb}: {texts.render(language, 'schedule.keep_armed')}"
         else:
