@@ -37,7 +37,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Literal
+from typing import Literal, get_args
 
 from controller import texts
 from controller.codes import is_hash, is_valid_code, verify_code
@@ -56,16 +56,8 @@ Reason = Literal[
     "too_short",
     "bad_mode",
 ]
-REASONS: tuple[str, ...] = (
-    "wrong_code",
-    "locked_out",
-    "not_permitted",
-    "timeout",
-    "too_long",
-    "too_short",
-    "bad_mode",
-)
-ACTIONS: tuple[str, ...] = ("toggle", "arm", "disarm")
+REASONS: tuple[str, ...] = get_args(Reason)
+ACTIONS: tuple[str, ...] = get_args(Action)
 MODES: tuple[str, ...] = ("away", "home", "night")
 
 # Zone states (Home Assistant's names) in which `CODE#` disarms rather than arms.

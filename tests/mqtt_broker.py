@@ -6,6 +6,7 @@ port to simulate an outage of the security office's server.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import shutil
 import socket
@@ -29,6 +30,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Like wait_for, but lets the asyncio loop run while it waits."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await asyncio.sleep(0.005)
+    return cond()
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0, step: float = 0.005) -> bool:

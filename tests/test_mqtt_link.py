@@ -9,14 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controller.config import Mqtt
 from controller.mqtt import MqttConfigError, MqttLink
-from tests.mqtt_broker import Broker, Recorder, wait_for
+from tests.mqtt_broker import Broker, Recorder, until, wait_for
 
 SITE = "office-a"
 STATUS = f"officeguard/{SITE}/status"
@@ -34,15 +34,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 def make_link(url: str, client_id: str | None = None, **kw: object) -> MqttLink:
     cfg = Mqtt(url=url, keepalive="5s", client_id=client_id)
     return MqttLink(cfg, SITE, reconnect_min=0.05, reconnect_max=0.2, **kw)  # type: ignore[arg-type]
-
-
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.005)
-    return cond()
 
 
 def statuses(rec: Recorder) -> list[tuple[dict[str, object], bool]]:

@@ -20,6 +20,7 @@ from controller.journal import Journal
 from controller.mqtt import MqttLink
 from controller.outbox import Outbox
 from tests.mqtt_broker import Broker, Recorder, wait_for
+from tests.mqtt_broker import until as _until
 
 SITE = "office-a"
 TOPIC = f"officeguard/{SITE}/event"
@@ -191,15 +192,6 @@ def make_link(url: str) -> MqttLink:
     return MqttLink(Mqtt(url=url, keepalive="5s"), SITE, reconnect_min=0.05, reconnect_max=0.2)
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.005)
-    return cond()
-
-
 def received(rec: Recorder) -> list[dict[str, object]]:
     return [json.loads(p) for t, p, _ in rec.snapshot() if t == TOPIC]
 
@@ -299,3 +291,7 @@ def test_new_outbox_on_same_journal_resumes_after_crash(broker: Broker, tmp_path
 
 def all_ids(j: Journal) -> dict[int, str]:
     return {int(r["seq"]): str(r["id"]) for r in j.db.execute("SELECT seq, id FROM events")}
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    return await _until(cond, timeout)
