@@ -555,11 +555,10 @@ class Daemon:
             raise ControlError(f"unknown keypad {keypad!r} (keypads: {', '.join(self.keypads)})")
         if not isinstance(keys, str) or not keys or len(keys) > 64:
             raise ControlError("give 1 to 64 keys, e.g. 2468#")
-        layout = "".join(next(k for k in self.cfg.keypads if k.id == keypad).layout)
-        bad = sorted({k for k in keys if k not in layout})
-        if bad:
-            raise ControlError(f"keypad {keypad} has no key {' '.join(bad)}")
-        await self.hw.sim_keys(keypad, keys)
+        try:
+            await self.hw.sim_keys(keypad, keys)  # checks every key before pressing any
+        except ValueError as e:
+            raise ControlError(str(e)) from None
         await self.keypads[keypad].idle()
         await self._settle()
         return {"keypad": keypad, "pressed": len(keys)}

@@ -85,5 +85,8 @@ def test_unknown_sensor_and_non_simulated_commands_are_clear_errors(site):
     assert r.returncode != 0 and "unknown sensor 'door.nowhere'" in r.stderr
     r = site.og("arm", "atlantis", input="2468\n", check=False)
     assert r.returncode != 0 and "unknown zone atlantis" in r.stderr
+    r = site.og("sim", "keys", "keypad.hall", "24X8#", check=False)
+    assert r.returncode != 0 and "has no key 'X'" in r.stderr
+    assert not [e for e in site.events() if e["kind"] != "system"]  # nothing was pressed
     r = site.og("sim", "advance", "soon", check=False)
     assert r.returncode != 0 and "bad duration" in r.stderr
