@@ -63,6 +63,26 @@ CREATE TABLE IF NOT EXISTS meta (
 RETENTION_MIN_EVENTS = 100_000
 RETENTION_MIN_AGE = timedelta(days=366)
 
+# The `sent` column: where an event stands with the broker.
+PENDING = 0  # not yet acknowledged: in the outbox
+DELIVERED = 1  # acknowledged by the broker (PUBACK)
+EXPIRED = 2  # never delivered: given up by the outbox's long-outage policy; kept in the logbook
+
+# Kinds the long-outage policy may give up on first (the rest are never expired):
+# book-keeping, not what the security office must act on.
+LOW_PRIORITY_KINDS: tuple[str, ...] = (
+    "system",
+    "siren",
+    "bypass",
+    "entry",
+    "arm_failed",
+    "arm",
+    "disarm",
+    "drone_lost",
+)
+# a low-priority kind carrying this code is the policy's own notice: never expired
+NOTICE_CID = "E350"
+
 
 class JournalError(Exception):
     pass
@@ -92,6 +112,10 @@ class Journal:
         self._unsaved_state: dict[str, Any] = {}
         self.write_error: str | None = None
         self._next_seq = self._last_seq() + 1
+        # undelivered events on disk, kept as a count so outbox_depth() costs nothing
+        self._pending_on_disk = int(
+            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
+        )
 
     # ------------------------------------------------------------------ writing
 
@@ -177,6 +201,7 @@ class Journal:
                 "journal writable again; wrote %d event(s) kept in memory", len(self._unwritten)
             )
         self.write_error = None
+        self._pending_on_disk += sum(1 for u in self._unwritten if not u.sent)
         self._unwritten.clear()
         self._unsaved_state.clear()
         return True
@@ -196,7 +221,7 @@ class Journal:
             # one transaction (one commit) for the whole batch, not one per row
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany(
+                cur = self.db.executemany(
                     "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
                 )
                 self.db.execute("COMMIT")
@@ -206,6 +231,49 @@ class Journal:
         except sqlite3.Error as e:
             # the events will be re-sent after a restart with the same id: harmless duplicates
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
+            return
+        self._pending_on_disk = max(0, self._pending_on_disk - max(0, cur.rowcount))
+
+    def expire_oldest(self, count: int) -> tuple[int, int | None, int | None, dict[str, int]]:
+        """The long-outage policy: give up on the `count` oldest undelivered low-priority events
+        (LOW_PRIORITY_KINDS, not the policy's own notices). They stay in the logbook, marked
+        EXPIRED, and are never published. Alarms, tampers, troubles, duress... are never chosen.
+        Returns (how many, lowest seq, highest seq, how many of each kind)."""
+        if count <= 0:
+            return 0, None, None, {}
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                # `sent=0` written out so that the partial index events_outbox serves the scan
+                rows = self.db.execute(
+                    "UPDATE events SET sent=? WHERE seq IN ("
+                    "  SELECT seq FROM events WHERE sent=0"
+                    "   AND kind IN (SELECT value FROM json_each(?))"
+                    "   AND COALESCE(cid, '') != ? ORDER BY seq LIMIT ?"
+                    ") RETURNING seq, kind",
+                    (EXPIRED, json.dumps(LOW_PRIORITY_KINDS), NOTICE_CID, count),
+                ).fetchall()
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            log.warning("could not expire undelivered events: %s", e)
+            return 0, None, None, {}
+        if not rows:
+            return 0, None, None, {}
+        self._pending_on_disk = max(0, self._pending_on_disk - len(rows))
+        kinds: dict[str, int] = {}
+        for r in rows:
+            kinds[r[1]] = kinds.get(r[1], 0) + 1
+        seqs = [int(r[0]) for r in rows]
+        return len(rows), min(seqs), max(seqs), kinds
+
+    def expired_count(self) -> int:
+        """Events the long-outage policy gave up on (kept in the logbook, never delivered)."""
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=?", (EXPIRED,)).fetchone()[0]
+        )
 
     # ------------------------------------------------------------------ reading
 
@@ -227,8 +295,9 @@ class Journal:
         return out
 
     def outbox_depth(self) -> int:
-        n = int(self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0])
-        return n + sum(1 for u in self._unwritten if not u.sent)
+        """Events not yet acknowledged by the broker (and not expired), on disk and in memory.
+        Kept as a running count: cheap enough to ask after every event."""
+        return self._pending_on_disk + sum(1 for u in self._unwritten if not u.sent)
 
     @property
     def unwritten(self) -> int:
@@ -248,8 +317,9 @@ class Journal:
     # ------------------------------------------------------------------ upkeep
 
     def prune(self, now: datetime) -> int:
-        """Drop delivered events older than the retention that are beyond the newest
-        RETENTION_MIN_EVENTS. Returns how many were removed."""
+        """Drop delivered (or expired) events older than the retention that are beyond the
+        newest RETENTION_MIN_EVENTS. An event still waiting for the broker is never dropped.
+        Returns how many were removed."""
         cutoff = (now - RETENTION_MIN_AGE).astimezone(self.tz).isoformat()
         keep_from = self.db.execute(
             "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?", (RETENTION_MIN_EVENTS,)
@@ -258,7 +328,8 @@ class Journal:
             return 0
         try:
             cur = self.db.execute(
-                "DELETE FROM events WHERE sent=1 AND seq<=? AND ts<?", (int(keep_from[0]), cutoff)
+                "DELETE FROM events WHERE sent IN (?, ?) AND seq<=? AND ts<?",
+                (DELIVERED, EXPIRED, int(keep_from[0]), cutoff),
             )
         except sqlite3.Error as e:
             log.warning("journal prune failed: %s", e)

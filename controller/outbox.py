@@ -6,6 +6,20 @@ and marks an event delivered only when the broker acknowledges it (PUBACK). If t
 drops, it stops; when the connection comes back it starts again from the oldest unconfirmed
 event. So after an outage, a crash or a power cut every event still arrives, in order; an event
 sent twice carries the same `id` both times, so the office can drop the copy.
+
+A very long outage (the policy, with `limit` = config `mqtt.outbox_limit`):
+- nothing is dropped silently, and the disk use is capped;
+- at 80 % of the limit undelivered, a trouble "outbox nearly full" (Contact ID E350,
+  communication trouble) is raised (through `on_capacity`) and journaled; it clears (R350) when
+  the outbox is back under 70 %;
+- past the limit, the oldest undelivered *low-priority* events (journal.LOW_PRIORITY_KINDS:
+  system notices, arm/disarm reports, bypasses, sirens...) are marked expired: kept in the
+  logbook, never published. One `system` event (E350) then says how many were given up and their
+  seq range. Alarms, tampers, troubles, duress, drones... are never expired: if they alone fill
+  the outbox it grows past the limit (their rate is bounded by the engine: swinger shutdown) and
+  the trouble says so;
+- the journal's retention never deletes an undelivered event; an expired one ages out like a
+  delivered one.
 """
 
 from __future__ import annotations
@@ -13,9 +27,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from controller.events import Event
+from controller import texts
+from controller.events import Event, EventDraft
+
+texts.register(
+    {
+        "outbox.nearly_full": {
+            "vi": "Sự cố truyền tin: hàng đợi gửi sắp đầy ({depth}/{limit} sự kiện chưa gửi được)",
+            "en": "Communication trouble: outbox nearly full ({depth}/{limit} events not delivered)",
+        },
+        "outbox.restored": {
+            "vi": "Hết sự cố truyền tin: hàng đợi gửi còn {depth} sự kiện",
+            "en": "Communication trouble restored: {depth} event(s) left in the outbox",
+        },
+        "outbox.expired": {
+            "vi": "Hàng đợi gửi đầy: bỏ {n} sự kiện ít quan trọng chưa gửi (seq {first}-{last}),"
+            " vẫn giữ trong sổ nhật ký",
+            "en": "Outbox full: {n} low-priority event(s) not delivered (seq {first}-{last}),"
+            " kept in the logbook",
+        },
+    }
+)
+
+WARN_RATIO = 0.8  # trouble at this share of the limit undelivered
+CLEAR_RATIO = 0.7  # ... restored below this share
+CID_TROUBLE = "E350"  # Contact ID: communication trouble (controller/contact_id.py)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +65,10 @@ class JournalLike(Protocol):
     def mark_sent(self, seqs: Sequence[int]) -> None: ...
 
     def outbox_depth(self) -> int: ...
+
+    def expire_oldest(self, count: int) -> tuple[int, int | None, int | None, dict[str, int]]: ...
+
+    def append(self, drafts: Sequence[EventDraft]) -> list[Event]: ...
 
 
 class LinkLike(Protocol):
@@ -46,6 +89,12 @@ class Outbox:
     Runs entirely on the asyncio loop. It registers itself with the link's connect/disconnect
     listeners; the daemon calls `wake()` after journaling new events. Acknowledgements are
     written to the journal in batches (one `mark_sent` per loop turn).
+
+    Long-outage policy (see the module docstring), active when `limit` is given:
+    `on_capacity(trouble)` is called with {"source": "outbox", "cid": "E350", "what": ...} when
+    the trouble starts or changes, and with None when it clears; `record(drafts)` journals the
+    policy's own events (default: journal.append; the daemon passes its record_external so they
+    reach its log and listeners); `now()` gives their time; `language` their text.
     """
 
     def __init__(
@@ -57,9 +106,16 @@ class Outbox:
         window: int = 1000,
         batch: int = 500,
         retry_delay: float = 1.0,
+        limit: int | None = None,
+        on_capacity: Callable[[dict[str, Any] | None], None] | None = None,
+        record: Callable[[list[EventDraft]], Any] | None = None,
+        now: Callable[[], datetime] | None = None,
+        language: str = "en",
     ) -> None:
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
+        if limit is not None and limit < 10:
+            raise ValueError("the outbox limit must be at least 10 events")
         self.journal = journal
         self.link = link
         self.topic = topic
@@ -76,8 +132,26 @@ class Outbox:
         self.published = 0
         self.delivered = 0
         self.failures = 0
+        self.limit = limit
+        self.on_capacity = on_capacity
+        self._record = record if record is not None else journal.append
+        self._now = now if now is not None else (lambda: datetime.now(UTC))
+        self.language = language
+        self.trouble: dict[str, Any] | None = None
+        self._trouble_stage: str | None = None
+        self.expired = 0  # events given up by the policy since this outbox started
+        self._expired_in_trouble = 0  # ... since the trouble was raised
+        self._over_with_protected = False
         link.connect_listeners.append(self.wake)
         link.disconnect_listeners.append(self._on_disconnect)
+        if limit is not None:
+            # a restart with a full outbox: raise the trouble without waiting for a new event
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self._schedule_tick()
 
     # ------------------------------------------------------------------ public
 
@@ -119,7 +193,112 @@ class Outbox:
     def _tick(self) -> None:
         self._tick_scheduled = False
         self._flush_acks()
+        if self.limit is not None:
+            try:
+                self._check_capacity(self.limit)
+            except Exception:  # the policy must never stop delivery
+                log.exception("outbox: capacity check failed")
         self._pump()
+
+    # ------------------------------------------------------------------ long-outage policy
+
+    def _check_capacity(self, limit: int) -> None:
+        depth = self.journal.outbox_depth()
+        if depth > limit:
+            # expire a little more than the excess, so this runs once per ~1 % of the limit
+            slack = max(1, limit // 100)
+            n, first, last, kinds = self.journal.expire_oldest(depth - limit + slack)
+            if n:
+                self.expired += n
+                self._expired_in_trouble += n
+                log.warning(
+                    "outbox: over its limit of %d: %d low-priority event(s) expired (seq %s-%s)",
+                    limit,
+                    n,
+                    first,
+                    last,
+                )
+                self._journal(
+                    EventDraft(
+                        kind="system",
+                        ts=self._now(),
+                        cid=CID_TROUBLE,
+                        text=texts.render(
+                            self.language, "outbox.expired", n=n, first=first, last=last
+                        ),
+                        detail={
+                            "outbox": "expired",
+                            "expired": n,
+                            "first_seq": first,
+                            "last_seq": last,
+                            "kinds": kinds,
+                            "limit": limit,
+                        },
+                    )
+                )
+                depth = self.journal.outbox_depth()
+            elif not self._over_with_protected:
+                log.error(
+                    "outbox: %d events waiting, over the limit of %d, and none of them may be"
+                    " given up (alarms, tampers, troubles...): keeping them all",
+                    depth,
+                    limit,
+                )
+            self._over_with_protected = n == 0
+        else:
+            self._over_with_protected = False
+        if depth >= WARN_RATIO * limit:
+            self._raise_trouble(depth, limit)
+        elif depth < CLEAR_RATIO * limit and self.trouble is not None:
+            self._clear_trouble(depth)
+
+    def _raise_trouble(self, depth: int, limit: int) -> None:
+        """Raise the trouble, or update it when its stage changes (not on every event)."""
+        if self._over_with_protected:
+            stage = "over"
+            what = f"outbox over its limit ({depth}/{limit}) with alarms that are never given up"
+        elif self._expired_in_trouble:
+            stage = "full"
+            what = f"outbox full ({limit}): oldest low-priority events not delivered (see the log)"
+        else:
+            stage = "nearly_full"
+            what = f"outbox nearly full ({depth}/{limit} events waiting for the broker)"
+        if self.trouble is None:
+            self._journal(
+                EventDraft(
+                    kind="trouble",
+                    ts=self._now(),
+                    cid=CID_TROUBLE,
+                    text=texts.render(self.language, "outbox.nearly_full", depth=depth, limit=limit),
+                    detail={"source": "outbox", "depth": depth, "limit": limit},
+                )
+            )
+        elif stage == self._trouble_stage:
+            return
+        self._trouble_stage = stage
+        self.trouble = {"source": "outbox", "cid": CID_TROUBLE, "what": what}
+        if self.on_capacity is not None:
+            self.on_capacity(dict(self.trouble))
+
+    def _clear_trouble(self, depth: int) -> None:
+        self.trouble = None
+        self._trouble_stage = None
+        self._expired_in_trouble = 0
+        self._journal(
+            EventDraft(
+                kind="trouble_restore",
+                ts=self._now(),
+                cid="R" + CID_TROUBLE[1:],
+                text=texts.render(self.language, "outbox.restored", depth=depth),
+                detail={"source": "outbox", "depth": depth, "expired": self.expired},
+            )
+        )
+        if self.on_capacity is not None:
+            self.on_capacity(None)
+
+    def _journal(self, draft: EventDraft) -> None:
+        self._record([draft])
+        self._schedule_tick()
 
     def _pump(self) -> None:
         if self._closed or not self.link.connected or self._retry is not None:
