@@ -3,6 +3,18 @@
 `RealClock` follows the system time on an asyncio loop; `VirtualClock` (simulation and tests)
 stands still until `advance()` moves it, firing every due timer in order on the way.
 All times are timezone-aware UTC datetimes; convert to the site's zone only for display.
+
+Clock steps. A Pi without a battery clock boots at a stale time and steps when NTP syncs; an
+operator may set the time by hand. Both clocks tell their jump listeners
+(`add_jump_listener(cb)`, `cb(delta)` with `delta` the size of the step, positive forward)
+whenever the time of day steps: `VirtualClock.jump()` always does; `RealClock` notices a step
+by comparing how far the wall clock (time.time) moved against the monotonic clock
+(time.monotonic) since its last look. It looks on every timer wake-up, before deciding
+whether that timer is due, and every `JUMP_CHECK` seconds of monotonic time while anyone
+listens: two clock reads, no disk, no allocation worth speaking of. Listeners run on the loop
+before any timer made due by the step fires, so they can move their own deadlines first.
+Timers set with `call_at` keep following the time of day (a step back makes them wait, a step
+forward makes them due); what a step means for a delay that was running is the listener's call.
 """
 
 from __future__ import annotations
@@ -10,9 +22,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+JumpListener = Callable[[timedelta], None]
 
 
 def utc(dt: datetime) -> datetime:
@@ -34,6 +52,34 @@ class Clock(Protocol):
     @property
     def virtual(self) -> bool: ...
 
+    def add_jump_listener(self, listener: JumpListener) -> None: ...
+
+    def remove_jump_listener(self, listener: JumpListener) -> None: ...
+
+
+class _JumpListeners:
+    """The listeners told about clock steps (shared by both clocks)."""
+
+    def __init__(self) -> None:
+        self._jump_listeners: list[JumpListener] = []
+        self.jumps = 0  # steps noticed so far
+
+    def add_jump_listener(self, listener: JumpListener) -> None:
+        if listener not in self._jump_listeners:
+            self._jump_listeners.append(listener)
+
+    def remove_jump_listener(self, listener: JumpListener) -> None:
+        if listener in self._jump_listeners:
+            self._jump_listeners.remove(listener)
+
+    def _notify_jump(self, delta: timedelta) -> None:
+        self.jumps += 1
+        for listener in list(self._jump_listeners):
+            try:
+                listener(delta)
+            except Exception:  # one listener's bug must not stop the others (or the clock)
+                log.exception("clock jump listener %r failed", listener)
+
 
 class _VirtualTimer:
     __slots__ = ("when", "callback", "cancelled")
@@ -47,13 +93,14 @@ class _VirtualTimer:
         self.cancelled = True
 
 
-class VirtualClock:
+class VirtualClock(_JumpListeners):
     """A clock that moves only when told to. Timers due at the same instant fire in the order
     they were set; a timer set by a callback for a time already passed fires next, at once."""
 
     virtual = True
 
     def __init__(self, start: datetime):
+        super().__init__()
         self._now = utc(start)
         self._heap: list[tuple[datetime, int, _VirtualTimer]] = []
         self._counter = itertools.count()
@@ -103,9 +150,15 @@ class VirtualClock:
         return fired
 
     def jump(self, when: datetime) -> None:
-        """Step the clock like an NTP correction, without firing anything on the way:
-        timers now in the past fire at the next run_due()/advance()."""
-        self._now = utc(when)
+        """Step the clock like an NTP correction, without firing anything on the way: the jump
+        listeners are told first, then timers now in the past fire at the next
+        run_due()/advance(). A timer set for a time now in the past (after a step back, or by
+        a listener) fires at once at the next run_due(), never before the clock's time."""
+        when = utc(when)
+        delta = when - self._now
+        self._now = when
+        if delta:
+            self._notify_jump(delta)
 
 
 class _RealTimer:
@@ -121,15 +174,34 @@ class _RealTimer:
             self.handle.cancel()
 
 
-class RealClock:
+class RealClock(_JumpListeners):
     """System time on an asyncio loop. A timer is set for a wall-clock instant; when it wakes
-    early (the clock was stepped back) it sleeps again, so timers follow the time of day."""
+    early (the clock was stepped back) it sleeps again, so timers follow the time of day.
+
+    `wall` and `mono` (seconds, like time.time and time.monotonic) can be injected for tests;
+    a step is a change of more than `jump_threshold` seconds in wall minus monotonic time
+    between two looks (slewing by NTP moves it by at most 0.5 ms/s, far below that)."""
 
     virtual = False
     MAX_SLEEP = 60.0  # re-check at least this often, so a clock step forward is noticed
+    JUMP_CHECK = 30.0  # seconds of monotonic time between two looks while anyone listens
+    JUMP_THRESHOLD = 1.0
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+        jump_threshold: float = JUMP_THRESHOLD,
+    ):
+        super().__init__()
         self._loop = loop
+        self._wall = wall
+        self._mono = mono
+        self.jump_threshold = jump_threshold
+        self._offset = wall() - mono()
+        self._watch: asyncio.TimerHandle | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -138,13 +210,53 @@ class RealClock:
         return self._loop
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return datetime.fromtimestamp(self._wall(), UTC)
+
+    def check_jump(self) -> timedelta | None:
+        """Look for a step of the wall clock since the last look; tell the listeners about
+        one. Returns the step, or None. Cheap enough to call on every wake-up."""
+        offset = self._wall() - self._mono()
+        drift = offset - self._offset
+        self._offset = offset  # slow slewing is followed, never adds up to a step
+        if abs(drift) <= self.jump_threshold:
+            return None
+        delta = timedelta(seconds=drift)
+        log.warning("system clock stepped by %+.3f s", drift)
+        self._notify_jump(delta)
+        return delta
+
+    def add_jump_listener(self, listener: JumpListener) -> None:
+        super().add_jump_listener(listener)
+        self._arm_watch()
+
+    def remove_jump_listener(self, listener: JumpListener) -> None:
+        super().remove_jump_listener(listener)
+        if not self._jump_listeners and self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+
+    def _arm_watch(self) -> None:
+        if self._watch is not None or not self._jump_listeners:
+            return
+        try:
+            loop = self.loop
+        except RuntimeError:  # no loop yet: timer wake-ups still look
+            return
+        self._watch = loop.call_later(self.JUMP_CHECK, self._watch_tick)
+
+    def _watch_tick(self) -> None:
+        self._watch = None
+        self.check_jump()
+        self._arm_watch()
 
     def call_at(self, when: datetime, callback: Callable[[], None]) -> _RealTimer:
         timer = _RealTimer()
         when = utc(when)
 
         def wake() -> None:
+            if timer.cancelled:
+                return
+            self.check_jump()  # listeners may move (cancel) this very timer first
             if timer.cancelled:
                 return
             left = (when - self.now()).total_seconds()
@@ -160,3 +272,9 @@ class RealClock:
 
     def call_later(self, delay: timedelta, callback: Callable[[], None]) -> _RealTimer:
         return self.call_at(self.now() + delay, callback)
+
+    def close(self) -> None:
+        """Stop the periodic look (the loop is going away)."""
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None

@@ -2,13 +2,16 @@
 daemon's clock. At start it catches up (each scheduled zone takes the state of its latest
 scheduled transition unless a later manual arm/disarm is on record); then it fires pre-arm
 warnings (keypad beeps), auto-arms (R403) and auto-disarms (E403) at their times. A manual arm
-or disarm is remembered in the journal so a restart does not undo it.
+or disarm is remembered in the journal so a restart does not undo it. When the clock steps (NTP
+correction, time set by hand; see controller/clock.py) the runner catches up again from the new
+time, exactly as at a start: pending warnings and postponements are dropped, manual actions
+still win, and the next transition is timed from the new time.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from controller import texts
@@ -48,6 +51,7 @@ class ScheduleService:
         self.scheduled_zones = {z for s in cfg.schedules for z in s.zones}
         self._timer: TimerHandle | None = None
         self._manual: dict[str, str] = {}
+        self._listening = False
 
     def start(self) -> None:
         if not self.daemon.cfg.schedules:
@@ -62,6 +66,17 @@ class ScheduleService:
             except (TypeError, ValueError):
                 continue
         self._do(self.runner.start(self.daemon.clock.now(), manual))
+        self._reschedule()
+        self.daemon.clock.add_jump_listener(self.clock_jumped)
+        self._listening = True
+
+    def clock_jumped(self, delta: timedelta) -> None:
+        """The clock stepped by `delta`: catch up from the new time and time the next
+        transition again (the timer set for the old next transition is dropped)."""
+        if not self.runner.started:
+            return
+        log.info("clock stepped by %s: schedules catch up", delta)
+        self._do(self.runner.clock_jumped(self.daemon.clock.now()))
         self._reschedule()
 
     def note_manual(self, zones: tuple[str, ...], at: datetime) -> None:
@@ -139,5 +154,8 @@ class ScheduleService:
         d.record_external([EventDraft(kind="system", ts=d.clock.now(), text=text, detail=detail)])
 
     def close(self) -> None:
+        if self._listening:
+            self.daemon.clock.remove_jump_listener(self.clock_jumped)
+            self._listening = False
         if self._timer is not None:
             self._timer.cancel()
