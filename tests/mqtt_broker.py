@@ -1,14 +1,14 @@
-"""Test helper: a real Mosquitto broker on a free local port, plus a small recording subscriber.
+"""Test helper: a real broker on a free local port, plus a small recording subscriber.
 
-Used by the MQTT integration tests. The broker can be stopped and started again on the same
-port to simulate an outage of the security office's server.
+Used by the MQTT integration tests. The broker is Mosquitto when installed, otherwise (or with
+OFFICEGUARD_BROKER=embedded) the project's embedded broker, controller/mini_broker.py; both
+keep sessions and retained messages across a stop/start. It can be stopped and started again on
+the same port to simulate an outage of the security office's server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import getpass
-import shutil
 import socket
 import subprocess
 import threading
@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
+from controller.mini_broker import LocalBroker, mosquitto_binary
+
+MOSQUITTO = mosquitto_binary()
 
 
 def free_port() -> int:
@@ -53,51 +52,44 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0, step: float = 0.005
 
 
 class Broker:
+    """A broker the tests start, stop and start again on one port (see LocalBroker).
+
+    `kind` says which one runs: "mosquitto" or "embedded".
+    """
+
     def __init__(self, workdir: Path) -> None:
-        if MOSQUITTO is None:
-            pytest.skip("no mosquitto binary installed (apt-get install mosquitto)")
         self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            # persistence so that a subscriber's session survives a broker restart
-            f"persistence true\npersistence_location {workdir}/\n"
-            # run as ourselves (as root, mosquitto would switch to a user who cannot write here)
-            f"user {getpass.getuser()}\n"
-            "max_inflight_messages 0\nmax_queued_messages 0\n"
+        self._broker = LocalBroker(
+            self.port,
+            workdir,
+            # sessions survive a broker restart; no limit on messages in flight or queued
+            persistent=True,
+            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n",
+            embedded_args=["--max-inflight", "0", "--max-queued", "0"],
         )
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.kind = self._broker.kind
+        self.conf = self._broker.conf
+        self.log = self._broker.log
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._broker.proc
 
     def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(MOSQUITTO), "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        if not wait_for(self._accepting, 5.0):
-            self.stop()
-            raise RuntimeError(f"mosquitto did not start: {self.log.read_text()[-2000:]}")
+        self._broker.start()
 
     def _accepting(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+        return self._broker._accepting()
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
+        self._broker.stop()
+
+    def kill(self) -> None:
+        self._broker.kill()
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return self._broker.url
 
 
 class Recorder:
