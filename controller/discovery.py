@@ -67,8 +67,9 @@ DEVICE_CLASS: dict[str, str] = {
 SUPPORTED_FEATURES = ["arm_away", "arm_home", "arm_night"]
 
 # The command Home Assistant publishes on P/zone/<zone>/set. `tojson` quotes the code as a JSON
-# string whatever it holds (and gives null when Home Assistant has none), so the payload is always
-# valid JSON; for a numeric code it reads {"action": "ARM_AWAY", "code": "1234"}.
+# string whatever it holds, so the payload is always valid JSON (with null, not the string "None",
+# when there is no code); for a numeric code it reads
+# {"action": "ARM_AWAY", "code": "1234"}, the form of Home Assistant's own REMOTE_CODE example.
 COMMAND_TEMPLATE = '{"action": "{{ action }}", "code": {{ code | tojson }}}'
 
 ONLINE_TEMPLATE = "{{ 'online' if value_json.online else 'offline' }}"

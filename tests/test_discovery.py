@@ -275,6 +275,13 @@ def test_command_template_renders_the_json_command_the_daemon_takes(feature: str
     out = render(COMMAND_TEMPLATE, action=action, code="1234")
     assert json.loads(out) == {"action": action, "code": "1234"}
     assert action in ("ARM_AWAY", "ARM_HOME", "ARM_NIGHT", "DISARM")
+    # and the daemon's own parser of P/zone/<zone>/set reads it as meant
+    commands = pytest.importorskip("controller.commands")
+    cmd, raw = commands.parse_zone_set("leadership", out.encode())
+    assert raw == {"action": action, "code": "1234"}
+    assert cmd.zones == ("leadership",) and cmd.code == "1234"
+    want = {"arm_away": "away", "arm_home": "home", "arm_night": "night"}.get(feature)
+    assert (cmd.action, cmd.mode) == (("arm", want) if want else ("disarm", None))
 
 
 def test_command_template_stays_valid_json_whatever_the_code() -> None:
@@ -283,7 +290,7 @@ def test_command_template_stays_valid_json_whatever_the_code() -> None:
             "action": "DISARM",
             "code": code,
         }
-    # no code at all: null, which the daemon refuses as "code missing", not as a wrong code
+    # no code at all: null (not the string "None", which would read as a wrong code)
     assert json.loads(render(COMMAND_TEMPLATE, action="ARM_AWAY", code=None)) == {
         "action": "ARM_AWAY",
         "code": None,
