@@ -33,5 +33,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# on the Raspberry Pi, as root (see README "Installing on a Raspberry Pi"); PURGE=1 on uninstall
+# also removes /etc/officeguard and the logbook in /var/lib/officeguard
+install:
+	sh scripts/install.sh install
+
+uninstall:
+	PURGE=$(PURGE) sh scripts/install.sh uninstall
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
