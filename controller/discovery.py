@@ -324,6 +324,7 @@ class Discovery:
         self._subscribed: set[str] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[bool]] = set()
+        self._queued: asyncio.Task[bool] | None = None  # created, not yet publishing
         self.announcements = 0  # completed announces that published something
 
     # ------------------------------------------------------------------ wiring
@@ -344,7 +345,10 @@ class Discovery:
         (True when the broker acknowledged everything), or None when there is nothing to do."""
         if not self.link.connected:
             return None
+        if self._queued is not None and not self._queued.done():
+            return self._queued  # one is already waiting to start: it will read the latest cfg
         task = asyncio.ensure_future(self._announce())
+        self._queued = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -397,6 +401,8 @@ class Discovery:
 
     async def _announce(self) -> bool:
         async with self._lock:  # one announce at a time, each reading what the last one stored
+            if self._queued is asyncio.current_task():
+                self._queued = None
             cfg = self.cfg
             previously = self._previously()
             messages = discovery_messages(cfg, previously)

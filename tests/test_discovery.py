@@ -486,6 +486,26 @@ def test_home_assistant_birth_message_triggers_a_reannounce_only_when_online(
     asyncio.run(main())
 
 
+def test_announces_asked_for_at_once_are_coalesced(tmp_path: Path) -> None:
+    async def main() -> None:
+        journal = Journal(tmp_path / "j.db", "office-a", TZ, synchronous="NORMAL")
+        link = FakeLink()
+        cfg = load_config(REFERENCE).config
+        d = Discovery(link, cfg, journal)  # type: ignore[arg-type]
+        # a reconnect and Home Assistant's birth message in the same loop turn: one announce
+        first, second = d.announce(), d.announce()
+        assert first is not None and first is second
+        assert await first is True
+        assert len(link.sent) == len(discovery_messages(cfg, []))
+        # once it has started publishing, a new request is a new announce (HA may have restarted)
+        third = d.announce()
+        assert third is not None and third is not first and await third is True
+        assert d.announcements == 2
+        journal.close()
+
+    asyncio.run(main())
+
+
 def test_discovery_switched_off_cleans_up_once_then_stays_silent(tmp_path: Path) -> None:
     async def main() -> None:
         journal = Journal(tmp_path / "j.db", "office-a", TZ, synchronous="NORMAL")
