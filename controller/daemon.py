@@ -21,6 +21,7 @@ from controller import __version__, texts
 from controller.access import Attempt
 from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
+from controller.commands import Command
 from controller.config import ConfigError, Loaded, Problem, SiteConfig, load_config, parse_duration
 from controller.control import ControlError, ControlServer
 from controller.devices import Devices
@@ -242,6 +243,8 @@ class Daemon:
             [Emit(reloaded), *self.engine.boot(self.clock.now(), self.hw.read_inputs(), snapshot)]
         )
         self._start_site(loop)
+        if self.reporting is not None:
+            self.reporting.reload()
         log.info("configuration reloaded from %s", self.loaded.source)
         return True
 
@@ -274,7 +277,7 @@ class Daemon:
             )
         if self.reporting is not None:
             self.reporting.outbox.wake()
-            await self.reporting.close()
+            await self.reporting.close(reason)
             self.reporting = None
         if self.journal is not None:
             self.journal.close()
@@ -425,6 +428,7 @@ class Daemon:
             "outbox": self.journal.outbox_depth() if self.journal else None,
             "last_seq": self.journal.last_seq() if self.journal else None,
             "broker": {"connected": self.broker_connected, "url": self.cfg.mqtt.url},
+            "commands": self.reporting.commands.status() if self.reporting else None,
         }
 
     # ------------------------------------------------------------------ control socket
@@ -466,54 +470,80 @@ class Daemon:
             )
         return sensor
 
-    async def _authorize(
-        self, req: dict[str, Any], zones: tuple[str, ...], action: str, mode: str | None = None
-    ) -> str | None:
-        """Check the user's code for these zones (local CLI channel, with its own lockout).
-        Returns the user's name; a refusal raises ControlError with the reason, never the code."""
+    async def operate(self, cmd: Command, channel: str) -> dict[str, Any]:
+        """Arm, disarm, bypass, unbypass or silence for a user whose code is checked here, with
+        the same permissions, lockout (one counter per channel) and duress rules as the keypad.
+        Used by the local CLI and by remote commands. A refusal raises ControlError with the
+        reason, never with the code."""
+        if cmd.action in ("bypass", "unbypass"):
+            sensor = self._sensor_arg({"sensor": cmd.sensor})
+            zones: tuple[str, ...] = (self.cfg.sensor(sensor).zone,)
+        else:
+            zones = self._zones_arg({"zones": list(cmd.zones)})
+        # bypassing needs the right to arm the zone; silencing the right to disarm it
+        access_action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
+        mode = (cmd.mode or "away") if cmd.action == "arm" else None
         assert self.access is not None
-        attempt = Attempt(source="cli", zones=zones, action=action, mode=mode, channel="cli")  # type: ignore[arg-type]
-        decision = await self.access.check(attempt, req.get("code"))
+        attempt = Attempt(
+            source=channel,
+            zones=zones,
+            action=access_action,
+            mode=mode,
+            channel=channel,  # type: ignore[arg-type]
+        )
+        decision = await self.access.check(attempt, cmd.code, self.zone_states())
         if not decision.ok:
             reason = (decision.reason or "refused").replace("_", " ")
             if decision.locked_until is not None:
                 until = decision.locked_until.astimezone(self.cfg.tz).strftime("%H:%M:%S")
                 reason += f" (locked until {until})"
             raise ControlError(reason)
-        return decision.user
+        user = decision.user
+        if cmd.action == "arm":
+            events = self.submit(
+                Arm(zones, mode or "away", user=user, source=channel, force=cmd.force)  # type: ignore[arg-type]
+            )
+            failed = [e.text for e in events if e.kind == "arm_failed"]
+            if failed:
+                raise ControlError("; ".join(failed))
+        elif cmd.action == "disarm":
+            self.submit(Disarm(zones, user=user, source=channel))
+        elif cmd.action == "silence":
+            self.submit(Silence(zones, user=user, source=channel))
+        else:
+            assert cmd.sensor is not None
+            self.submit(Bypass(cmd.sensor, cmd.action == "bypass", user=user, source=channel))
+            return {"sensor": cmd.sensor, "bypassed": self.engine.sensors[cmd.sensor].bypassed}
+        return {"zones": {z: self.engine.zone_state(z) for z in zones}}
+
+    @staticmethod
+    def _cli_command(req: dict[str, Any], action: str) -> Command:
+        zones = req.get("zones")
+        return Command(
+            id=None,
+            action=action,  # type: ignore[arg-type]
+            zones=tuple(zones) if isinstance(zones, list) else (),
+            mode=req.get("mode", "away") if action == "arm" else None,
+            sensor=req.get("sensor"),
+            force=bool(req.get("force")),
+            code=req.get("code"),
+        )
 
     async def _h_arm(self, req: dict[str, Any]) -> dict[str, Any]:
-        zones = self._zones_arg(req)
-        mode = req.get("mode", "away")
-        if mode not in ("away", "home", "night"):
+        if req.get("mode", "away") not in ("away", "home", "night"):
             raise ControlError("mode is away, home or night")
-        user = await self._authorize(req, zones, "arm", mode)
-        events = self.submit(
-            Arm(zones, mode, user=user, source="cli", force=bool(req.get("force")))
-        )
-        failed = [e.text for e in events if e.kind == "arm_failed"]
-        if failed:
-            raise ControlError("; ".join(failed))
-        return {"zones": {z: self.engine.zone_state(z) for z in zones}}
+        return await self.operate(self._cli_command(req, "arm"), "cli")
 
     async def _h_disarm(self, req: dict[str, Any]) -> dict[str, Any]:
-        zones = self._zones_arg(req)
-        user = await self._authorize(req, zones, "disarm")
-        self.submit(Disarm(zones, user=user, source="cli"))
-        return {"zones": {z: self.engine.zone_state(z) for z in zones}}
+        return await self.operate(self._cli_command(req, "disarm"), "cli")
 
     async def _h_bypass(self, req: dict[str, Any]) -> dict[str, Any]:
-        sensor = self._sensor_arg(req)
-        zone = self.cfg.sensor(sensor).zone
-        user = await self._authorize(req, (zone,), "arm")  # same permission as operating the zone
-        self.submit(Bypass(sensor, bool(req.get("bypass", True)), user=user, source="cli"))
-        return {"sensor": sensor, "bypassed": self.engine.sensors[sensor].bypassed}
+        action = "bypass" if req.get("bypass", True) else "unbypass"
+        return await self.operate(self._cli_command(req, action), "cli")
 
     async def _h_silence(self, req: dict[str, Any]) -> dict[str, Any]:
-        zones = self._zones_arg(req)
-        user = await self._authorize(req, zones, "disarm")  # same permission as disarming
-        self.submit(Silence(zones, user=user, source="cli"))
-        return {"outputs": dict(self.engine.outputs)}
+        res = await self.operate(self._cli_command(req, "silence"), "cli")
+        return {**res, "outputs": dict(self.engine.outputs)}
 
     def _need_sim(self) -> None:
         if not self.simulate:

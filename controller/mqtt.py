@@ -113,7 +113,7 @@ class MqttLink:
             transport=transport,
         )
         if cfg.username is not None or cfg.password_file is not None:
-            c.username_pw_set(cfg.username or "", _read_secret(cfg.password_file))
+            c.username_pw_set(cfg.username or "", read_secret(cfg.password_file))
         if tls:
             try:
                 c.tls_set(
@@ -327,11 +327,13 @@ class MqttLink:
                         log.exception("mqtt: handler for %r failed", flt)
 
 
-def _read_secret(path: str | None) -> str | None:
+def read_secret(path: str | None, what: str = "MQTT password file") -> str | None:
+    """The contents of a secret file (password, command key), stripped; never logged."""
     if path is None:
         return None
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip()
-    except OSError as e:
-        raise MqttConfigError(f"cannot read the MQTT password file {path}: {e.strerror}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise MqttConfigError(f"cannot read the {what} {path}: {why}") from e
