@@ -206,6 +206,12 @@ class Mqtt(_Model):
             raise ValueError("a topic prefix has no +, # and no leading or trailing /")
         return v
 
+    @model_validator(mode="after")
+    def _signatures(self) -> Mqtt:
+        if self.require_signature and not self.command_key_file:
+            raise ValueError("require_signature needs command_key_file (the site's HMAC key)")
+        return self
+
 
 class Zone(_Model):
     id: Ident

@@ -34,7 +34,16 @@ def test_plain_codes_are_warned_about_without_showing_them():
 
 @pytest.mark.parametrize(
     "text,seconds",
-    [("30s", 30), ("4m", 240), ("1h", 3600), ("1h30m", 5400), ("250ms", 0.25), (15, 15), ("0s", 0), ("2.5s", 2.5)],
+    [
+        ("30s", 30),
+        ("4m", 240),
+        ("1h", 3600),
+        ("1h30m", 5400),
+        ("250ms", 0.25),
+        (15, 15),
+        ("0s", 0),
+        ("2.5s", 2.5),
+    ],
 )
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -122,7 +131,13 @@ def test_unquoted_time_of_day_is_read_as_meant():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controller", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_check_config_cli_accepts_reference_and_refuses_broken_with_78(tmp_path: Path):
@@ -131,7 +146,10 @@ def test_check_config_cli_accepts_reference_and_refuses_broken_with_78(tmp_path:
     assert "office-a" in ok.stdout and "door.director" in ok.stdout
     assert "2468" not in ok.stdout + ok.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text(broken(("    pin: 24\n", "    pin: 22\n"), ("exit_delay: 45s", "exit_delay: soon")), encoding="utf-8")
+    bad.write_text(
+        broken(("    pin: 24\n", "    pin: 22\n"), ("exit_delay: 45s", "exit_delay: soon")),
+        encoding="utf-8",
+    )
     r = run_cli("check-config", "-c", str(bad))
     assert r.returncode == EXIT_CONFIG
     assert "2 problems" in r.stderr and "Traceback" not in r.stderr
@@ -143,3 +161,14 @@ def test_check_config_cli_accepts_reference_and_refuses_broken_with_78(tmp_path:
 @pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")))
 def test_example_configs_load(path: Path):
     load_config(path)
+
+
+def test_required_signatures_need_a_key_file():
+    text = reference_text().replace(
+        "  heartbeat: 60s", "  heartbeat: 60s\n  require_signature: true"
+    )
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "site.yaml")
+    assert any(p.path == "mqtt" and "command_key_file" in p.message for p in e.value.problems)
+    ok = text.replace("require_signature: true", "require_signature: true\n  command_key_file: /k")
+    assert parse_config(ok, "site.yaml").config.mqtt.require_signature
