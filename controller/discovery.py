@@ -342,7 +342,8 @@ class Discovery:
 
     def announce(self) -> asyncio.Task[bool] | None:
         """Publish every config (and the removals) now, in the background. Returns the task
-        (True when the broker acknowledged everything), or None when there is nothing to do."""
+        (True when the broker acknowledged everything), or None while the link is down (the
+        next connect announces)."""
         if not self.link.connected:
             return None
         if self._queued is not None and not self._queued.done():
