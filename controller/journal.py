@@ -8,16 +8,24 @@ increasing across restarts, never reused even after old events are pruned.
 
 When the disk is full or read-only, events are kept in memory (still numbered, still published)
 and written as soon as a write succeeds again; the daemon raises a trouble meanwhile.
+
+Group commit (`group_commit=True`, for the daemon): on a running asyncio loop, append() numbers
+the events at once but writes everything appended during one loop turn in one transaction (one
+fsync) at the end of that turn; `flush_listeners` are told after each such write. An event is
+published only once it is on disk (pending() leaves out what waits for its commit), so nothing
+reaches the broker that a power cut could take back; the sirens never wait on any of it. A burst
+of 25 input changes then costs one fsync instead of 25.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,7 +103,15 @@ class _Unwritten:
 
 
 class Journal:
-    def __init__(self, path: str | Path, site: str, tz: ZoneInfo, *, synchronous: str = "FULL"):
+    def __init__(
+        self,
+        path: str | Path,
+        site: str,
+        tz: ZoneInfo,
+        *,
+        synchronous: str = "FULL",
+        group_commit: bool = False,
+    ):
         self.path = Path(path)
         self.site = site
         self.tz = tz
@@ -111,6 +127,10 @@ class Journal:
         self._unwritten: list[_Unwritten] = []
         self._unsaved_state: dict[str, Any] = {}
         self.write_error: str | None = None
+        self.group_commit = group_commit
+        self._flush_scheduled = False
+        # told after each group-commit write, with True when nothing is left waiting
+        self.flush_listeners: list[Callable[[bool], None]] = []
         self._next_seq = self._last_seq() + 1
         # undelivered events on disk, kept as a count so outbox_depth() costs nothing
         self._pending_on_disk = int(
@@ -142,8 +162,31 @@ class Journal:
         self._unwritten.extend(_Unwritten(e) for e in events)
         if state is not None:
             self._unsaved_state.update(state)
+        if self.group_commit and self._defer_flush():
+            return events
         self.flush()
         return events
+
+    def _defer_flush(self) -> bool:
+        """Group commit: write at the end of this loop turn. False when no loop is running."""
+        if self._flush_scheduled:
+            return True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._flush_scheduled = True
+        loop.call_soon(self._deferred_flush)
+        return True
+
+    def _deferred_flush(self) -> None:
+        self._flush_scheduled = False
+        ok = self.flush()
+        for cb in list(self.flush_listeners):
+            try:
+                cb(ok)
+            except Exception:
+                log.exception("journal flush listener failed")
 
     def flush(self) -> bool:
         """Write whatever waits in memory. True when nothing is left waiting."""
@@ -289,7 +332,9 @@ class Journal:
             "SELECT * FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?", (after_seq, limit)
         ).fetchall()
         out = [_row_event(r) for r in rows]
-        if self._unwritten:
+        # events kept in memory are published only while the disk refuses them; otherwise they
+        # are waiting for this loop turn's commit (group commit) and go out once written
+        if self._unwritten and self.write_error is not None:
             mem = [u.event for u in self._unwritten if not u.sent and u.event.seq > after_seq]
             out = sorted({e.seq: e for e in out + mem}.values(), key=lambda e: e.seq)[:limit]
         return out

@@ -144,6 +144,12 @@ class Outbox:
         self._over_with_protected = False
         link.connect_listeners.append(self.wake)
         link.disconnect_listeners.append(self._on_disconnect)
+        # a journal with group commit says when the events of a loop turn are on disk
+        self._flush_listeners: list[Callable[[bool], None]] | None = getattr(
+            journal, "flush_listeners", None
+        )
+        if self._flush_listeners is not None:
+            self._flush_listeners.append(self._on_flushed)
         if limit is not None:
             # a restart with a full outbox: raise the trouble without waiting for a new event
             try:
@@ -181,6 +187,11 @@ class Outbox:
         ):
             if cb in listeners:
                 listeners.remove(cb)
+        if self._flush_listeners is not None and self._on_flushed in self._flush_listeners:
+            self._flush_listeners.remove(self._on_flushed)
+
+    def _on_flushed(self, ok: bool) -> None:
+        self.wake()
 
     # ------------------------------------------------------------------ internals
 

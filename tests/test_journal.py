@@ -127,3 +127,30 @@ def test_contact_id_page_matches_the_table():
     from tests.conftest import ROOT
 
     assert markdown_table() in (ROOT / "docs" / "contact-id.md").read_text(encoding="utf-8")
+
+
+def test_group_commit_writes_a_loop_turn_in_one_transaction(tmp_path):
+    import asyncio
+
+    j = Journal(tmp_path / "j.db", "office-a", TZ, group_commit=True)
+    flushed: list[bool] = []
+    j.flush_listeners.append(flushed.append)
+    commits = []
+    j.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+
+    async def main() -> None:
+        events = [e for i in range(3) for e in j.append([draft(i)], state={"n": i})]
+        assert [e.seq for e in events] == [1, 2, 3]  # numbered at once
+        assert j.outbox_depth() == 3 and j.unwritten == 3
+        assert j.pending() == []  # not published before it is on disk
+        assert commits == []
+        await asyncio.sleep(0)
+        assert commits == ["COMMIT"] and flushed == [True]  # one transaction for the turn
+        assert [e.seq for e in j.pending()] == [1, 2, 3]
+        assert j.load_state("n") == 2
+
+    asyncio.run(main())
+    j.append([draft(4)])  # no loop running: written at once
+    assert commits == ["COMMIT", "COMMIT"]
+    j.close()
+    assert [e.seq for e in read_events(tmp_path / "j.db")] == [1, 2, 3, 4]

@@ -295,3 +295,28 @@ def all_ids(j: Journal) -> dict[int, str]:
 
 async def until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
     return await _until(cond, timeout)
+
+
+def test_group_commit_journal_publishes_once_on_disk(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "g.db", SITE, TZ, synchronous="NORMAL", group_commit=True)
+
+    async def main() -> None:
+        link = FakeLink()
+        ob = Outbox(j, link, TOPIC, window=10)
+        link.up()
+        ob.wake()  # a tick already due before the events of this turn are written
+        add(j, 3)
+        assert ob.depth() == 3
+        await settle()
+        assert link.seqs() == [1, 2, 3]  # published after the turn's commit, woken by it
+        on_disk = {int(r[0]) for r in j.db.execute("SELECT seq FROM events")}
+        assert on_disk == {1, 2, 3}
+        for _, _, f in link.sent:
+            f.set_result(True)
+        await settle()
+        assert ob.depth() == 0
+        ob.close()
+        assert j.flush_listeners == []
+
+    asyncio.run(main())
+    j.close()
