@@ -389,6 +389,39 @@ class Lockout:
                 del self._state[src]
         return ended
 
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        """What must survive a restart or a reload (kept by the journal): counted wrong codes
+        and running lockouts, so that power-cycling the panel does not reset the count."""
+        return {
+            src: {
+                "failures": [t.isoformat() for t in st.failures],
+                "locked_until": st.locked_until.isoformat() if st.locked_until else None,
+            }
+            for src, st in sorted(self._state.items())
+            if st.failures or st.locked_until is not None
+        }
+
+    def restore(self, saved: object, now: datetime) -> None:
+        """Take back a `snapshot()`; anything unreadable is ignored (never locks anyone out)."""
+        if not isinstance(saved, dict):
+            return
+        for src, data in list(saved.items())[: self.max_sources]:
+            try:
+                failures = [datetime.fromisoformat(t) for t in data.get("failures", [])]
+                until = data.get("locked_until")
+                st = _SourceState(
+                    failures=[t for t in failures if t.tzinfo is not None][-self.limit :],
+                    locked_until=datetime.fromisoformat(until) if until else None,
+                    touched=now,
+                )
+            except (AttributeError, TypeError, ValueError):
+                continue
+            if st.locked_until is not None and st.locked_until.tzinfo is None:
+                continue
+            self._forget_old(st, now)
+            if st.failures or st.locked_until is not None:
+                self._state[str(src)] = st
+
     def locked(self, now: datetime) -> dict[str, datetime]:
         """Every source locked at `now`, with the instant its lockout ends (for `status`)."""
         out = {}

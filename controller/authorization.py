@@ -17,11 +17,19 @@ from controller.events import EventDraft
 
 
 class AccessService:
-    def __init__(self, cfg: SiteConfig, clock: Clock, record: Callable[[list[EventDraft]], object]):
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        clock: Clock,
+        record: Callable[[list[EventDraft]], object],
+        saved_lockout: object = None,
+    ):
         self.clock = clock
         self._record = record
         self.authenticator = Authenticator(cfg.users)
-        self.gate = AccessGate(Lockout(), lang=cfg.site.language, tz=cfg.tz)
+        lockout = Lockout()
+        lockout.restore(saved_lockout, clock.now())  # a restart or reload keeps the count
+        self.gate = AccessGate(lockout, lang=cfg.site.language, tz=cfg.tz)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="code-check")
         self._timer: TimerHandle | None = None
 

@@ -102,6 +102,7 @@ class Daemon:
         self.access: AccessService | None = None
         self._engine_timer: TimerHandle | None = None
         self._saved_state: Any = None
+        self._saved_lockout: Any = None
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
         self.event_listeners: list[Callable[[list[Event]], None]] = []
@@ -160,7 +161,9 @@ class Daemon:
 
     def _build_site(self, loop: asyncio.AbstractEventLoop) -> None:
         """Access control, devices and keypads for the current configuration."""
-        self.access = AccessService(self.cfg, self.clock, self._record)
+        saved_lockout = self.journal.load_state("lockout") if self.journal else None
+        self.access = AccessService(self.cfg, self.clock, self._record, saved_lockout)
+        self._saved_lockout = self.access.gate.lockout.snapshot()
         self.hw = Devices(
             self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
         )
@@ -368,10 +371,15 @@ class Daemon:
         """Journal drafts (with the engine's state), then tell the listeners (MQTT outbox...)."""
         assert self.journal is not None
         snapshot = self.engine.snapshot()
-        state = None
+        state: dict[str, Any] | None = None
         if snapshot != self._saved_state:
             state = {"engine": snapshot}
             self._saved_state = snapshot
+        if self.access is not None:  # wrong codes always come with an event (E461)
+            lockout = self.access.gate.lockout.snapshot()
+            if lockout != self._saved_lockout:
+                state = {**(state or {}), "lockout": lockout}
+                self._saved_lockout = lockout
         if not drafts and state is None:
             return []
         had_error = self.journal.write_error is not None

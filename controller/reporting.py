@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import TimerHandle
+from controller.discovery import Discovery
 from controller.events import Event
 from controller.mqtt import MqttLink
 from controller.outbox import Outbox
@@ -31,6 +32,7 @@ class Reporting:
         self.prefix = self.link.prefix
         self.outbox = Outbox(daemon.journal, self.link, f"{self.prefix}/event")
         self.commands = RemoteCommands(daemon, self.link)
+        self.discovery = Discovery(self.link, daemon.cfg, daemon.journal)
         self.started_at = daemon.clock.now()
         self._retained: dict[str, str] = {}
         self._drones: dict[str, dict[str, Any]] = {}  # active track → retained payload
@@ -42,6 +44,7 @@ class Reporting:
 
     def start(self) -> None:
         self.commands.start()
+        self.discovery.start()
         self.link.start()
         self._schedule_heartbeat()
 
@@ -50,6 +53,7 @@ class Reporting:
         self.commands.reload()
         self._retained.clear()
         self.publish_state()
+        self.discovery.update(self.daemon.cfg)
 
     def on_events(self, events: list[Event]) -> None:
         self.outbox.wake()
@@ -69,6 +73,7 @@ class Reporting:
         self.daemon.broker_connected = True
         self._retained.clear()  # publish everything again after a reconnect
         self.publish_state()
+        self.discovery.announce()
         for track, body in self._drones.items():
             self._put_raw(f"{self.prefix}/drone/{track}", json.dumps(body, ensure_ascii=False))
 
@@ -149,6 +154,7 @@ class Reporting:
             self._heartbeat.cancel()
             self._heartbeat = None
         await self.commands.close()
+        await self.discovery.close()
         self.outbox.close()
         ts = self.daemon.clock.now().astimezone(self.daemon.cfg.tz).isoformat(timespec="seconds")
         await self.link.close({"online": False, "ts": ts, "reason": reason})

@@ -490,3 +490,31 @@ def test_no_decision_or_event_carries_a_code() -> None:
     for ev in events:
         assert not any(c in json.dumps(ev.detail) for c in CODES)
     validate(events)
+
+
+def test_lockout_snapshot_survives_a_restart_and_ignores_garbage():
+    t0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    lo = Lockout()
+    for i in range(5):
+        lo.failure("mqtt", t0 + timedelta(seconds=i))
+    lo.failure("kp.main", t0)
+    saved = json.loads(json.dumps(lo.snapshot()))  # as the journal keeps it
+    back = Lockout()
+    back.restore(saved, t0 + timedelta(minutes=1))
+    assert back.check("mqtt", t0 + timedelta(minutes=1)) == t0 + timedelta(minutes=5, seconds=4)
+    assert back.failures("kp.main", t0 + timedelta(minutes=1)) == 1
+    assert back.snapshot() == lo.snapshot()
+    # after the window nothing is restored; garbage never locks anyone out
+    late = Lockout()
+    late.restore(saved, t0 + timedelta(minutes=30))
+    assert late.snapshot() == {}
+    junk = Lockout()
+    for bad in (
+        None,
+        [],
+        {"x": 1},
+        {"x": {"failures": ["nope"]}},
+        {"x": {"locked_until": "2026-01-01T00:00"}},
+    ):
+        junk.restore(bad, t0)
+    assert junk.locked(t0) == {} and junk.snapshot() == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,6 +231,18 @@ def test_retained_state_heartbeat_drones_and_last_will(tmp_path, broker):
             assert not any(t.startswith(f"{P}/drone/") for t in retained)
         finally:
             late.close()
+        # Home Assistant discovery: retained configs for every zone and sensor of the site
+        ha = Recorder(broker.port, "homeassistant/#", client_id="late-ha")
+        try:
+            assert wait_for(lambda: len(ha.snapshot()) >= 3 + 9, timeout=10)
+            configs = {t: json.loads(p) for t, p, r in ha.snapshot() if r and p}
+            panels = [c for t, c in configs.items() if "/alarm_control_panel/" in t]
+            assert {c["command_topic"] for c in panels} == {
+                f"{P}/zone/{z}/set" for z in ("leadership", "finance", "perimeter")
+            }
+            assert all(c["code"] == "REMOTE_CODE" for c in panels)
+        finally:
+            ha.close()
         # SIGKILL: the broker publishes the last will
         site.kill()
         assert wait_for(lambda: office.latest("status") == {"online": False}, timeout=60)
@@ -242,3 +255,28 @@ def test_retained_state_heartbeat_drones_and_last_will(tmp_path, broker):
     finally:
         site.stop()
         office.rec.close()
+
+
+def test_a_lockout_survives_a_restart_and_a_reload(tmp_path):
+    site = Site(tmp_path / "state")
+    site.start("2026-03-04T12:00:00+07:00")
+    try:
+        for _ in range(5):
+            r = site.og("arm", "finance", input="0000\n", check=False)
+            assert r.returncode != 0
+        site.kill()  # pulling the plug does not reset the count
+        site.start("2026-03-04T12:01:00+07:00")
+        r = site.og("arm", "finance", input="2468\n", check=False)
+        assert r.returncode != 0 and "locked out" in (r.stdout + r.stderr)
+        assert site.zone("finance") == "disarmed"
+        site.proc.send_signal(signal.SIGHUP)  # SIGHUP: a reload keeps it too
+        assert wait_for(
+            lambda: any(e["detail"].get("reload") == "applied" for e in site.events()), timeout=10
+        )
+        r = site.og("arm", "finance", input="2468\n", check=False)
+        assert "locked out" in (r.stdout + r.stderr)
+        site.advance("5m")
+        site.og("arm", "finance", input="2468\n")
+        assert site.zone("finance") == "arming"
+    finally:
+        site.stop()
