@@ -1,5 +1,12 @@
-"""`make demo`: a simulated office wing on a virtual clock, played through a short scripted night
-with the real daemon process and the real CLI, then its logbook. Exits by itself.
+"""`make demo`: a whole simulated site, end to end, that exits by itself.
+
+1. starts a broker on a free local port (Mosquitto when installed, otherwise the embedded Python
+   broker; `OFFICEGUARD_BROKER=embedded` forces the latter);
+2. starts the security office's console (`officeguard monitor`) on that broker;
+3. starts the real daemon on simulated hardware and a virtual clock, and plays a short scripted
+   night through the real CLI: Tết night intrusion, an attack on the safe, a drone over the roof,
+   the guard disarming, the security office re-arming the wing remotely over MQTT;
+4. prints the logbook, what the console saw, and checks that every event reached the broker.
 
     python -m controller.demo [--keep DIR]
 """
@@ -11,15 +18,82 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from controller.drone import geo, odid
+from controller.drone.protocol import encode_line
+from controller.mini_broker import start_local_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "demo.yaml"
 START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
+PREFIX = "officeguard/office-a"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def drone_lines(site: tuple[float, float]) -> list[str]:
+    """What the roof detector's firmware sends when a drone with Remote ID flies 180 m away."""
+    lat, lon = geo.destination(site[0], site[1], 120.0, 180.0)
+    pack = odid.encode_message_pack(
+        [
+            odid.encode_basic_id("1596F350457000000001"),
+            odid.encode_location(lat, lon, alt_geo=95.0, height=60.0),
+            odid.encode_operator_id("VNM-OP-0042"),
+        ]
+    )
+    msgs: list[dict[str, Any]] = [
+        {"v": 1, "t": "hb", "seq": 1, "up": 5, "adv": 0, "drop": 0},
+        {"v": 1, "t": "rid", "seq": 2, "tr": "ble4", "mac": "aa:bb:cc:dd:ee:ff", "rssi": -74,
+         "hex": pack.hex()},
+    ]  # fmt: skip
+    return [encode_line(m).decode().rstrip("\n") for m in msgs]
+
+
+class Office:
+    """The security office's script client: sends a remote command and reads the result."""
+
+    def __init__(self, port: int) -> None:
+        self.results: list[dict[str, Any]] = []
+        self.events: dict[str, dict[str, Any]] = {}
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="demo-office")
+        c.on_message = self._on_message
+        c.connect("127.0.0.1", port)
+        c.subscribe([(f"{PREFIX}/cmd/result", 1), (f"{PREFIX}/event", 1)])
+        c.loop_start()
+        self.client = c
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        body = json.loads(msg.payload)
+        if msg.topic.endswith("/cmd/result"):
+            self.results.append(body)
+        else:
+            self.events[body["id"]] = body
+
+    def command(self, cmd: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        n = len(self.results)
+        self.client.publish(f"{PREFIX}/cmd", json.dumps(cmd), qos=1)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(self.results) == n:
+            time.sleep(0.02)
+        return self.results[n] if len(self.results) > n else {"ok": False, "error": "no answer"}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     og = [sys.executable, "-m", "controller"]
 
     def cli(*a: str, code: str | None = None, show: bool = True) -> str:
-        argv = [*og, *a, "--state-dir", str(state)]
+        argv = [*og, *a]
+        if a[0] != "monitor":
+            argv += ["--state-dir", str(state)]
         r = subprocess.run(
             argv, capture_output=True, text=True, input=code, env=env, cwd=ROOT, timeout=60
         )
@@ -44,16 +120,34 @@ def main(argv: list[str] | None = None) -> int:
         return r.stdout
 
     def say(text: str) -> None:
-        print(f"\n== {text}")
+        print(f"\n== {text}", flush=True)
 
+    port = free_port()
+    broker = start_local_broker(port, state / "broker")
+    url = broker.url
+    config = state / "site.yaml"
+    config.write_text(
+        CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url), encoding="utf-8"
+    )
+    say(f"broker: {broker.kind} on {url}")
+    office = Office(port)  # subscribed before the site starts: it must receive every event
+    console_log = open(state / "console.log", "w")  # noqa: SIM115 - closed below
+    console = subprocess.Popen(
+        [*og, "monitor", "--broker", url, "--duration", "120"],
+        stdout=console_log,
+        stderr=subprocess.STDOUT,
+        env={**env, "COLUMNS": "110"},
+        cwd=ROOT,
+    )
     log = open(state / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
-        [*og, "run", "-c", str(CONFIG), "--simulate", "--state-dir", str(state), "--clock", START],
+        [*og, "run", "-c", str(config), "--simulate", "--state-dir", str(state), "--clock", START],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
         cwd=ROOT,
     )
+    delivered = False
     try:
         deadline = time.monotonic() + 30
         while not (state / "control.sock").exists():
@@ -70,23 +164,67 @@ def main(argv: list[str] | None = None) -> int:
         cli("sim", "outputs")
         say("someone knocks on the safe in the finance room, three times")
         cli("sim", "pulse", "vib.safe1", "--count", "3", "--interval", "0.5")
+        say("a drone hovers 180 m south-east of the building (Remote ID, seen by the roof detector)")
+        for line in drone_lines((22.4856, 103.9707)):
+            cli("sim", "serial", "rf.roof", line, show=False)
+        print("  (two lines from the detector's UART, through a real pty)")
         say("the guard arrives and disarms; the siren stops")
         cli("disarm", "leadership", "finance", code="2468\n")
         cli("sim", "outputs")
+        cli("sim", "set", "door.director", "inactive", show=False)
+        say("the security office re-arms the wing remotely (MQTT P/cmd with the guard's code)")
+        cmd = {"id": "office-1", "action": "arm", "zones": ["leadership", "finance"],
+               "mode": "away", "code": "2468"}  # fmt: skip
+        print(f"  -> {PREFIX}/cmd  {json.dumps({**cmd, 'code': '****'})}")
+        print(f"  <- {PREFIX}/cmd/result  {json.dumps(office.command(cmd))}")
+        cli("sim", "advance", "2m")
         say("the logbook")
         cli("log")
-        st = json.loads(cli("status", "--json", show=False) or "{}")
-        print(f"\noutbox: {st.get('outbox')} event(s) waiting for the central broker")
+        deadline = time.monotonic() + 20
+        st: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            st = json.loads(cli("status", "--json", show=False) or "{}")
+            if st.get("outbox") == 0:
+                break
+            time.sleep(0.1)
+        journal_ids = {
+            json.loads(line)["id"]
+            for line in cli("log", "--json", show=False).splitlines()
+            if line.strip()
+        }
+        while time.monotonic() < deadline and not journal_ids <= set(office.events):
+            time.sleep(0.1)
+        delivered = st.get("outbox") == 0 and journal_ids <= set(office.events)
+        say("what the security office sees (officeguard monitor --once)")
+        cli("monitor", "--broker", url, "--once", "--wait", "1")
+        print(
+            f"\noutbox: {st.get('outbox')} event(s) waiting; the office received "
+            f"{len(journal_ids & set(office.events))} of the {len(journal_ids)} logbook events"
+        )
     finally:
+        office.close()
         daemon.send_signal(signal.SIGTERM)
         try:
             daemon.wait(15)
         except subprocess.TimeoutExpired:
             daemon.kill()
+        console.send_signal(signal.SIGTERM)
+        try:
+            console.wait(10)
+        except subprocess.TimeoutExpired:
+            console.kill()
+        broker.stop()
         log.close()
+        console_log.close()
+        feed = (state / "console.log").read_text(encoding="utf-8", errors="replace")
+        if feed.strip():
+            say("the live console's output (officeguard monitor, ran through the whole night)")
+            print(feed.rstrip()[-6000:])
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
-    return 0 if daemon.returncode == 0 else 1
+    ok = daemon.returncode == 0 and delivered
+    print(f"\ndemo {'finished: every event delivered' if ok else 'FAILED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
