@@ -107,7 +107,9 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     assert _mode(unit) == 0o644
     assert (opt / "README.md").is_file()
     text = unit.read_text()
-    assert "ExecStart=/opt/officeguard/venv/bin/officeguard run -c /etc/officeguard/site.yaml" in text
+    assert (
+        "ExecStart=/opt/officeguard/venv/bin/officeguard run -c /etc/officeguard/site.yaml" in text
+    )
     wanted = [g for g in ("gpio", "dialout") if _have_group(g)]
     if wanted:
         assert f"SupplementaryGroups={' '.join(wanted)}\n" in text
