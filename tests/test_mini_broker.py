@@ -794,8 +794,17 @@ def shutil_which_mosquitto() -> bool:
 # ---------------------------------------------------------------------------- throughput
 
 
-def measure(port: int, n: int, payload: bytes = b"x" * 100) -> float:
-    """QoS 1 messages per second from one paho publisher to one paho subscriber (QoS 1)."""
+def _nodelay(c: paho.Client, u: Any, sock: Any) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _subscriber(port: int, n: int, nodelay: bool, conn: Any) -> None:
+    """In its own process: subscribe at QoS 1, say ready, report when n messages arrived."""
     done = threading.Event()
     count = [0]
 
@@ -806,32 +815,61 @@ def measure(port: int, n: int, payload: bytes = b"x" * 100) -> float:
 
     sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-sub")
     sub.on_message = on_message
+    if nodelay:
+        sub.on_socket_open = _nodelay
     subscribed = threading.Event()
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.connect("127.0.0.1", port)
     sub.loop_start()
     sub.subscribe("bench/x", qos=1)
-    assert subscribed.wait(5)
-    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
-    pub.max_inflight_messages_set(1000)
-    pub.connect("127.0.0.1", port)
-    pub.loop_start()
-    t0 = time.perf_counter()
-    infos = [pub.publish("bench/x", payload, qos=1) for _ in range(n)]
-    ok = done.wait(120)
-    for info in infos[-10:]:
-        info.wait_for_publish(10)
-    dt = time.perf_counter() - t0
-    for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
-    assert ok, f"only {count[0]} of {n} arrived"
-    return n / dt
+    conn.send(subscribed.wait(10))
+    conn.send((done.wait(120), count[0], time.perf_counter()))
+    sub.disconnect()
+    sub.loop_stop()
+
+
+def measure(
+    port: int, n: int, payload: bytes = b"x" * 100, nodelay: bool = False, broker_pid: int = 0
+) -> tuple[float, float]:
+    """QoS 1 messages per second from one paho publisher to one paho subscriber (QoS 1, in
+    another process), and the broker's CPU microseconds per message (if broker_pid is given).
+
+    `nodelay`: the clients' sockets set TCP_NODELAY (paho does not), so that their small PUBACK
+    writes are not held back by Nagle's algorithm."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    proc = ctx.Process(target=_subscriber, args=(port, n, nodelay, there))
+    proc.start()
+    try:
+        assert here.poll(10) and here.recv() is True
+        pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-pub")
+        pub.max_inflight_messages_set(1000)
+        if nodelay:
+            pub.on_socket_open = _nodelay
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        cpu0 = _cpu_seconds(broker_pid) if broker_pid else 0.0
+        t0 = time.perf_counter()
+        infos = [pub.publish("bench/x", payload, qos=1) for _ in range(n)]
+        assert here.poll(120)
+        ok, count, t1 = here.recv()
+        for info in infos[-10:]:
+            info.wait_for_publish(10)
+        cpu = (_cpu_seconds(broker_pid) - cpu0) if broker_pid else 0.0
+        pub.disconnect()
+        pub.loop_stop()
+        assert ok, f"only {count} of {n} arrived"
+    finally:
+        proc.join(10)
+    return n / (t1 - t0), cpu / n * 1e6
 
 
 def test_throughput_run_delivers_everything(broker: LocalBroker) -> None:
-    rate = measure(broker.port, 2000)
-    print(f"embedded broker: {rate:.0f} QoS 1 msgs/s (2000 messages; figure only, no threshold)")
+    assert broker.proc is not None
+    rate, cpu = measure(broker.port, 2000, broker_pid=broker.proc.pid)
+    print(f"embedded broker: {rate:.0f} QoS 1 msgs/s, {cpu:.0f} us CPU/msg (figures only)")
 
 
 if __name__ == "__main__":
@@ -841,12 +879,25 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         for kind in ("mosquitto", "embedded"):
             try:
-                b = start_local_broker(free_port(), Path(d) / kind, kind=kind)
+                # no limit on messages in flight or queued: nothing dropped for a slow subscriber
+                b = start_local_broker(
+                    free_port(),
+                    Path(d) / kind,
+                    kind=kind,
+                    extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n",
+                    embedded_args=["--max-queued", "0"],
+                )
             except RuntimeError as e:
                 print(f"{kind}: not available ({e})")
                 continue
             try:
-                rates = [measure(b.port, n) for _ in range(3)]
+                assert b.proc is not None
+                for nodelay in (False, True):
+                    runs = [measure(b.port, n, nodelay=nodelay, broker_pid=b.proc.pid)]
+                    runs += [measure(b.port, n, nodelay=nodelay, broker_pid=b.proc.pid)]
+                    runs += [measure(b.port, n, nodelay=nodelay, broker_pid=b.proc.pid)]
+                    how = "paho + TCP_NODELAY" if nodelay else "plain paho"
+                    figures = ", ".join(f"{r:.0f} msgs/s ({c:.0f} us CPU/msg)" for r, c in runs)
+                    print(f"{kind:9s} {how:18s} QoS 1, {n} msgs: {figures}")
             finally:
                 b.stop()
-            print(f"{kind:9s}: QoS 1, {n} msgs x 3 runs: " + ", ".join(f"{r:.0f}" for r in rates))
