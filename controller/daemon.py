@@ -65,6 +65,10 @@ texts.register(
             "vi": "Đã nạp lại cấu hình",
             "en": "Configuration reloaded",
         },
+        "daemon.clock_stepped": {
+            "vi": "Đồng hồ hệ thống bị chỉnh {delta}; các thời gian chờ đang chạy giữ nguyên độ dài",
+            "en": "System clock stepped by {delta}; running delays keep their length",
+        },
         "daemon.reload_refused": {
             "vi": "Từ chối nạp lại cấu hình: {n} lỗi; cấu hình đang chạy được giữ nguyên",
             "en": "Configuration reload refused: {n} problem(s); the running configuration stays",
@@ -119,6 +123,7 @@ class Daemon:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.clock.add_jump_listener(self._clock_stepped)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
         self._build_site(loop)
@@ -259,6 +264,7 @@ class Daemon:
         return f"{zones}; troubles {troubles}; outbox {outbox}"
 
     async def stop(self, reason: str = "stopped") -> None:
+        self.clock.remove_jump_listener(self._clock_stepped)
         self.notifier.stopping(f"stopping ({reason})")
         await self.notifier.stop()
         if self.control is not None:
@@ -316,6 +322,27 @@ class Daemon:
         if isinstance(inp, Arm | Disarm) and not inp.automatic and self.schedules is not None:
             self.schedules.note_manual(inp.zones, self.clock.now())
         return events
+
+    def _clock_stepped(self, delta: timedelta) -> None:
+        """NTP or someone stepped the time of day: running delays (exit, entry, siren time)
+        keep their length instead of ending at once or stretching, and the logbook says so.
+        Called by the clock before any timer fires at the new time."""
+        secs = delta.total_seconds()
+        log.warning("clock stepped by %+.1f s; running delays keep their length", secs)
+        self.engine.clock_stepped(delta)
+        self._record(
+            [
+                EventDraft(
+                    kind="system",
+                    ts=self.clock.now(),
+                    text=texts.render(
+                        self.cfg.site.language, "daemon.clock_stepped", delta=f"{secs:+g} s"
+                    ),
+                    detail={"clock_step_s": secs},
+                )
+            ]
+        )
+        self._reschedule()
 
     def _on_engine_timer(self) -> None:
         self._engine_timer = None

@@ -404,3 +404,36 @@ def test_boot_ignores_a_corrupt_saved_state(ref_config):
     saved = {"zones": {"leadership": {"phase": "bogus", "exit_due": 42}, "nowhere": {}}, "sensors": {"x": 1}}
     h = Harness.boot(ref_config, saved=saved)
     assert h.state("leadership") == "disarmed"
+
+
+@pytest.mark.parametrize("step", [3600, -3600, 5, -20])
+def test_a_clock_step_keeps_running_delays_and_knock_windows_their_length(h, step):
+    arm(h, wait=False)
+    h.wait(20)
+    h.engine.clock_stepped(timedelta(seconds=step))
+    h.now += timedelta(seconds=step)  # the wall clock jumped; no real time passed
+    h.wait(39.9)
+    assert h.state("leadership") == "arming"
+    h.wait(0.2)
+    assert h.state("leadership") == "armed_away"
+    n = len(h.events)
+    h.feed(SensorChange("door.director", OPEN))
+    h.wait(10)
+    h.engine.clock_stepped(timedelta(seconds=step))
+    h.now += timedelta(seconds=step)
+    assert h.engine.advance(h.now) == [] and h.state("leadership") == "pending"
+    h.wait(19.9)
+    assert "alarm" not in h.kinds(n)
+    h.wait(0.2)
+    assert h.state("leadership") == "triggered" and h.siren()
+    # two knocks on the safe, a step, a third knock: still three knocks within the window
+    h.feed(SensorChange("vib.safe1", True))
+    h.feed(SensorChange("vib.safe1", False))
+    h.wait(0.5)
+    h.feed(SensorChange("vib.safe1", True))
+    h.feed(SensorChange("vib.safe1", False))
+    h.engine.clock_stepped(timedelta(seconds=step))
+    h.now += timedelta(seconds=step)
+    h.wait(0.5)
+    h.feed(SensorChange("vib.safe1", True))
+    assert "E133" in h.cids(n)

@@ -158,6 +158,21 @@ class Engine:
         self._run_due(now)
         return self._finish()
 
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The wall clock was stepped by `delta` (an NTP correction, a hand-set time) while no
+        real time passed: every running delay keeps its length, so its deadline moves with the
+        clock. Without this a step forward would end an entry delay at once (a false alarm) and
+        a step back would stretch it. Call it before anything fires at the new time."""
+        for z in self.zones.values():
+            for key in ("exit_due", "entry_due", "armed_at", "alarm_at", "alarm_until"):
+                when = getattr(z, key)
+                if when is not None:
+                    setattr(z, key, when + delta)
+        for st in self.sensors.values():
+            if st.sustain_due is not None:
+                st.sustain_due += delta
+            st.pulses = [t + delta for t in st.pulses]
+
     def next_due(self) -> datetime | None:
         due = self._earliest()
         return due[0] if due else None
