@@ -14,6 +14,7 @@ from typing import Any
 from controller.clock import Clock
 from controller.config import SiteConfig
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
+from hardware.backend import close_pin_factory
 from hardware.sim import SimulatedHardware, let_loop_run
 
 OnSensor = Callable[[str, bool, datetime], None]
@@ -93,6 +94,8 @@ class Devices:
             bz.silence()
 
     def close(self) -> None:
+        """Close every device, then the pin factory itself (it holds the GPIO chip). Safe to
+        call more than once."""
         for kp in self.keypads.values():
             kp.close()
         for bz in self.buzzers.values():
@@ -103,6 +106,8 @@ class Devices:
             self.outputs.close()
         if self.sim is not None:
             self.sim.close()
+        factory, self.factory = self.factory, None
+        close_pin_factory(factory)
 
     # ------------------------------------------------------------------ simulation
 

@@ -8,6 +8,7 @@ pin low, a keypad key that joins a row to a column. The same driver code runs on
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from typing import Any, Literal
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 Backend = Literal["gpio", "simulated"]
+
+log = logging.getLogger(__name__)
 
 
 class HardwareError(Exception):
@@ -132,3 +135,18 @@ def pin_factory_for(backend: str) -> Any:
                 "machine use `hardware: {backend: simulated}` or `officeguard run --simulate`."
             ) from None
     return factory
+
+
+def close_pin_factory(factory: Any) -> bool:
+    """Close a pin factory made by `pin_factory_for` at shutdown: every pin it still holds is
+    released (set back to an input) and, on a Raspberry Pi, lgpio's handle on the GPIO chip is
+    closed, so a restarted daemon (or another program) can claim the pins again. Never raises:
+    a factory that fails to close is logged. Returns True when it closed cleanly."""
+    if factory is None:
+        return True
+    try:
+        factory.close()
+    except Exception as e:
+        log.warning("could not close the GPIO pin factory: %s", e)
+        return False
+    return True
