@@ -137,7 +137,7 @@ def _live(
     def view() -> Any:
         return render(board, time.monotonic(), _link_text(client, settings))
 
-    with Live(view(), console=out, auto_refresh=False, redirect_stderr=False) as live:
+    with Live(view(), console=out, auto_refresh=False) as live:
         # one thread: messages are ingested and the view redrawn between batches, so the
         # drawing never competes with the network for the interpreter
         client.run(

@@ -201,6 +201,7 @@ class MonitorClient:
             self.last_error = f"the broker refused the subscription to {', '.join(bad)}"
             log.warning("monitor: %s", self.last_error)
         self.subscribed = True
+        log.info("monitor: connected to %s, subscribed under %s/", self.settings.url, self.prefix)
 
     def _handle_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self._on_message(msg.topic, bytes(msg.payload))
