@@ -461,7 +461,10 @@ class MiniBroker:
             self.save(self.persist)
 
     def _tick(self) -> None:
-        self.tick()
+        try:
+            self.tick()
+        except Exception:  # keep ticking: a bug here must not stop keepalive enforcement
+            log.exception("periodic check failed")
         loop = asyncio.get_running_loop()
         self._ticker = loop.call_later(0.5, self._tick)
 
@@ -753,6 +756,7 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._paused = False
         self._released = False
+        self._loop = asyncio.get_running_loop()
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -812,10 +816,12 @@ class Connection(asyncio.Protocol):
                 if self.closed:
                     return
         except ProtocolError as e:
+            self.broker.stats["bad_clients"] += 1
             self.fail(e)
             return
         except Exception as e:  # a bug here must cost one client, never the broker
             log.exception("client %s: internal error handling a packet", self.name())
+            self.broker.stats["bad_clients"] += 1
             self.fail(ProtocolError(RC_UNSPECIFIED, type(e).__name__))
             return
         finally:
@@ -853,7 +859,7 @@ class Connection(asyncio.Protocol):
         self._out.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -893,7 +899,6 @@ class Connection(asyncio.Protocol):
         """Close this connection because of `err` (the will is published)."""
         if self.closed:
             return
-        self.broker.stats["bad_clients"] += 1
         log.info("client %s: closing connection: %s", self.name(), err)
         if self.session is None:
             if self.v5:
