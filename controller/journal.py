@@ -119,7 +119,10 @@ class Journal:
         self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous mode {synchronous!r}")
+        self.synchronous = synchronous.upper()
+        self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(_SCHEMA)
@@ -254,6 +257,11 @@ class Journal:
         self.flush()
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
+        """Record PUBACKs. One transaction for the whole batch, committed without its own
+        fsync (synchronous=NORMAL for this commit): a mark lost to a power cut only means the
+        event is sent again, with the same id, and the next event's commit makes it durable
+        anyway (the WAL is written in order). So acknowledgements never hold the loop up for
+        a disk flush, which an alarm arriving meanwhile would wait for."""
         if not seqs:
             return
         wanted = set(seqs)
@@ -261,16 +269,19 @@ class Journal:
             if u.event.seq in wanted:
                 u.sent = True
         try:
-            # one transaction (one commit) for the whole batch, not one per row
-            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             try:
-                cur = self.db.executemany(
-                    "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
-                )
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self.db.executemany(
+                        "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
+                    )
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            finally:
+                self.db.execute(f"PRAGMA synchronous={self.synchronous}")
         except sqlite3.Error as e:
             # the events will be re-sent after a restart with the same id: harmless duplicates
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
