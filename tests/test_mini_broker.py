@@ -866,6 +866,80 @@ def measure(
     return n / (t1 - t0), cpu / n * 1e6
 
 
+def measure_raw(port: int, n: int, payload: bytes = b"x" * 100) -> tuple[float, float]:
+    """The broker's own capacity: QoS 1 msgs/s between two raw-socket clients that pipeline
+    (the publisher writes in batches of 500, the subscriber acknowledges a whole read at once),
+    so the clients cost little. Returns (msgs/s, seconds to the last PUBACK)."""
+    sub = Raw(port)
+    sub.connect("raw-bench-sub")
+    sub.send(packet(SUBSCRIBE, 2, b"\x00\x01" + encode_str("bench/raw") + b"\x01"))
+    assert sub.read() == (SUBACK, 0, b"\x00\x01\x01")
+    pub = Raw(port)
+    pub.connect("raw-bench-pub")
+    received = [0]
+    acked = [0]
+
+    def subscriber() -> None:
+        sub.sock.settimeout(60)
+        buf = b""
+        while received[0] < n:
+            chunk = sub.sock.recv(1 << 16)
+            if not chunk:
+                return
+            buf += chunk
+            acks = []
+            while len(buf) >= 2:
+                r = Reader(buf, 1)
+                try:
+                    length = r.varint()
+                except Exception:
+                    break
+                if len(buf) < r.pos + length:
+                    break
+                body = buf[r.pos : r.pos + length]
+                if buf[0] >> 4 == PUBLISH:
+                    t = Reader(body)
+                    t.string()
+                    acks.append(b"\x40\x02" + body[t.pos : t.pos + 2])
+                    received[0] += 1
+                buf = buf[r.pos + length :]
+            sub.sock.sendall(b"".join(acks))
+
+    def ack_reader() -> None:
+        pub.sock.settimeout(60)
+        got = 0
+        while got < 4 * n:
+            chunk = pub.sock.recv(1 << 16)
+            if not chunk:
+                return
+            got += len(chunk)
+        acked[0] = got // 4
+
+    threads = [threading.Thread(target=subscriber), threading.Thread(target=ack_reader)]
+    for t in threads:
+        t.start()
+    topic = encode_str("bench/raw")
+    t0 = time.perf_counter()
+    for start in range(0, n, 500):
+        batch = [
+            packet(PUBLISH, 2, topic + struct.pack("!H", i % 65535 + 1) + payload)
+            for i in range(start, min(n, start + 500))
+        ]
+        pub.send(b"".join(batch))
+    for t in threads:
+        t.join(120)
+    dt = time.perf_counter() - t0
+    sub.close()
+    pub.close()
+    assert received[0] == n and acked[0] == n, (received[0], acked[0])
+    return n / dt, dt
+
+
+def test_raw_pipelined_clients_get_every_message_and_every_puback(broker: LocalBroker) -> None:
+    rate, _ = measure_raw(broker.port, 5000)
+    print(f"embedded broker, pipelined raw clients: {rate:.0f} QoS 1 msgs/s (figure only)")
+
+
 def test_throughput_run_delivers_everything(broker: LocalBroker) -> None:
     assert broker.proc is not None
     rate, cpu = measure(broker.port, 2000, broker_pid=broker.proc.pid)
@@ -899,5 +973,8 @@ if __name__ == "__main__":
                     how = "paho + TCP_NODELAY" if nodelay else "plain paho"
                     figures = ", ".join(f"{r:.0f} msgs/s ({c:.0f} us CPU/msg)" for r, c in runs)
                     print(f"{kind:9s} {how:18s} QoS 1, {n} msgs: {figures}")
+                raws = [measure_raw(b.port, n)[0] for _ in range(3)]
+                figures = ", ".join(f"{r:.0f}" for r in raws)
+                print(f"{kind:9s} {'pipelined raw':18s} QoS 1, {n} msgs: {figures} msgs/s")
             finally:
                 b.stop()
