@@ -10,11 +10,15 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
+
+from bench.common import figure, print_figures
 
 WINDOW = 5.0
+TARGET_EXTRA = 0.1  # percentage points of one core over the idle loop
 
 
-def _child(with_keypad: bool) -> None:
+def _child(with_keypad: bool, window: float = WINDOW) -> None:
     from controller.clock import RealClock
     from controller.config import Keypad
     from hardware import MatrixKeypad, pin_factory_for
@@ -31,7 +35,7 @@ def _child(with_keypad: bool) -> None:
             )
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()
-        await asyncio.sleep(WINDOW)
+        await asyncio.sleep(window)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - t0
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -40,9 +44,10 @@ def _child(with_keypad: bool) -> None:
     print(json.dumps(asyncio.run(main())))
 
 
-def measure(with_keypad: bool) -> dict[str, float]:
+def measure(with_keypad: bool, window: float = WINDOW) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.keypad_idle", "--child", "1" if with_keypad else "0"],
+        [sys.executable, "-m", "bench.keypad_idle", "--child", "1" if with_keypad else "0",
+         str(window)],
         capture_output=True,
         text=True,
         check=True,
@@ -51,25 +56,30 @@ def measure(with_keypad: bool) -> dict[str, float]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run() -> dict[str, object]:
-    base = measure(False)
-    kp = measure(True)
+def run(quick: bool = False) -> dict[str, Any]:
+    window = 2.0 if quick else WINDOW
+    base = measure(False, window)
+    kp = measure(True, window)
     pct = 100 * kp["cpu_s"] / kp["wall_s"]
     base_pct = 100 * base["cpu_s"] / base["wall_s"]
-    print(
-        f"keypad idle CPU: {pct:.3f} % of one core over {kp['wall_s']:.1f} s "
-        f"(baseline idle loop {base_pct:.3f} %; difference {pct - base_pct:+.3f} points), scans while idle: {kp['scans']}"
-    )
-    return {
-        "name": "keypad_idle",
-        "cpu_percent": pct,
-        "baseline_cpu_percent": base_pct,
-        "scans": kp["scans"],
-    }
+    figures = [
+        figure(
+            f"keypad idle CPU over {window:.0f} s",
+            pct,
+            "% core",
+            baseline=base_pct,
+            baseline_name="idle asyncio loop, no keypad",
+            target=f"<= baseline + {TARGET_EXTRA} points",
+            ok=pct <= base_pct + TARGET_EXTRA,
+        ),
+        figure("keypad scans while idle", kp["scans"], "", ok=kp["scans"] == 0),
+    ]
+    print_figures("keypad idle (interrupt-driven matrix scan)", figures)
+    return {"name": "keypad_idle", "quick": quick, "figures": figures}
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        _child(sys.argv[2] == "1")
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        _child(sys.argv[2] == "1", float(sys.argv[3]))
     else:
         run()
