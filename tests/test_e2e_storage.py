@@ -14,14 +14,16 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import DEMO_CONFIG, Site
+from tests.e2e import DEMO_CONFIG, ROOT, Site
 from tests.mqtt_broker import MOSQUITTO, Broker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -189,3 +191,78 @@ def test_a_full_disk_still_sounds_the_siren_and_writes_the_events_later(
     assert "journal write failed" in log and "journal writable again" in log
     # the stopped daemon's last logbook line made it to disk too
     assert site.events()[-1]["kind"] == "system"
+
+
+# ------------------------------------------------------------------- read-only journal files
+
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.fixture
+def nobody_dir() -> Iterator[Path]:
+    """A state directory an unprivileged daemon owns (root ignores file modes, so the daemon
+    must run as someone else for a read-only file to mean anything)."""
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the daemon as nobody")
+    base = Path(tempfile.mkdtemp(prefix="og-ro-"))
+    base.chmod(0o755)
+    state = base / "state"
+    state.mkdir()
+    shutil.chown(state, "nobody", "nogroup")
+    state.chmod(0o750)
+    probe = subprocess.run(
+        [*AS_NOBODY, sys.executable, "-c", "import controller.daemon"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        shutil.rmtree(base)
+        pytest.skip(f"this Python cannot run as nobody here: {probe.stderr.strip()[-200:]}")
+    try:
+        yield state
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_restart_with_a_journal_it_cannot_write_still_sounds_the_siren(nobody_dir: Path) -> None:
+    """Someone ran the controller by hand as root once, so journal.db and its WAL now belong
+    to root (or the card came back read-only after a power cut): the service, restarted as
+    its own user, must still come up, keep the armed state and sound the siren."""
+    from tests.e2e_launch import LaunchedSite
+
+    site = LaunchedSite(nobody_dir, prefix=AS_NOBODY)
+    site.log_path = nobody_dir.parent / "daemon.log"
+    site.start(WEDNESDAY_NOON)
+    site.og("arm", "perimeter", "--mode", "night", input="2468\n")
+    assert site.stop() == 0
+    last_written = site.events()[-1]["seq"]
+    for p in nobody_dir.glob("journal.db*"):
+        os.chown(p, 0, 0)
+        p.chmod(0o644)
+    try:
+        site.start("2026-03-04T12:05:00+07:00")
+    except RuntimeError as e:
+        if "attempt to write a readonly database" not in str(e):
+            raise
+        # known gap, reported: Journal() writes schema_version when it opens and the error
+        # ends the daemon (controller/journal.py, daemon.py belong to the lead: open the
+        # journal read-only or in memory, raise the storage trouble, keep events in memory).
+        # Once fixed, the rest of this test runs as written.
+        pytest.xfail("the daemon does not start with a journal it cannot write")
+    try:
+        st = site.status()
+        assert st["zones"]["perimeter"]["state"] == "armed_night"
+        assert [t for t in st["troubles"] if t.get("source") == "journal"]
+        site.og("sim", "set", "gate.main", "active")
+        assert site.outputs()["siren.hall"] is True
+        for p in nobody_dir.glob("journal.db*"):
+            shutil.chown(p, "nobody", "nogroup")
+        site.og("sim", "set", "gate.main", "inactive")
+        seqs = [e["seq"] for e in site.events()]
+        assert seqs == list(range(seqs[0], seqs[-1] + 1)) and seqs[-1] > last_written
+    finally:
+        site.stop()
