@@ -1245,6 +1245,9 @@ class LocalBroker:
     def start(self, timeout: float = 10.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
             return
+        if self._port_taken():
+            # else the wait below would take another program's listener for our broker
+            raise RuntimeError(f"cannot start a broker: port {self.port} is already in use")
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -1262,6 +1265,15 @@ class LocalBroker:
         self.kill()
         tail = self.log.read_text(encoding="utf-8", errors="replace")[-2000:]
         raise RuntimeError(f"{self.kind} broker did not start on port {self.port}: {tail}")
+
+    def _port_taken(self) -> bool:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", self.port))
+            except OSError:
+                return True
+        return False
 
     def _accepting(self) -> bool:
         try:

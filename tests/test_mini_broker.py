@@ -730,7 +730,7 @@ def test_large_fan_out(broker: LocalBroker) -> None:
 # ---------------------------------------------------------------------------- process, helper
 
 
-def test_command_line_prints_listening_and_exits_0_on_sigterm() -> None:
+def test_command_line_prints_listening_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     p = subprocess.Popen(
         [sys.executable, "-m", "controller.mini_broker", "-p", str(port)],
@@ -750,13 +750,26 @@ def test_command_line_prints_listening_and_exits_0_on_sigterm() -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
-    taken = subprocess.run(
+    bad = subprocess.run(
         [sys.executable, "-m", "controller.mini_broker", "-p", "70000"],
         cwd=ROOT,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    assert taken.returncode == 2 and b"port must be" in taken.stderr
+    assert bad.returncode == 2 and b"port must be" in bad.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = subprocess.run(
+            [sys.executable, "-m", "controller.mini_broker", "-p", str(busy.getsockname()[1])],
+            cwd=ROOT,
+            capture_output=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert taken.returncode == 1 and b"cannot listen on 127.0.0.1:" in taken.stderr
+        lb = LocalBroker(busy.getsockname()[1], tmp_path, kind="embedded")
+        with pytest.raises(RuntimeError, match="already in use"):
+            lb.start()
 
 
 def test_start_local_broker_env_choice_restart_and_kill(
