@@ -350,6 +350,26 @@ class Journal:
             out = sorted({e.seq: e for e in out + mem}.values(), key=lambda e: e.seq)[:limit]
         return out
 
+    def pending_payloads(self, limit: int = 100, after_seq: int = 0) -> list[tuple[int, str]]:
+        """Like pending(), as (seq, the event's JSON exactly as Event.to_json() gives it), made
+        straight from the row: the stored `detail` text is spliced in, not parsed and dumped
+        again. The outbox's drain after an outage spends its time here."""
+        cur = self.db.execute(
+            "SELECT seq, id, site, ts, kind, zone, sensor, user, cid, text, detail"
+            " FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        cur.row_factory = None  # plain tuples: faster than sqlite3.Row by name
+        out = [(int(r[0]), _row_payload(r)) for r in cur.fetchall()]
+        if self._unwritten and self.write_error is not None:
+            mem = [
+                (u.event.seq, u.event.to_json())
+                for u in self._unwritten
+                if not u.sent and u.event.seq > after_seq
+            ]
+            out = sorted(dict(out + mem).items())[:limit]
+        return out
+
     def outbox_depth(self) -> int:
         """Events not yet acknowledged by the broker (and not expired), on disk and in memory.
         Kept as a running count: cheap enough to ask after every event."""
@@ -397,6 +417,20 @@ class Journal:
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _row_payload(r: tuple[Any, ...]) -> str:
+    """The JSON of Event.to_dict() for a row (seq, id, site, ts, kind, zone, sensor, user, cid,
+    text, detail): same keys, same order, same separators; `detail` is stored in that form."""
+    head: dict[str, Any] = {"id": r[1], "seq": r[0], "site": r[2], "ts": r[3], "kind": r[4]}
+    for key, value in (("zone", r[5]), ("sensor", r[6]), ("user", r[7]), ("cid", r[8])):
+        if value is not None:
+            head[key] = value
+    head["text"] = r[9]
+    return f'{_dumps(head)[:-1]},"detail":{r[10]}}}'
 
 
 def _row_event(r: sqlite3.Row) -> Event:

@@ -154,3 +154,22 @@ def test_group_commit_writes_a_loop_turn_in_one_transaction(tmp_path):
     assert commits == ["COMMIT", "COMMIT"]
     j.close()
     assert [e.seq for e in read_events(tmp_path / "j.db")] == [1, 2, 3, 4]
+
+
+def test_pending_payloads_are_the_events_json_exactly(tmp_path):
+    j = Journal(tmp_path / "j.db", "office-a", TZ)
+    drafts = [
+        draft(1),
+        EventDraft(kind="system", ts=T0, text='quote " and \\ and Tết 🚁', detail={}),
+        EventDraft(kind="drone", ts=T0, text="drone", zone="perimeter", user=None,
+                   detail={"uas_id": "ABC", "lat": 22.48561, "nested": {"a": [1, 2.5, None]}}),
+    ]
+    events = j.append(drafts)
+    got = j.pending_payloads(limit=10)
+    assert got == [(e.seq, e.to_json()) for e in events]
+    assert j.pending_payloads(limit=1, after_seq=1) == [(2, events[1].to_json())]
+    j.mark_sent([1])
+    assert [s for s, _ in j.pending_payloads()] == [2, 3]
+    j.mark_sent([2])
+    assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after the marks
+    j.close()
