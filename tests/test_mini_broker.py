@@ -410,6 +410,30 @@ def test_v5_subscription_options_no_local_retain_as_published_retain_handling(
         other.close()
 
 
+def test_v5_message_properties_pass_through(broker: LocalBroker) -> None:
+    v5 = Client(broker.port, V5, "props-5")
+    v3 = Client(broker.port, V311, "props-3")
+    pub = Client(broker.port, V5, "props-p")
+    try:
+        v5.subscribe("props/x")
+        v3.subscribe("props/x")
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = "props/reply"
+        props.CorrelationData = b"\x01\x02"
+        props.UserProperty = ("k", "v")
+        props.ContentType = "application/json"
+        pub.client.publish("props/x", "{}", qos=1, properties=props).wait_for_publish(5)
+        assert wait_for(lambda: len(v5.got()) == 1 and len(v3.got()) == 1, 5)
+        got: Any = v5.got()[0].properties
+        assert got is not None
+        assert got.ResponseTopic == "props/reply" and got.CorrelationData == b"\x01\x02"
+        assert got.UserProperty == [("k", "v")] and got.ContentType == "application/json"
+        assert v3.payloads() == [b"{}"]  # MQTT 3.1.1 has no properties: just the message
+    finally:
+        for c in (v5, v3, pub):
+            c.close()
+
+
 # ---------------------------------------------------------------------------- last will
 
 
