@@ -27,6 +27,8 @@
 #   OG_USER        officeguard              OG_GROUP    (same as OG_USER)
 #   OG_PYTHON      python3 (the interpreter the venv is made from)
 #   OG_PIP_ARGS    extra pip arguments (e.g. --no-index --find-links DIR on a site without network)
+#   OG_EXTRAS      extras of the package to install too, e.g. "pi" (lgpio from PyPI instead of
+#                  apt's python3-lgpio)
 #   OG_CONFIG_SRC  config/office-a.yaml of this checkout
 #   OG_DRY_SYSTEM=1  do not touch the machine's users or systemd: print useradd/usermod/
 #                    systemctl (and chown to a user that does not exist) instead of running them
@@ -44,6 +46,7 @@ USER_NAME=${OG_USER:-officeguard}
 GROUP_NAME=${OG_GROUP:-$USER_NAME}
 PYTHON=${OG_PYTHON:-python3}
 PIP_ARGS=${OG_PIP_ARGS:-}
+EXTRAS=${OG_EXTRAS:-}
 CONFIG_SRC=${OG_CONFIG_SRC:-$SRC/config/office-a.yaml}
 DRY=${OG_DRY_SYSTEM:-0}
 PURGE=${PURGE:-0}
@@ -141,6 +144,7 @@ source_hash() {
             xargs sha256sum
         sha256sum pyproject.toml
         "$PYTHON" -c 'import sys; print(sys.version)'
+        printf 'extras=%s\n' "$EXTRAS"
     ) | sha256sum | cut -d' ' -f1
 }
 
@@ -205,12 +209,22 @@ do_venv() {
     build=$(mktemp -d)
     cp -R "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/controller" "$SRC/hardware" "$build/"
     find "$build" -name __pycache__ -prune -exec rm -rf {} +
+    target=$build
+    [ -z "$EXTRAS" ] || target="${build}[${EXTRAS}]"
     # shellcheck disable=SC2086 # PIP_ARGS is a list of words on purpose
-    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS "$build"; then
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $PIP_ARGS "$target"; then
         rm -rf "$build"
         die "pip could not install OfficeGuard into $venv"
     fi
     rm -rf "$build"
+    case $(uname -m) in
+        aarch64 | armv7l | armv6l)
+            if ! "$venv/bin/python" -c 'import lgpio' 2>/dev/null; then
+                say "warning: lgpio is not importable in $venv: the GPIO pins will not work."
+                say "  apt install python3-lgpio (seen through --system-site-packages), or OG_EXTRAS=pi"
+            fi
+            ;;
+    esac
     printf '%s\n' "$want" >"$stamp"
     CODE_CHANGED=1
     changed "installed OfficeGuard $("$venv/bin/officeguard" --version 2>/dev/null | cut -d' ' -f2) into $venv"
