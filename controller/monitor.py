@@ -118,7 +118,8 @@ def _once(
 
         from controller.monitor_view import render
 
-        RichConsole().print(render(board, now, _link_text(client, settings)))
+        shared = bool(getattr(args, "share", None))
+        RichConsole().print(render(board, now, _link_text(client, settings), shared=shared))
     return 0
 
 
@@ -131,11 +132,12 @@ def _live(
     from controller.monitor_view import render
 
     duration = getattr(args, "duration", None)
+    shared = bool(getattr(args, "share", None))
     end = time.monotonic() + duration if duration is not None else None
     out = RichConsole()
 
     def view() -> Any:
-        return render(board, time.monotonic(), _link_text(client, settings))
+        return render(board, time.monotonic(), _link_text(client, settings), shared=shared)
 
     with Live(view(), console=out, auto_refresh=False) as live:
         # one thread: messages are ingested and the view redrawn between batches, so the

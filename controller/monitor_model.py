@@ -48,6 +48,10 @@ class SiteBoard:
     last_event: dict[str, Any] | None = None
     events: int = 0
     max_seq: int = 0
+    # events this console has not seen between the first and the latest seq (missed, or still
+    # on their way); with a shared subscription the other consoles have them
+    seq_gaps: int = 0
+    first_seq: int = 0
 
     @property
     def heartbeat_interval(self) -> float:
@@ -88,6 +92,7 @@ class SiteBoard:
             "drones": {t: dict(v) for t, v in sorted(self.drones.items())},
             "events": self.events,
             "last_seq": self.max_seq or None,
+            "seq_gaps": self.seq_gaps,
             "last_event": self.last_event,
         }
 
@@ -100,7 +105,7 @@ def _obj(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD:
         raise _Malformed("too large")
     try:
-        v = json.loads(payload)
+        v = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise _Malformed("not JSON") from e
     if not isinstance(v, dict):
@@ -138,6 +143,10 @@ class Console:
         self.ignored = 0
 
     # ------------------------------------------------------------------ ingest
+
+    @property
+    def seq_gaps(self) -> int:
+        return sum(b.seq_gaps for b in self.sites.values())
 
     def board(self, site: str) -> SiteBoard:
         b = self.sites.get(site)
@@ -256,11 +265,17 @@ class Console:
         self.events += 1
         b = self.board(site)
         b.events += 1
-        if seq > b.max_seq:
+        if b.max_seq == 0:
+            b.max_seq = b.first_seq = seq  # the first event this console sees: no gap before it
+        if seq > b.max_seq + 1:
+            b.seq_gaps += seq - b.max_seq - 1  # events missed (or not arrived yet)
+        elif b.first_seq < seq < b.max_seq and b.seq_gaps > 0:
+            b.seq_gaps -= 1  # a late one filled a gap
+        if seq >= b.max_seq:
             b.max_seq = seq
             b.last_event = e
-        entry = {**e, "site": site}
-        self._feed_add(site, seq, entry)
+        e["site"] = site  # the topic says which site it came from
+        self._feed_add(site, seq, e)
 
     def _feed_add(self, site: str, seq: int, entry: dict[str, Any]) -> None:
         feed = self.feed
@@ -293,6 +308,7 @@ class Console:
                 "duplicates": self.duplicates,
                 "malformed": self.malformed,
                 "ignored": self.ignored,
+                "seq_gaps": self.seq_gaps,
             },
         }
 

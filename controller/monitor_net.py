@@ -103,6 +103,50 @@ def subscriptions(prefix: str, share: str | None) -> list[str]:
     return flts
 
 
+class _BufferedClient(paho.Client):
+    """paho's client reading its socket 64 KiB at a time instead of a few bytes per call.
+
+    paho reads each packet with three or more `recv()` calls (the type byte, the length bytes,
+    the body); at thousands of messages a second those system calls are a large part of the
+    cost. This keeps what one `recv()` returned and hands it out in the small pieces paho asks
+    for. It relies on paho's `_sock_recv`, present throughout paho-mqtt 2 (pinned < 3); when it
+    is missing, `BUFFERED` is False and the plain client is used.
+    """
+
+    _RECV = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+        self.would_block = False
+
+    def reset_buffer(self) -> None:
+        self._rbuf, self._rpos = b"", 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._rbuf) - self._rpos
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            try:
+                data = super()._sock_recv(self._RECV)
+            except BlockingIOError:
+                self.would_block = True
+                raise
+            if not data:
+                return data  # closed by the broker: paho handles it
+            self._rbuf, self._rpos = data, 0
+        pos = self._rpos
+        chunk = self._rbuf[pos : pos + bufsize]
+        self._rpos = pos + len(chunk)
+        return chunk
+
+
+BUFFERED = hasattr(paho.Client, "_sock_recv")
+
+
 class MonitorClient:
     """One connection to the broker, run by `run()` on the caller's thread.
 
@@ -118,6 +162,7 @@ class MonitorClient:
         share: str | None = None,
         client_id: str | None = None,
         cork: bool = True,
+        buffered: bool = True,
     ) -> None:
         if share is not None and (not share or any(c in share for c in "/+#")):
             raise MqttConfigError("a shared-subscription group name has no /, + or #")
@@ -137,7 +182,9 @@ class MonitorClient:
         self._delay = RECONNECT_MIN
         self._next_try = 0.0
 
-        c = paho.Client(
+        self._buffered = buffered and BUFFERED
+        cls = _BufferedClient if self._buffered else paho.Client
+        c = cls(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"officeguard-monitor-{uuid.uuid4().hex[:12]}",
             protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
@@ -165,6 +212,10 @@ class MonitorClient:
         # batches (setting this callback stops paho from writing each packet at once)
         c.on_socket_register_write = _noop
         c.on_socket_unregister_write = _noop
+        if isinstance(c, _BufferedClient):
+            # bytes of one connection are never parsed as the start of the next one
+            c.on_socket_open = lambda client, userdata, sock: c.reset_buffer()
+            c.on_socket_close = lambda client, userdata, sock: c.reset_buffer()
         self._client = c
 
     # ------------------------------------------------------------------ paho callbacks
@@ -272,11 +323,13 @@ class MonitorClient:
             self._reconnect()
             return
         wlist = [sock] if c.want_write() else []
+        if self._has_buffered():
+            timeout = 0.0
         try:
             readable, _, _ = select.select([sock], wlist, [], timeout)
         except (OSError, ValueError):
             readable = []
-        if readable or _pending(sock):
+        if readable or _pending(sock) or self._has_buffered():
             self._read_batch()
         self._flush()
         if c.socket() is not None:
@@ -284,6 +337,16 @@ class MonitorClient:
 
     def _read_batch(self) -> None:
         c = self._client
+        if isinstance(c, _BufferedClient):
+            # packets come out of the buffer without a system call; stop when the buffer is
+            # empty and the socket has nothing more (the next recv would block)
+            for _ in range(READ_BATCH):
+                c.would_block = False
+                if c.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or c.socket() is None:
+                    return
+                if c.would_block and not c.buffered:
+                    return
+            return
         for _ in range(READ_BATCH):
             if c.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
@@ -296,6 +359,10 @@ class MonitorClient:
                         return
                 except (OSError, ValueError):
                     return
+
+    def _has_buffered(self) -> bool:
+        c = self._client
+        return isinstance(c, _BufferedClient) and c.buffered > 0
 
     def _flush(self) -> None:
         """Write everything paho has queued (PUBACKs, SUBSCRIBE, PINGREQ) as one segment."""

@@ -113,13 +113,17 @@ def feed_table(console: Console, rows: int = 15) -> Table:
     return t
 
 
-def footer(console: Console, link: str) -> Text:
+def footer(console: Console, link: str, shared: bool = False) -> Text:
     return Text(
         f"broker: {link}   events: {console.events}   duplicates dropped: {console.duplicates}"
-        f"   malformed: {console.malformed}",
-        style="dim",
+        f"   malformed: {console.malformed}   missed (seq gaps): {console.seq_gaps}",
+        style="bold red" if console.seq_gaps and not shared else "dim",
     )
 
 
-def render(console: Console, now: float, link: str, feed_rows: int = 15) -> RenderableType:
-    return Group(sites_table(console, now), feed_table(console, feed_rows), footer(console, link))
+def render(
+    console: Console, now: float, link: str, feed_rows: int = 15, shared: bool = False
+) -> RenderableType:
+    return Group(
+        sites_table(console, now), feed_table(console, feed_rows), footer(console, link, shared)
+    )

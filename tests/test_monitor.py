@@ -118,6 +118,18 @@ def test_events_deduplicated_by_id_and_in_seq_order_per_site():
     assert a.last_event["id"] == e3
 
 
+def test_seq_gaps_count_events_not_seen_and_late_ones_fill_them():
+    c = Console(P)
+    c.ingest(f"{P}/a/event", event("a", 40), 0)  # first seen: nothing missed before it
+    c.ingest(f"{P}/a/event", event("a", 41), 0)
+    c.ingest(f"{P}/a/event", event("a", 45), 0)  # 42, 43, 44 not seen
+    assert c.sites["a"].seq_gaps == 3 and c.seq_gaps == 3
+    c.ingest(f"{P}/a/event", event("a", 43), 0)
+    assert c.snapshot(0)["sites"]["a"]["seq_gaps"] == 2
+    assert c.snapshot(0)["counters"]["seq_gaps"] == 2
+    assert [e["seq"] for e in c.site_feed("a")] == [40, 41, 43, 45]
+
+
 def test_feed_and_seen_ids_are_bounded():
     c = Console(P, feed_size=10, seen_ids=50)
     ids = [uuid.uuid4().hex for _ in range(120)]
