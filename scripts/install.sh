@@ -80,8 +80,6 @@ system_change() { # system_change MESSAGE COMMAND...
     fi
 }
 
-systemd_running() { [ -d /run/systemd/system ] && [ "$DRY" != 1 ]; }
-
 have_user() { getent passwd "$1" >/dev/null 2>&1; }
 have_group() { getent group "$1" >/dev/null 2>&1; }
 
@@ -286,23 +284,31 @@ do_check() {
     fi
 }
 
+# systemctl can be used (or, in a dry run, printed)
+systemd_usable() {
+    [ "$DRY" = 1 ] && return 0
+    [ -z "$OG_ROOT" ] && [ -d /run/systemd/system ]
+}
+
 do_enable() {
     if [ "$CONFIG_OK" != 1 ]; then
         say "not enabling the service until $ETC/site.yaml passes check-config"
         return 1
     fi
-    if [ -n "$OG_ROOT" ] && [ "$DRY" != 1 ]; then
-        say "installed under OG_ROOT=$OG_ROOT: enable it on the target with"
-        say "  systemctl daemon-reload && systemctl enable --now officeguard"
+    if cmp -s "$R_ETC/site.yaml" "$CONFIG_SRC"; then
+        # the example's users and codes are public: never guard a site with them
+        say "$ETC/site.yaml is still the example: set the site id, pins, users (code_hash from"
+        say "  '$PREFIX/venv/bin/officeguard hash-code') and broker, then run this again to start it"
         return 0
     fi
-    if [ "$DRY" != 1 ] && ! systemd_running; then
-        say "systemd is not running here: start the service with"
+    if ! systemd_usable; then
+        if [ -n "$OG_ROOT" ]; then
+            say "installed under OG_ROOT=$OG_ROOT: enable it on the target with"
+        else
+            say "systemd is not running here: start the service with"
+        fi
         say "  systemctl daemon-reload && systemctl enable --now officeguard"
         return 0
-    fi
-    if [ "$UNIT_CHANGED" = 1 ]; then
-        system systemctl daemon-reload
     fi
     if [ "$DRY" = 1 ]; then
         system systemctl enable --now "$UNIT"
@@ -318,7 +324,7 @@ do_enable() {
         systemctl start "$UNIT"
         changed "started $UNIT"
     else
-        say "$UNIT is enabled and running"
+        say "$UNIT is enabled and running (after editing site.yaml: systemctl reload officeguard)"
     fi
 }
 
@@ -330,6 +336,9 @@ install_all() {
     do_config
     do_state
     do_unit
+    if [ "$UNIT_CHANGED" = 1 ] && systemd_usable; then
+        system systemctl daemon-reload
+    fi
     do_check
     rc=0
     do_enable || rc=$?
@@ -352,12 +361,12 @@ remove() {
 
 uninstall_all() {
     if [ -e "$R_UNITDIR/$UNIT" ]; then
-        if [ "$DRY" = 1 ] || { [ -z "$OG_ROOT" ] && systemd_running; }; then
+        if systemd_usable; then
             system systemctl disable --now "$UNIT"
         fi
     fi
     remove "$R_UNITDIR/$UNIT"
-    if [ "$DRY" = 1 ] || { [ -z "$OG_ROOT" ] && systemd_running; }; then
+    if systemd_usable; then
         system systemctl daemon-reload
     fi
     remove "$R_PREFIX"

@@ -90,9 +90,11 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
             assert f"would run: usermod -a -G {g} officeguard" in out
         else:
             assert f"group {g} does not exist here" in out
-    assert "would run: systemctl daemon-reload" in out
-    assert "would run: systemctl enable --now officeguard.service" in out
+    assert "would run: systemctl daemon-reload" in out  # the new unit
     assert f"{etc}/site.yaml: OK" in out  # check-config ran on the installed config
+    # the example's users and codes are public: the service is not started with them
+    assert "is still the example" in out
+    assert "enable --now" not in out
     # the venv really holds the package, and its console script runs
     v = subprocess.run(
         [str(opt / "venv/bin/officeguard"), "--version"], capture_output=True, text=True, timeout=60
@@ -135,6 +137,8 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert "keeping the existing" in r.stdout
     assert "(sửa tại chỗ)" in site.read_text()
+    assert "would run: systemctl enable --now officeguard.service" in r.stdout  # edited: start
+    assert "would run: systemctl daemon-reload" in r.stdout  # User= changed in the unit
     assert _mode(secret) == 0o640
     assert "s3cret" not in r.stdout + r.stderr
     assert "User=nobody" in unit.read_text()
