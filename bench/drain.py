@@ -72,6 +72,7 @@ async def _drain(path: Path, url: str, port: int, n: int) -> dict[str, Any]:
     sub = await asyncio.to_thread(Subscriber, port, EVENT_TOPIC, expect=n)
     link = MqttLink(Mqtt(url=url), "bench-site", reconnect_min=0.05, reconnect_max=0.5)
     ob = Outbox(j, link, EVENT_TOPIC)
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     try:
         link.start()
@@ -81,6 +82,7 @@ async def _drain(path: Path, url: str, port: int, n: int) -> dict[str, Any]:
                 raise BenchError(f"the outbox did not drain: {ob.depth()} left")
             await asyncio.sleep(0.01)
         t_acked = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
         done = await asyncio.to_thread(sub.wait_done, 60)
         res = await asyncio.to_thread(sub.finish)
     finally:
@@ -100,6 +102,7 @@ async def _drain(path: Path, url: str, port: int, n: int) -> dict[str, Any]:
         "received_s": t_recv,
         "rate": n / max(t_recv, t_acked),
         "failures": ob.failures,
+        "cpu_us_per_event": 1e6 * cpu / n,
     }
 
 
@@ -122,6 +125,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             ok=complete and r["rate"] >= TARGET_RATE,
         ),
         figure("drain: events delivered", r["received_unique"], "", ok=complete),
+        figure("drain: daemon CPU per event", r["cpu_us_per_event"], "us"),
     ]
     print_figures("outbox drain after an outage", figures)
     print(

@@ -65,6 +65,7 @@ async def _storm(site: InProcessSite, port: int, changes: int) -> dict[str, Any]
     try:
         rounds = changes // len(sensors)
         active = False
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         for _ in range(rounds):
             active = not active
@@ -76,6 +77,7 @@ async def _storm(site: InProcessSite, port: int, changes: int) -> dict[str, Any]
         made = rounds * len(sensors)
         done = await asyncio.to_thread(sub.wait_done, 120)
         drained = await site.drained(30)
+        cpu = time.process_time() - cpu0
         res = await asyncio.to_thread(sub.finish)
     finally:
         sub.close()
@@ -97,6 +99,7 @@ async def _storm(site: InProcessSite, port: int, changes: int) -> dict[str, Any]
         "elapsed_s": elapsed,
         "rate": len(journaled & got) / elapsed if elapsed > 0 else 0.0,
         "integrity_ok": d.journal.integrity_ok(),
+        "cpu_us_per_event": 1e6 * cpu / max(1, len(journaled)),
     }
 
 
@@ -128,11 +131,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         ),
         figure("storm: events journaled", r["events"], "", ok=r["events"] == r["changes"]),
         figure("storm: events lost", r["lost"], "", ok=r["lost"] == 0),
+        figure("storm: daemon CPU per event", r["cpu_us_per_event"], "us"),
     ]
     print_figures("storm (input changes -> journal -> broker -> subscriber)", figures)
     print(
         f"  inputs made in {r['input_s']:.2f} s; last event received after {r['elapsed_s']:.2f} s;"
-        f" journal integrity {'ok' if r['integrity_ok'] else 'BROKEN'}"
+        f" journal integrity {'ok' if r['integrity_ok'] else 'BROKEN'}; CPU-bound ceiling"
+        f" {1e6 / r['cpu_us_per_event']:,.0f} events/s per core of this machine"
     )
     return {"name": "storm", "quick": quick, "figures": figures, "detail": r}
 
