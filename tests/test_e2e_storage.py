@@ -266,3 +266,41 @@ def test_a_restart_with_a_journal_it_cannot_write_still_sounds_the_siren(nobody_
         assert seqs == list(range(seqs[0], seqs[-1] + 1)) and seqs[-1] > last_written
     finally:
         site.stop()
+
+
+def test_a_state_dir_made_read_only_while_running_does_not_silence_the_siren(
+    nobody_dir: Path,
+) -> None:
+    """The brief's flow for a running daemon, as its own unprivileged user: the state
+    directory and the journal files are made read-only (chmod) while it runs, the night's
+    intrusion comes, the siren sounds. SQLite keeps writing through the files it already has
+    open (the kernel checks permissions at open, not at each write), so the logbook goes on,
+    seq without gaps, intact; a card the kernel turns read-only takes the full-disk path."""
+    from tests.e2e_launch import LaunchedSite
+
+    site = LaunchedSite(nobody_dir, prefix=AS_NOBODY)
+    site.log_path = nobody_dir.parent / "daemon.log"
+    site.start(WEDNESDAY_NOON)
+    try:
+        site.og("arm", "perimeter", "--mode", "night", input="2468\n")
+        for p in nobody_dir.glob("journal.db*"):
+            p.chmod(0o444)
+        nobody_dir.chmod(0o550)
+        site.og("sim", "set", "gate.main", "active")
+        assert site.outputs()["siren.hall"] is True
+        st = site.status()
+        assert st["zones"]["perimeter"]["state"] == "triggered"
+        events = site.events()
+        assert any(e["kind"] == "alarm" and e.get("sensor") == "gate.main" for e in events)
+        seqs = [e["seq"] for e in events]
+        assert seqs == list(range(seqs[0], seqs[-1] + 1)) and seqs[-1] == st["last_seq"]
+    finally:
+        nobody_dir.chmod(0o750)
+        for p in nobody_dir.glob("journal.db*"):
+            p.chmod(0o640)
+        assert site.stop() == 0
+    db = sqlite3.connect(f"file:{nobody_dir / 'journal.db'}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        db.close()
