@@ -15,8 +15,9 @@ What it does:
 - MQTT 3.1.1 (protocol level 4) and MQTT 5 (level 5); other levels are refused with CONNACK
   "unacceptable protocol version". MQTT 5 properties are parsed; the ones a message carries
   (content type, response topic, correlation data, user properties, expiry...) are passed on to
-  MQTT 5 subscribers, the rest are ignored. CONNACK, PUBACK, SUBACK, UNSUBACK and DISCONNECT carry
-  MQTT 5 reason codes.
+  MQTT 5 subscribers, the rest are ignored (a Message Expiry Interval is passed on as it came, not
+  counted down, and queued messages do not expire). CONNACK, PUBACK, SUBACK, UNSUBACK and
+  DISCONNECT carry MQTT 5 reason codes.
 - CONNECT/CONNACK with clean session (3.1.1) / clean start + session expiry (5). Sessions that
   ask to be kept (clean session 0, or a session expiry interval) keep their subscriptions and
   queue QoS 1 messages while the client is away, in memory; with ``--persist FILE`` they and the
