@@ -10,11 +10,10 @@ import pytest
 
 from controller.events import event_schema
 from tests.e2e import DEMO_CONFIG, Site
-from tests.mqtt_broker import MOSQUITTO, Broker, Recorder, wait_for
+from tests.mqtt_broker import Broker, Recorder, wait_for
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto binary"),
 ]
 
 
