@@ -34,6 +34,9 @@
 #                    systemctl (and chown to a user that does not exist) instead of running them
 #   PURGE=1        (uninstall) also remove the config and the logbook
 set -eu
+# the venv must be readable by the service user whatever umask sudo gives us; files that hold
+# secrets get their own modes below
+umask 022
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 OG_ROOT=${OG_ROOT:-}
@@ -235,7 +238,7 @@ do_config() {
         say "keeping the existing $site"
     else
         [ -f "$CONFIG_SRC" ] || die "no example config at $CONFIG_SRC"
-        cp "$CONFIG_SRC" "$site.og-new"
+        (umask 077 && cp "$CONFIG_SRC" "$site.og-new") # never readable by others, not even briefly
         chmod 640 "$site.og-new"
         mv "$site.og-new" "$site"
         changed "installed $site from $(basename "$CONFIG_SRC"): edit it for this site"
