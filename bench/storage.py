@@ -150,8 +150,57 @@ def measure(quick: bool = False, directory: str | None = None) -> dict[str, Any]
     return out
 
 
+# the journal must keep up with any site's event rate with room to spare: 20 events a second
+TARGET_MS = 50.0
+
+
+def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures in the common form of `make bench` (bench/common.py)."""
+    from bench.common import figure
+
+    st = res["settings"]
+    full, off = st["wal_full"], st["wal_off"]
+    figs = [
+        figure(
+            "storage: event append, WAL+FULL",
+            full["median_ms"],
+            "ms",
+            baseline=off["median_ms"],
+            baseline_name="WAL+OFF, no fsync",
+            target=f"median < {TARGET_MS:.0f} ms",
+            ok=full["median_ms"] < TARGET_MS,
+        ),
+        figure(
+            "storage: event append, WAL+NORMAL",
+            st["wal_normal"]["median_ms"],
+            "ms",
+            baseline=off["median_ms"],
+            baseline_name="WAL+OFF, no fsync",
+        ),
+        figure(
+            "storage: event append, DELETE+FULL",
+            st["delete_full"]["median_ms"],
+            "ms",
+            baseline=full["median_ms"],
+            baseline_name="WAL+FULL, used",
+        ),
+    ]
+    if full["device_bytes_per_event"] is not None:
+        figs.append(
+            figure(
+                "storage: KiB to disk per event",
+                full["device_bytes_per_event"] / 1024,
+                "KiB",
+                baseline=(st["delete_full"]["device_bytes_per_event"] or 0) / 1024 or None,
+                baseline_name="DELETE+FULL",
+            )
+        )
+    return figs
+
+
 def run(quick: bool = False, directory: str | None = None) -> dict[str, Any]:
     res = measure(quick, directory)
+    res["figures"] = _figures(res)
     print(
         f"storage: one event appended + committed, {res['events_per_setting']} per setting, "
         f"in {res['directory']} (median, ratio to WAL+OFF in the same run)"
