@@ -43,11 +43,12 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {
     "bare": "plain paho subscriber: loop_start() thread, on_message counts",
     "monitor": "the console: MonitorClient (batched reads, corked PUBACKs) + Console.ingest",
-    "monitor_v311": "the console speaking MQTT 3.1.1 instead of 5 (paho decodes no properties)",
+    "monitor_v5": "the console speaking MQTT 5 (as with --share): paho decodes properties",
     "monitor_unbuffered": "the console with paho's own socket reads (a few recv() per message)",
     "monitor_nocork": "the console with PUBACKs written one send() each (no TCP_CORK)",
     "bare_nodelay": "plain paho subscriber with TCP_NODELAY on its socket",
     "bare_busy": "plain paho subscriber while its main thread is busy (a UI drawing, say)",
+    "naive_console": "board fed from paho's loop_start() thread, redrawn 4 times/s by the main thread",
     "mosquitto_sub": "Mosquitto's own C client (mosquitto_sub -q 1): the machine's ceiling",
 }
 
@@ -168,7 +169,8 @@ def child_publish(port: int, first_site: int, sites: int, per_site: int, window:
         site = f"site-{k:03d}"
         topic = f"{PREFIX}/{site}/event"
         packets = [
-            _publish_packet(topic, (q - 1) % 65535 + 1, _event(site, q)) for q in range(1, per_site + 1)
+            _publish_packet(topic, (q - 1) % 65535 + 1, _event(site, q))
+            for q in range(1, per_site + 1)
         ]
         st = {"site": site, "sent": 0, "acked": 0, "buf": b"", "packets": packets}
         sel.register(s, selectors.EVENT_READ, st)
@@ -216,13 +218,19 @@ def child_publish_paho(port: int, first_site: int, sites: int, per_site: int, mo
     `paho`: publish() without waiting, paho's default window (max_inflight_messages 20);
     `paho1000`: the same with a window of 1000 (what controller.mqtt uses);
     `paho_wait`: every publish followed by wait_for_publish() (one message in flight per site),
-    one thread per site."""
+    one thread per site;
+    `paho_serial`: one client for all the sites of this process, waiting for each PUBACK."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     clients = []
+    shared = None
     for k in range(first_site, first_site + sites):
+        if mode == "paho_serial" and shared is not None:
+            clients.append((f"site-{k:03d}", shared))  # one client publishing for every site
+            continue
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-site-{k:03d}")
+        shared = c
         if mode == "paho1000":
             c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
@@ -237,7 +245,11 @@ def child_publish_paho(port: int, first_site: int, sites: int, per_site: int, mo
         for body in payloads[site]:
             c.publish(f"{PREFIX}/{site}/event", body, qos=1).wait_for_publish(120)
 
-    if mode == "paho_wait":
+    if mode == "paho_serial":
+        for i in range(per_site):
+            for site, c in clients:
+                c.publish(f"{PREFIX}/{site}/event", payloads[site][i], qos=1).wait_for_publish(120)
+    elif mode == "paho_wait":
         threads = [threading.Thread(target=one_site, args=sc) for sc in clients]
         for t in threads:
             t.start()
@@ -250,7 +262,7 @@ def child_publish_paho(port: int, first_site: int, sites: int, per_site: int, mo
                 infos.append(c.publish(f"{PREFIX}/{site}/event", payloads[site][i], qos=1))
         for info in infos:
             info.wait_for_publish(120)
-    for _, c in clients:
+    for c in {id(c): c for _, c in clients}.values():
         c.disconnect()
         c.loop_stop()
     print("done", flush=True)
@@ -279,6 +291,9 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
     if variant == "mosquitto_sub":
         _child_mosquitto_sub(port, expect, idle)
         return
+    if variant == "naive_console":
+        _child_naive_console(port, expect, idle)
+        return
     if variant.startswith("monitor"):
         from controller.config import Mqtt
         from controller.monitor_model import Console
@@ -292,16 +307,12 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
             seen(payload)
 
         mc = MonitorClient(
-            BrokerSettings.from_config(
-                Mqtt(
-                    url=f"mqtt://127.0.0.1:{port}",
-                    protocol="3.1.1" if variant == "monitor_v311" else "5",
-                )
-            ),
+            BrokerSettings.from_config(Mqtt(url=f"mqtt://127.0.0.1:{port}")),
             PREFIX,
             on_message,
             cork=variant != "monitor_nocork",
             buffered=variant != "monitor_unbuffered",
+            mqtt5=variant == "monitor_v5",
         )
         mc.connect()
         while not mc.subscribed:
@@ -318,9 +329,14 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
         if os.environ.get("BENCH_PROFILE"):  # where the console's time goes (for the docs)
             import cProfile
 
-            cProfile.runctx("mc.run(until)", globals(), locals(), os.environ["BENCH_PROFILE"])
+            cProfile.runctx(
+                "mc.run(until, tick=draw(board), tick_every=0.5)",
+                globals(),
+                locals(),
+                os.environ["BENCH_PROFILE"],
+            )
         else:
-            mc.run(until)
+            mc.run(until, tick=draw(board), tick_every=0.5)  # redrawn as often as the live view
         distinct = board.events
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         mc.disconnect()
@@ -379,14 +395,101 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
     )
 
 
+def draw(board: Any) -> Any:
+    """The live view's drawing, into a string: the console pays for it during ingest."""
+    import io
+
+    from rich.console import Console as RichConsole
+
+    from controller.monitor_view import render
+
+    sink = RichConsole(file=io.StringIO(), width=160, height=50, force_terminal=True)
+
+    def tick() -> None:
+        sink.file = io.StringIO()
+        sink.print(render(board, time.monotonic(), "bench", feed_rows=12, max_sites=24))
+
+    return tick
+
+
+def _child_naive_console(port: int, expect: int, idle: float) -> None:
+    """A console built the obvious way: paho's loop_start() thread feeds the board, the main
+    thread redraws it 4 times a second (rich Live's default), both under one interpreter lock."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.monitor_model import Console
+
+    board = Console(PREFIX, seen_ids=200_000)
+    lock = threading.Lock()
+    t = {"first": 0.0, "last": 0.0, "n": 0}
+    subscribed = threading.Event()
+
+    def on_msg(c: paho.Client, u: Any, m: paho.MQTTMessage) -> None:
+        now = time.perf_counter()
+        with lock:
+            board.ingest(m.topic, bytes(m.payload), time.monotonic())
+        if t["n"] == 0:
+            t["first"] = now
+        t["last"] = now
+        t["n"] += 1
+
+    sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-naive-console")
+    sub.on_connect = lambda c, *a: c.subscribe(f"{PREFIX}/+/event", qos=1)
+    sub.on_message = on_msg
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", port, keepalive=60)
+    sub.loop_start()
+    subscribed.wait(10)
+    print("ready", flush=True)
+    r_ready = resource.getrusage(resource.RUSAGE_SELF)
+    tick = draw(board)
+    end = time.monotonic() + 120
+    while t["n"] < expect and time.monotonic() < end:
+        if t["n"] > 0 and time.perf_counter() - t["last"] > idle:
+            break
+        with lock:
+            tick()
+        time.sleep(0.25)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    sub.disconnect()
+    sub.loop_stop()
+    span = t["last"] - t["first"]
+    print(
+        json.dumps(
+            {
+                "received": t["n"],
+                "distinct": board.events,
+                "span_s": span,
+                "rate": (t["n"] - 1) / span if span > 0 else 0.0,
+                "cpu_s": (r0.ru_utime + r0.ru_stime) - (r_ready.ru_utime + r_ready.ru_stime),
+            }
+        ),
+        flush=True,
+    )
+
+
 def _child_mosquitto_sub(port: int, expect: int, idle: float) -> None:
     """Mosquitto's C subscriber as the reference: its output lines are timed as they arrive."""
     binary = shutil.which("mosquitto_sub")
     if binary is None:
         raise RuntimeError("no mosquitto_sub")
     p = subprocess.Popen(
-        [binary, "-p", str(port), "-h", "127.0.0.1", "-q", "1", "-t", f"{PREFIX}/+/event",
-         "-C", str(expect), "-W", "120"],
+        [
+            binary,
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-q",
+            "1",
+            "-t",
+            f"{PREFIX}/+/event",
+            "-C",
+            str(expect),
+            "-W",
+            "120",
+        ],
         stdout=subprocess.PIPE,
     )
     time.sleep(0.5)  # no "subscribed" signal from mosquitto_sub
@@ -404,9 +507,18 @@ def _child_mosquitto_sub(port: int, expect: int, idle: float) -> None:
     p.wait()
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     span = last - first
-    print(json.dumps({"received": n, "distinct": len(ids), "span_s": span,
-                      "rate": (n - 1) / span if span > 0 else 0.0, "cpu_s": r.ru_utime + r.ru_stime}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "received": n,
+                "distinct": len(ids),
+                "span_s": span,
+                "rate": (n - 1) / span if span > 0 else 0.0,
+                "cpu_s": r.ru_utime + r.ru_stime,
+            }
+        ),
+        flush=True,
+    )
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -452,10 +564,18 @@ def measure(
         sub = _spawn("--child-sub", str(broker.port), variant, str(total), str(idle))
         procs.append(sub)
         _expect_line(sub, "ready")
-        per_proc = SITES // PUB_PROCS
+        nprocs = 1 if publisher == "paho_serial" else PUB_PROCS
+        per_proc = SITES // nprocs
         pubs = [
-            _spawn("--child-pub", str(broker.port), str(i * per_proc), str(per_proc), str(per_site), publisher)
-            for i in range(PUB_PROCS)
+            _spawn(
+                "--child-pub",
+                str(broker.port),
+                str(i * per_proc),
+                str(per_proc),
+                str(per_site),
+                publisher,
+            )
+            for i in range(nprocs)
         ]
         procs.extend(pubs)
         for p in pubs:
@@ -489,7 +609,9 @@ def measure(
         broker.stop()
 
 
-def run(quick: bool = False, variants: list[str] | None = None, repeat: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, variants: list[str] | None = None, repeat: int | None = None
+) -> dict[str, Any]:
     """Figures for the console against the plain-paho baseline, measured in the same run."""
     if mosquitto_binary() is None:
         print("console ingest: skipped (no mosquitto binary)")
@@ -543,7 +665,8 @@ def run(quick: bool = False, variants: list[str] | None = None, repeat: int | No
 DEFAULTS = ""  # Mosquitto as installed: max_inflight_messages 20, max_queued_messages 1000
 UNLIMITED_QUEUE = "max_queued_messages 0\n"
 INVESTIGATION = [
-    ("publisher waits for each PUBACK", "bare", "paho_wait", UNLIMITED_QUEUE),
+    ("one publisher waiting for each PUBACK", "bare", "paho_serial", UNLIMITED_QUEUE),
+    ("100 publishers, each waits per PUBACK", "bare", "paho_wait", UNLIMITED_QUEUE),
     ("paho publisher, default window 20", "bare", "paho", UNLIMITED_QUEUE),
     ("paho publisher, window 1000", "bare", "paho1000", UNLIMITED_QUEUE),
     ("cheap publisher (raw, window 1000)", "bare", "raw", UNLIMITED_QUEUE),
@@ -552,10 +675,11 @@ INVESTIGATION = [
     ("... broker TCP_NODELAY", "bare", "raw", UNLIMITED_QUEUE + "set_tcp_nodelay true\n"),
     ("subscriber TCP_NODELAY", "bare_nodelay", "raw", UNLIMITED_QUEUE),
     ("subscriber's main thread busy", "bare_busy", "raw", UNLIMITED_QUEUE),
+    ("console the obvious way (2 threads)", "naive_console", "raw", UNLIMITED_QUEUE),
     ("console, paho's own reads", "monitor_unbuffered", "raw", UNLIMITED_QUEUE),
     ("console, PUBACKs not corked", "monitor_nocork", "raw", UNLIMITED_QUEUE),
-    ("console (MQTT 5)", "monitor", "raw", UNLIMITED_QUEUE),
-    ("console over MQTT 3.1.1", "monitor_v311", "raw", UNLIMITED_QUEUE),
+    ("console (MQTT 3.1.1)", "monitor", "raw", UNLIMITED_QUEUE),
+    ("console over MQTT 5", "monitor_v5", "raw", UNLIMITED_QUEUE),
     ("mosquitto_sub (C)", "mosquitto_sub", "raw", UNLIMITED_QUEUE),
 ]
 
@@ -566,7 +690,9 @@ def investigate(per_site: int = 100, repeat: int = 2) -> list[dict[str, Any]]:
     for _ in range(repeat):
         for label, variant, publisher, conf in INVESTIGATION:
             try:
-                runs[label].append(measure(variant, per_site, broker_conf=conf, publisher=publisher))
+                runs[label].append(
+                    measure(variant, per_site, broker_conf=conf, publisher=publisher)
+                )
             except Exception as e:  # noqa: BLE001 - one failed row must not lose the others
                 print(f"{label}: failed: {e}", file=sys.stderr)
     rows = []
@@ -605,7 +731,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "--child-sub":
         child_subscribe(int(argv[1]), argv[2], int(argv[3]), float(argv[4]))
         return 0
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--variants", help=f"comma-separated, from {', '.join(VARIANTS)}")
     ap.add_argument("--repeat", type=int)

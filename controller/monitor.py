@@ -35,6 +35,7 @@ __all__ = ["Console", "SiteBoard", "MonitorClient", "run_monitor", "resolve"]
 EXIT_UNREACHABLE = 1
 EXIT_USAGE = 64
 DEFAULT_PREFIX = "officeguard"
+FEED_ROWS = 12
 
 
 def resolve(args: argparse.Namespace) -> tuple[BrokerSettings, str]:
@@ -137,7 +138,16 @@ def _live(
     out = RichConsole()
 
     def view() -> Any:
-        return render(board, time.monotonic(), _link_text(client, settings), shared=shared)
+        # the sites needing attention first, as many as fit beside the event feed
+        rows = max(5, out.size.height - FEED_ROWS - 14)
+        return render(
+            board,
+            time.monotonic(),
+            _link_text(client, settings),
+            feed_rows=FEED_ROWS,
+            shared=shared,
+            max_sites=rows,
+        )
 
     with Live(view(), console=out, auto_refresh=False) as live:
         # one thread: messages are ingested and the view redrawn between batches, so the

@@ -150,7 +150,9 @@ BUFFERED = hasattr(paho.Client, "_sock_recv")
 class MonitorClient:
     """One connection to the broker, run by `run()` on the caller's thread.
 
-    `on_message(topic, payload)` is called for every message, on that same thread.
+    `on_message(topic, payload)` is called for every message, on that same thread. The console
+    speaks MQTT 5 with `share` (or `mqtt5=True`) and MQTT 3.1.1 otherwise: it only subscribes
+    and uses nothing else of MQTT 5.
     """
 
     def __init__(
@@ -163,17 +165,19 @@ class MonitorClient:
         client_id: str | None = None,
         cork: bool = True,
         buffered: bool = True,
+        mqtt5: bool | None = None,
     ) -> None:
         if share is not None and (not share or any(c in share for c in "/+#")):
             raise MqttConfigError("a shared-subscription group name has no /, + or #")
-        if share is not None and settings.protocol != "5":
-            log.info("monitor: shared subscriptions need MQTT 5; using it for the console")
         self.settings = settings
         self.prefix = prefix
         self.filters = subscriptions(prefix, share)
         self._on_message = on_message
         self._cork = cork and hasattr(socket, "TCP_CORK")
-        self.v5 = settings.protocol == "5" or share is not None
+        # MQTT 5 only where it is needed: shared subscriptions are an MQTT 5 feature, and paho
+        # decodes the (empty) MQTT 5 properties of every message it receives, about a quarter
+        # of a plain subscriber's cost per message (docs/mqtt-throughput.md)
+        self.v5 = mqtt5 if mqtt5 is not None else share is not None
         self.connected = False
         self.subscribed = False
         self.connects = 0
@@ -304,13 +308,15 @@ class MonitorClient:
         tick: Callable[[], None] | None = None,
         tick_every: float = 0.5,
     ) -> None:
-        """Receive until `until()` is true; call `tick()` about every `tick_every` seconds."""
+        """Receive until `until()` is true; call `tick()` about every `tick_every` seconds, or
+        less often if it is slow (it never takes more than a tenth of the time)."""
         next_tick = time.monotonic() + tick_every
         while not until():
             now = time.monotonic()
             if tick is not None and now >= next_tick:
                 tick()
-                next_tick = now + tick_every
+                took = time.monotonic() - now
+                next_tick = now + max(tick_every, 10 * took)
             self.step(max(0.0, min(tick_every, next_tick - now, 0.25)))
             if self.refused is not None:
                 return

@@ -72,11 +72,33 @@ def _drones(b: SiteBoard) -> Text:
     return Text(", ".join(parts), style="bold magenta")
 
 
-def sites_table(console: Console, now: float) -> Table:
-    t = Table(title="Sites", expand=True)
+def severity(b: SiteBoard, now: float) -> int:
+    """What needs the office's eyes first: alarms, offline, stale, troubles or drones, the rest."""
+    if b.alarms():
+        return 0
+    if b.online is False:
+        return 1
+    if b.stale(now):
+        return 2
+    if b.troubles or b.drones:
+        return 3
+    return 4
+
+
+def sites_table(console: Console, now: float, max_rows: int | None = None) -> Table:
+    """Every site, the ones needing attention first; with `max_rows`, the rest are summed up."""
+    boards = sorted(console.sites.values(), key=lambda b: (severity(b, now), b.site))
+    shown = boards if max_rows is None else boards[:max_rows]
+    hidden = boards[len(shown) :]
+    title = "Sites"
+    if hidden:
+        quiet = sum(1 for b in hidden if severity(b, now) == 4)
+        title += f" ({len(shown)} shown, {len(hidden)} more, {quiet} of them quiet)"
+    t = Table(title=title, expand=True)
     for col in ("site", "status", "version", "zones", "alarms", "troubles", "drones", "events"):
         t.add_column(col, overflow="fold")
-    for site, b in sorted(console.sites.items()):
+    for b in shown:
+        site = b.site
         alarms = b.alarms()
         t.add_row(
             Text(site, style="bold"),
@@ -122,8 +144,15 @@ def footer(console: Console, link: str, shared: bool = False) -> Text:
 
 
 def render(
-    console: Console, now: float, link: str, feed_rows: int = 15, shared: bool = False
+    console: Console,
+    now: float,
+    link: str,
+    feed_rows: int = 15,
+    shared: bool = False,
+    max_sites: int | None = None,
 ) -> RenderableType:
     return Group(
-        sites_table(console, now), feed_table(console, feed_rows), footer(console, link, shared)
+        sites_table(console, now, max_sites),
+        feed_table(console, feed_rows),
+        footer(console, link, shared),
     )
