@@ -9,7 +9,7 @@ from bench import storage
 
 
 def test_quick_storage_bench_measures_every_setting(tmp_path: Path) -> None:
-    res = storage.measure(quick=True, directory=str(tmp_path))
+    res = storage.run(quick=True, directory=str(tmp_path))
     assert res["chosen"] == "wal_full" and res["baseline"] == "wal_off"
     assert set(res["settings"]) == {
         "wal_full",
@@ -25,3 +25,8 @@ def test_quick_storage_bench_measures_every_setting(tmp_path: Path) -> None:
     assert res["settings"]["wal_off"]["ratio_to_baseline"] == 1.0
     assert res["settings"]["wal_full"]["ratio_to_chosen"] == 1.0
     assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
+    names = [f["name"] for f in res["figures"]]
+    assert "storage: event append, WAL+FULL" in names
+    chosen = res["figures"][0]
+    assert chosen["baseline"] == res["settings"]["wal_off"]["median_ms"]
+    assert chosen["pass"] is (chosen["value"] < storage.TARGET_MS)
