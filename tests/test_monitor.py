@@ -6,6 +6,7 @@ import json
 import os
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,10 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from controller import monitor_net
+from controller.config import Mqtt
 from controller.monitor_model import Console
+from controller.monitor_net import BrokerSettings, MonitorClient
 from tests.mqtt_broker import MOSQUITTO, Broker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -382,3 +386,67 @@ def test_live_view_exits_by_itself_after_duration(broker):
             proc.kill()
     assert proc.returncode == 0, err
     assert "office-a" in out and "leadership" in out and "Intrusion [b]x[/b]" in out
+
+
+def _utf8(s: str) -> bytes:
+    b = s.encode()
+    return len(b).to_bytes(2, "big") + b
+
+
+def connect_with_will(port: int, client_id: str, will_topic: str, will: bytes) -> socket.socket:
+    """A bare MQTT 3.1.1 client with a retained QoS 1 last will, like a site's daemon."""
+    body = (
+        _utf8("MQTT")
+        + bytes([4, 0x02 | 0x04 | 0x08 | 0x20])  # clean session, will, will QoS 1, will retain
+        + (60).to_bytes(2, "big")
+        + _utf8(client_id)
+        + _utf8(will_topic)
+        + len(will).to_bytes(2, "big")
+        + will
+    )
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"\x10" + bytes([len(body)]) + body)
+    assert s.recv(4)[3] == 0  # CONNACK accepted
+    return s
+
+
+def pump(client: MonitorClient, cond: Any, timeout: float = 10) -> bool:
+    end = time.monotonic() + timeout
+    client.run(until=lambda: cond() or time.monotonic() > end)
+    return bool(cond())
+
+
+@needs_broker
+def test_last_will_and_reconnect_after_a_broker_restart(broker):
+    assert monitor_net.BUFFERED  # paho still has the hook the fast reads rely on
+    board = Console(P)
+    client = MonitorClient(
+        BrokerSettings.from_config(Mqtt(url=broker.url)),
+        P,
+        lambda t, p: board.ingest(t, p, time.monotonic()),
+    )
+    client.connect()
+    try:
+        assert pump(client, lambda: client.subscribed)
+        site = connect_with_will(broker.port, "og-a", f"{P}/office-a/status", j({"online": False}))
+        pub = publisher(broker.port)
+        publish_all(pub, [(f"{P}/office-a/status", j({"online": True, "version": "1"}), True)])
+        assert pump(client, lambda: board.sites.get("office-a") and board.sites["office-a"].online)
+        site.close()  # the site's network is cut: no DISCONNECT, the broker sends its will
+        assert pump(client, lambda: board.sites["office-a"].online is False)
+        assert board.sites["office-a"].offline_reason == "connection lost (last will)"
+        pub.disconnect()
+        pub.loop_stop()
+
+        broker.stop()
+        assert pump(client, lambda: not client.connected, timeout=5)
+        broker.start()  # same port; the console reconnects and subscribes again by itself
+        assert pump(client, lambda: client.subscribed, timeout=20)
+        pub = publisher(broker.port)
+        publish_all(pub, [(f"{P}/office-a/status", j({"online": True, "version": "2"}), True)])
+        assert pump(client, lambda: board.sites["office-a"].version == "2")
+        assert client.connects == 2 and board.sites["office-a"].online is True
+        pub.disconnect()
+        pub.loop_stop()
+    finally:
+        client.disconnect()
