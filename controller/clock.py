@@ -9,10 +9,12 @@ operator may set the time by hand. Both clocks tell their jump listeners
 (`add_jump_listener(cb)`, `cb(delta)` with `delta` the size of the step, positive forward)
 whenever the time of day steps: `VirtualClock.jump()` always does; `RealClock` notices a step
 by comparing how far the wall clock (time.time) moved against the monotonic clock
-(time.monotonic) since its last look. It looks on every timer wake-up, before deciding
-whether that timer is due, and every `JUMP_CHECK` seconds of monotonic time while anyone
-listens: two clock reads, no disk, no allocation worth speaking of. Listeners run on the loop
-before any timer made due by the step fires, so they can move their own deadlines first.
+(time.monotonic) since its last look. It looks whenever the time is asked, on every timer
+wake-up (before deciding whether that timer is due) and every `JUMP_CHECK` seconds of
+monotonic time while anyone listens: two clock reads, no disk, no allocation worth speaking
+of. Listeners run on the loop before any timer made due by the step fires, and on a loop
+`now()` shows the new time only once they have run, so they can move their own deadlines
+first and nothing meets the new time with deadlines that have not moved.
 Timers set with `call_at` keep following the time of day (a step back makes them wait, a step
 forward makes them due); what a step means for a delay that was running is the listener's call.
 """
@@ -180,7 +182,9 @@ class RealClock(_JumpListeners):
 
     `wall` and `mono` (seconds, like time.time and time.monotonic) can be injected for tests;
     a step is a change of more than `jump_threshold` seconds in wall minus monotonic time
-    between two looks (slewing by NTP moves it by at most 0.5 ms/s, far below that)."""
+    between two looks (slewing by NTP moves it by at most 0.5 ms/s, far below that). Every
+    now() is also a look: it follows slewing, and queues a full look on the loop when it sees
+    a step, so a step is noticed as soon as anything asks the time."""
 
     virtual = False
     MAX_SLEEP = 60.0  # re-check at least this often, so a clock step forward is noticed
@@ -200,7 +204,8 @@ class RealClock(_JumpListeners):
         self._wall = wall
         self._mono = mono
         self.jump_threshold = jump_threshold
-        self._offset = wall() - mono()
+        self._offset = wall() - mono()  # wall minus monotonic time at the last look
+        self._look_queued = False
         self._watch: asyncio.TimerHandle | None = None
 
     @property
@@ -210,14 +215,33 @@ class RealClock(_JumpListeners):
         return self._loop
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._wall(), UTC)
+        """The time of day. On a loop, a step shows here only once the listeners have been
+        told (a look is queued on the loop at once), so nothing stamped or compared with the
+        new time runs against deadlines the step has not moved yet."""
+        mono = self._mono()
+        offset = self._wall() - mono
+        if abs(offset - self._offset) <= self.jump_threshold:
+            self._offset = offset  # slewing (or a sub-threshold step) is simply followed
+        else:
+            loop = self._loop
+            if loop is None:
+                try:
+                    loop = self.loop
+                except RuntimeError:  # no loop: nothing is timed here, the time is the time
+                    return datetime.fromtimestamp(mono + offset, UTC)
+            if not self._look_queued:
+                self._look_queued = True
+                loop.call_soon_threadsafe(self.check_jump)  # now() may run on paho's thread
+        return datetime.fromtimestamp(mono + self._offset, UTC)
 
     def check_jump(self) -> timedelta | None:
         """Look for a step of the wall clock since the last look; tell the listeners about
-        one. Returns the step, or None. Cheap enough to call on every wake-up."""
+        one. Returns the step, or None. Cheap enough to call on every wake-up. Call it on the
+        loop's thread (listeners run where it is called)."""
+        self._look_queued = False
         offset = self._wall() - self._mono()
         drift = offset - self._offset
-        self._offset = offset  # slow slewing is followed, never adds up to a step
+        self._offset = offset
         if abs(drift) <= self.jump_threshold:
             return None
         delta = timedelta(seconds=drift)

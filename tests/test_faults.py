@@ -564,6 +564,42 @@ def test_real_clock_periodic_look_notices_a_step_with_no_timer_set() -> None:
     asyncio.run(body())
 
 
+def test_real_clock_now_shows_a_step_only_after_the_listeners_ran() -> None:
+    """On a loop, the first now() after a step still gives the old time and queues a look;
+    listeners run on the loop and already see the new time; then everyone does."""
+
+    async def body() -> None:
+        t = FakeTime()
+        clock = RealClock(wall=t.wall, mono=t.mono)
+        seen: list[tuple[timedelta, datetime]] = []
+        clock.add_jump_listener(lambda d: seen.append((d, clock.now())))
+        before = clock.now()
+        t.elapse(2)
+        t.step(3600)
+        assert clock.now() == before + timedelta(seconds=2)  # deadlines not moved yet
+        assert seen == []
+        await settle()
+        new = datetime.fromtimestamp(t.w, UTC)
+        assert seen == [(timedelta(hours=1), new)]
+        assert clock.now() == new
+        t.elapse(1)
+        t.step(0.0004)  # slewing is followed by now() itself, without a look
+        assert clock.now() == datetime.fromtimestamp(t.w, UTC)
+        await settle()
+        assert len(seen) == 1
+        clock.close()
+
+    asyncio.run(body())
+
+
+def test_real_clock_without_a_loop_tells_the_true_time() -> None:
+    t = FakeTime()
+    clock = RealClock(wall=t.wall, mono=t.mono)
+    t.step(-300)
+    assert clock.now() == datetime.fromtimestamp(t.w, UTC)
+    assert clock.check_jump() == timedelta(minutes=-5)
+
+
 def test_virtual_clock_jump_tells_listeners_and_fires_nothing_early() -> None:
     clock = VirtualClock(datetime(2026, 3, 4, 5, 0, tzinfo=UTC))
     fired: list[str] = []
