@@ -7,7 +7,6 @@ import asyncio
 import getpass
 import json
 import logging
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -370,14 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        if os.environ.get("INVOCATION_ID") is None
-        else "%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from controller.logs import setup_logging
+
+    setup_logging(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
