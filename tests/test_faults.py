@@ -185,9 +185,15 @@ def test_sigkill_in_a_storm_loses_nothing_journaled(tmp_path: Path, broker: Brok
     changes = Changes(SENSORS, SEED)
     try:
         st.arm(ZONES, CODE)
+        queued_at_kill = 0
         for i in range(KILLS):
+            # every other kill (at least one) finds the broker down: events still queued in
+            # the outbox at the kill must go out after the restart
+            broker_down = i % 2 == 1
+            if broker_down:
+                broker.stop()
             stop = threading.Event()
-            target = st.sent + rng.randint(5, 120)
+            target = st.sent + rng.randint(30 if broker_down else 5, 120)
             t = threading.Thread(target=_storm_until_killed, args=(st, changes, stop))
             t.start()
             wait_for(lambda n=target, t=t: st.sent >= n or not t.is_alive(), timeout=60)
@@ -197,6 +203,9 @@ def test_sigkill_in_a_storm_loses_nothing_journaled(tmp_path: Path, broker: Brok
             assert not t.is_alive(), why
             assert_sound(site.state_dir, f"{why}, after kill {i + 1}")
             before = journal_events(site.state_dir)
+            if broker_down:
+                sent = {e["id"] for e in received_events(rec)}
+                queued_at_kill += sum(1 for e in before if e.id not in sent)
             # restart with the same state directory, the virtual clock a little later
             site.start((T0 + timedelta(minutes=10 * (i + 1))).isoformat())
             after = journal_events(site.state_dir)
@@ -204,13 +213,17 @@ def test_sigkill_in_a_storm_loses_nothing_journaled(tmp_path: Path, broker: Brok
             assert after[len(before)].seq == before[-1].seq + 1, why  # no seq reused or skipped
             zones = st.status()["zones"]
             assert all(zones[z]["mode"] == "away" for z in ZONES), f"{why}: {zones}"
+            if broker_down:
+                broker.start()
+        assert queued_at_kill > 0, f"{why}: no event was waiting for the broker at a kill"
         storm(st, changes, 20)
         n = assert_all_delivered(site.state_dir, rec, st, why)
         assert_sound(site.state_dir, why)
         got = received_events(rec)
         print(
             f"kills: {KILLS}, changes {st.sent}, events {n}, received {len(got)} "
-            f"({len(got) - len({e['id'] for e in got})} re-sent), {why}"
+            f"({len(got) - len({e['id'] for e in got})} re-sent), "
+            f"{queued_at_kill} queued at a kill with the broker down, {why}"
         )
     finally:
         site.stop()
