@@ -271,7 +271,10 @@ def child_publish_paho(port: int, first_site: int, sites: int, per_site: int, mo
 # ----------------------------------------------------------------------------- child: subscriber
 
 
-def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
+def child_subscribe(port: int, variant: str, expect: int, idle: float, drain: bool = False) -> None:
+    """Count what arrives. With `drain`, stay subscribed without reading until told "go" (the
+    broker queues everything meanwhile), then read the backlog as fast as this subscriber can:
+    its capacity, without publishers competing for the CPU."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -318,6 +321,8 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
         while not mc.subscribed:
             mc.step(0.1)
         print("ready", flush=True)
+        if drain:
+            sys.stdin.readline()
         r_ready = resource.getrusage(resource.RUSAGE_SELF)
         deadline = [time.monotonic() + 120]
 
@@ -361,9 +366,16 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float) -> None:
         sub.on_message = on_msg
         sub.on_subscribe = lambda *a: subscribed.set()
         sub.connect("127.0.0.1", port, keepalive=60)
-        sub.loop_start()
-        subscribed.wait(10)
-        print("ready", flush=True)
+        if drain:
+            while not subscribed.is_set():
+                sub.loop(0.1)
+            print("ready", flush=True)
+            sys.stdin.readline()
+            sub.loop_start()
+        else:
+            sub.loop_start()
+            subscribed.wait(10)
+            print("ready", flush=True)
         r_ready = resource.getrusage(resource.RUSAGE_SELF)
         end = time.monotonic() + 120
         while not done.is_set() and time.monotonic() < end:
@@ -551,6 +563,7 @@ def measure(
     broker_conf: str = "max_queued_messages 0\n",
     publisher: str = "raw",
     idle: float = 3.0,
+    drain: bool = False,
 ) -> dict[str, Any]:
     """One run: a fresh broker, the subscriber `variant`, 100 sites publishing `per_site` each.
 
@@ -561,7 +574,9 @@ def measure(
     total = per_site * SITES
     procs: list[subprocess.Popen[str]] = []
     try:
-        sub = _spawn("--child-sub", str(broker.port), variant, str(total), str(idle))
+        sub = _spawn(
+            "--child-sub", str(broker.port), variant, str(total), str(idle), "1" if drain else "0"
+        )
         procs.append(sub)
         _expect_line(sub, "ready")
         nprocs = 1 if publisher == "paho_serial" else PUB_PROCS
@@ -588,6 +603,10 @@ def measure(
         for p in pubs:
             _expect_line(p, "done")
         pub_s = time.perf_counter() - t0
+        if drain:  # everything is queued at the broker now
+            assert sub.stdin is not None
+            sub.stdin.write("go\n")
+            sub.stdin.flush()
         assert sub.stdout is not None
         res: dict[str, Any] = json.loads(sub.stdout.readline())
         res.update(
@@ -609,61 +628,83 @@ def measure(
         broker.stop()
 
 
+def _summary(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rate_median": statistics.median(r["rate"] for r in rs),
+        "rates": [round(r["rate"]) for r in rs],
+        "lost": sum(r["lost"] for r in rs),
+        "duplicates": sum(r["duplicates"] for r in rs),
+        "cpu_ms_per_1000": statistics.median(r["cpu_ms_per_1000"] for r in rs),
+    }
+
+
 def run(
     quick: bool = False, variants: list[str] | None = None, repeat: int | None = None
 ) -> dict[str, Any]:
-    """Figures for the console against the plain-paho baseline, measured in the same run."""
+    """Figures for the console against the plain-paho baseline, measured in the same run.
+
+    live: 100 sites publish while the subscriber receives (everything competes for the CPU);
+    drain: the same events queued at the broker first, then read (the subscriber's capacity).
+    """
     if mosquitto_binary() is None:
         print("console ingest: skipped (no mosquitto binary)")
         return {"name": "console_ingest", "skipped": "no mosquitto binary"}
     variants = variants or ["bare", "monitor"]
-    per_site = 100 if quick else 400
+    per_site = 100 if quick else 300
     repeat = repeat or (1 if quick else 3)
-    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    modes = {"live": False, "drain": True}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for _ in range(repeat):  # interleaved, so a busy moment on the machine hits every variant
-        for v in variants:
-            runs[v].append(measure(v, per_site))
-    summary: dict[str, Any] = {}
-    for v, rs in runs.items():
-        summary[v] = {
-            "rate_median": statistics.median(r["rate"] for r in rs),
-            "rates": [round(r["rate"]) for r in rs],
-            "lost": sum(r["lost"] for r in rs),
-            "duplicates": sum(r["duplicates"] for r in rs),
-            "cpu_ms_per_1000": statistics.median(r["cpu_ms_per_1000"] for r in rs),
-            "description": VARIANTS[v],
-        }
-    base = summary.get("bare", {}).get("rate_median")
-    mon = summary.get("monitor", {}).get("rate_median")
+        for mode, drain in modes.items():
+            for v in variants:
+                if drain and v in ("mosquitto_sub", "naive_console"):
+                    continue
+                runs.setdefault((mode, v), []).append(measure(v, per_site, drain=drain))
+    summary: dict[str, dict[str, Any]] = {m: {} for m in modes}
+    for (mode, v), rs in runs.items():
+        summary[mode][v] = {**_summary(rs), "description": VARIANTS[v]}
+    base = summary["live"].get("bare", {}).get("rate_median")
+    mon = summary["live"].get("monitor", {}).get("rate_median")
+    dbase = summary["drain"].get("bare", {}).get("rate_median")
+    dmon = summary["drain"].get("monitor", {}).get("rate_median")
     result: dict[str, Any] = {
         "name": "console_ingest",
         "sites": SITES,
         "events_per_run": per_site * SITES,
         "repeat": repeat,
         "unit": "QoS 1 events/s received",
-        "variants": summary,
+        "modes": summary,
         "baseline": base,
         "value": mon,
         "ratio": (mon / base) if (mon and base) else None,
+        "capacity": dmon,
+        "capacity_baseline": dbase,
+        "capacity_ratio": (dmon / dbase) if (dmon and dbase) else None,
         "target": TARGET,
         "meets_target": bool(mon and mon >= TARGET),
     }
-    for v, s in summary.items():
-        print(
-            f"console ingest [{v:>14}]: {s['rate_median']:8.0f} events/s  (runs {s['rates']}), "
-            f"lost {s['lost']}, dup {s['duplicates']}, {s['cpu_ms_per_1000']:.0f} ms CPU/1000"
-        )
+    for mode in modes:
+        for v, x in summary[mode].items():
+            print(
+                f"console ingest {mode:5} [{v:>18}]: {x['rate_median']:8.0f} events/s "
+                f"(runs {x['rates']}), lost {x['lost']}, dup {x['duplicates']}, "
+                f"{x['cpu_ms_per_1000']:.0f} ms CPU/1000"
+            )
     if mon and base:
         print(
-            f"console ingest: {mon:.0f} events/s vs {base:.0f} for a plain paho subscriber "
-            f"(x{mon / base:.2f}); target {TARGET:.0f}: {'met' if mon >= TARGET else 'NOT met'}"
+            f"console ingest: {mon:.0f} events/s from {SITES} sites vs {base:.0f} for a plain paho "
+            f"subscriber (x{mon / base:.2f}); target {TARGET:.0f}: "
+            f"{'met' if mon >= TARGET else 'NOT met'}"
         )
+    if dmon and dbase:
+        print(f"console capacity (backlog): {dmon:.0f} events/s vs {dbase:.0f} (x{dmon / dbase:.2f})")
     return result
 
 
 # (label, subscriber variant, publisher, broker config) for docs/mqtt-throughput.md
 DEFAULTS = ""  # Mosquitto as installed: max_inflight_messages 20, max_queued_messages 1000
 UNLIMITED_QUEUE = "max_queued_messages 0\n"
+DRAIN = "# drain\n"  # marker: read a backlog instead of receiving live
 INVESTIGATION = [
     ("one publisher waiting for each PUBACK", "bare", "paho_serial", UNLIMITED_QUEUE),
     ("100 publishers, each waits per PUBACK", "bare", "paho_wait", UNLIMITED_QUEUE),
@@ -681,6 +722,12 @@ INVESTIGATION = [
     ("console (MQTT 3.1.1)", "monitor", "raw", UNLIMITED_QUEUE),
     ("console over MQTT 5", "monitor_v5", "raw", UNLIMITED_QUEUE),
     ("mosquitto_sub (C)", "mosquitto_sub", "raw", UNLIMITED_QUEUE),
+    ("backlog: plain paho subscriber", "bare", "raw", UNLIMITED_QUEUE + DRAIN),
+    ("backlog: ... main thread busy", "bare_busy", "raw", UNLIMITED_QUEUE + DRAIN),
+    ("backlog: console, paho's own reads", "monitor_unbuffered", "raw", UNLIMITED_QUEUE + DRAIN),
+    ("backlog: console, PUBACKs not corked", "monitor_nocork", "raw", UNLIMITED_QUEUE + DRAIN),
+    ("backlog: console (MQTT 3.1.1)", "monitor", "raw", UNLIMITED_QUEUE + DRAIN),
+    ("backlog: console over MQTT 5", "monitor_v5", "raw", UNLIMITED_QUEUE + DRAIN),
 ]
 
 
@@ -705,7 +752,8 @@ def investigate(per_site: int = 100, repeat: int = 2) -> list[dict[str, Any]]:
             "case": label,
             "variant": variant,
             "publisher": publisher,
-            "broker": conf.strip().replace("\n", "; ") or "mosquitto defaults",
+            "broker": conf.replace(DRAIN, "").strip().replace("\n", "; ") or "mosquitto defaults",
+            "drain": DRAIN in conf,
             "rate_median": statistics.median(r["rate"] for r in rs),
             "rates": [round(r["rate"]) for r in rs],
             "lost": [r["lost"] for r in rs],
@@ -729,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
             child_publish_paho(port, first, n, per_site, argv[5])
         return 0
     if argv and argv[0] == "--child-sub":
-        child_subscribe(int(argv[1]), argv[2], int(argv[3]), float(argv[4]))
+        child_subscribe(int(argv[1]), argv[2], int(argv[3]), float(argv[4]), argv[5:6] == ["1"])
         return 0
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
