@@ -44,7 +44,6 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrin
 FUZZ = settings(
     max_examples=200, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow]
 )
-SMALL = settings(FUZZ, max_examples=50)
 
 # ----------------------------------------------------------------------------- serial lines
 
@@ -194,7 +193,7 @@ def test_valid_frames_with_wrong_fields(raw: bytes) -> None:
     check_line(raw)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(FUZZ, max_examples=100)
 @given(st.binary(min_size=25, max_size=25 * 9).map(bytes.hex), st.sampled_from(["ble4", "wb"]))
 def test_random_remote_id_payloads_are_counted_never_a_crash(payload: str, tr: str) -> None:
     m = DetectorMonitor(DETECTOR, DEMO.site)
@@ -264,7 +263,7 @@ async def _through_reader(chunks: list[bytes]) -> tuple[DetectorMonitor, SerialL
         sim.close()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=25)  # each example opens a real pty
 @given(st.lists(st.binary(max_size=600) | mutated_lines().map(lambda b: b + b"\n"), max_size=6))
 def test_garbage_through_the_real_reader_on_a_pty(chunks: list[bytes]) -> None:
     m, reader = asyncio.run(_through_reader(chunks))
@@ -468,14 +467,14 @@ def test_mangled_reference_text(text: str) -> None:
     check_config(text)
 
 
-@settings(max_examples=200, deadline=None)
+@FUZZ
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
 def test_random_text_as_a_config(text: str) -> None:
     result = check_config(text)
     assert result is None or isinstance(result, ConfigError)
 
 
-@settings(max_examples=200, deadline=None)
+@FUZZ
 @given(
     st.sampled_from(
         [(i, k) for i, u in enumerate(REF_DATA["users"]) for k in ("code", "duress_code") if k in u]
