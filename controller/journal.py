@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -115,21 +116,23 @@ class Journal:
         self.path = Path(path)
         self.site = site
         self.tz = tz
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self.synchronous = synchronous.upper()
-        self.db.execute(f"PRAGMA synchronous={self.synchronous}")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(_SCHEMA)
-        self._set_meta("schema_version", str(SCHEMA_VERSION))
         self._unwritten: list[_Unwritten] = []
         self._unsaved_state: dict[str, Any] = {}
         self.write_error: str | None = None
+        # True while the logbook could not be opened for writing (read-only files or disk,
+        # wrong owner after a manual run as root): events wait in memory, every flush tries
+        # to open it again, and the alarm side never notices
+        self.degraded = False
+        try:
+            self.db = self._open_writable()
+        except (sqlite3.Error, OSError) as e:
+            log.error("cannot open the logbook %s for writing: %s; events kept in memory", path, e)
+            self.write_error = f"cannot open the logbook for writing: {e}"
+            self.degraded = True
+            self.db = self._open_fallback()
         self.group_commit = group_commit
         self._flush_scheduled = False
         # told after each group-commit write, with True when nothing is left waiting
@@ -140,18 +143,78 @@ class Journal:
             self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
         )
 
+    # ------------------------------------------------------------------ opening
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_fallback(self) -> sqlite3.Connection:
+        """The logbook read-only (so seq goes on from the last one written and the armed state
+        is restored), or, if even that fails, an empty one in memory."""
+        try:
+            db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            db.row_factory = sqlite3.Row
+            db.execute("SELECT COUNT(*) FROM events").fetchone()
+            db.execute("SELECT COUNT(*) FROM state").fetchone()
+            return db
+        except sqlite3.Error as e:
+            log.error(
+                "cannot read the logbook %s either (%s): starting from an empty one", self.path, e
+            )
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.executescript(_SCHEMA)
+        return db
+
+    def _reopen(self) -> bool:
+        """Try the real logbook again; True once it is open for writing. Events numbered in
+        memory while its last seq was unknown are renumbered after it, so seq never repeats."""
+        try:
+            db = self._open_writable()
+        except (sqlite3.Error, OSError):
+            return False
+        old, self.db = self.db, db
+        old.close()
+        self.degraded = False
+        last = self._last_seq()
+        if self._unwritten and self._unwritten[0].event.seq <= last:
+            log.warning(
+                "renumbering %d event(s) kept in memory after seq %d", len(self._unwritten), last
+            )
+            for u in self._unwritten:
+                last += 1
+                u.event = dataclasses.replace(u.event, seq=last)
+        self._next_seq = max(self._next_seq, last + 1)
+        self._pending_on_disk = int(
+            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
+        )
+        return True
+
     # ------------------------------------------------------------------ writing
 
     def _last_seq(self) -> int:
         row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='events'").fetchone()
         top = self.db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
         return max(int(row[0]) if row else 0, int(top))
-
-    def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute(
-            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
 
     def append(
         self, drafts: Sequence[EventDraft], state: dict[str, Any] | None = None
@@ -196,6 +259,8 @@ class Journal:
         if not self._unwritten and not self._unsaved_state:
             return True
         now = datetime.now().astimezone().isoformat()
+        if self.degraded and not self._reopen():
+            return False
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -231,7 +296,8 @@ class Journal:
                 )
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
             if self.write_error is None:
@@ -278,7 +344,8 @@ class Journal:
                     )
                     self.db.execute("COMMIT")
                 except BaseException:
-                    self.db.execute("ROLLBACK")
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
                     raise
             finally:
                 self.db.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -288,11 +355,14 @@ class Journal:
             return
         self._pending_on_disk = max(0, self._pending_on_disk - max(0, cur.rowcount))
 
-    def expire_oldest(self, count: int) -> tuple[int, int | None, int | None, dict[str, int]]:
+    def expire_oldest(
+        self, count: int, after_seq: int = 0
+    ) -> tuple[int, int | None, int | None, dict[str, int]]:
         """The long-outage policy: give up on the `count` oldest undelivered low-priority events
-        (LOW_PRIORITY_KINDS, not the policy's own notices). They stay in the logbook, marked
-        EXPIRED, and are never published. Alarms, tampers, troubles, duress... are never chosen.
-        Returns (how many, lowest seq, highest seq, how many of each kind)."""
+        (LOW_PRIORITY_KINDS, not the policy's own notices) with a seq above `after_seq` (the
+        outbox passes what it has in flight, which may still be acknowledged). They stay in
+        the logbook, marked EXPIRED, and are never published. Alarms, tampers, troubles,
+        duress... are never chosen. Returns (how many, lowest seq, highest seq, per kind)."""
         if count <= 0:
             return 0, None, None, {}
         try:
@@ -301,15 +371,16 @@ class Journal:
                 # `sent=0` written out so that the partial index events_outbox serves the scan
                 rows = self.db.execute(
                     "UPDATE events SET sent=? WHERE seq IN ("
-                    "  SELECT seq FROM events WHERE sent=0"
+                    "  SELECT seq FROM events WHERE sent=0 AND seq>?"
                     "   AND kind IN (SELECT value FROM json_each(?))"
                     "   AND COALESCE(cid, '') != ? ORDER BY seq LIMIT ?"
                     ") RETURNING seq, kind",
-                    (EXPIRED, json.dumps(LOW_PRIORITY_KINDS), NOTICE_CID, count),
+                    (EXPIRED, after_seq, json.dumps(LOW_PRIORITY_KINDS), NOTICE_CID, count),
                 ).fetchall()
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as e:
             log.warning("could not expire undelivered events: %s", e)

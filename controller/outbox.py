@@ -66,7 +66,9 @@ class JournalLike(Protocol):
 
     def outbox_depth(self) -> int: ...
 
-    def expire_oldest(self, count: int) -> tuple[int, int | None, int | None, dict[str, int]]: ...
+    def expire_oldest(
+        self, count: int, after_seq: int = 0
+    ) -> tuple[int, int | None, int | None, dict[str, int]]: ...
 
     def append(self, drafts: Sequence[EventDraft]) -> list[Event]: ...
 
@@ -142,6 +144,9 @@ class Outbox:
         self.expired = 0  # events given up by the policy since this outbox started
         self._expired_in_trouble = 0  # ... since the trouble was raised
         self._over_with_protected = False
+        self._over_logged = False
+        # expired events not yet told about in a notice
+        self._unreported: dict[str, Any] = {"n": 0, "first": None, "last": None, "kinds": {}}
         link.connect_listeners.append(self.wake)
         link.disconnect_listeners.append(self._on_disconnect)
         # a journal with group commit says when the events of a loop turn are on disk
@@ -175,8 +180,13 @@ class Outbox:
         return len(self._inflight)
 
     def close(self) -> None:
-        """Stop publishing; record the acknowledgements received so far."""
+        """Stop publishing; record the acknowledgements received so far (and a notice for
+        events given up since the last one)."""
         self._flush_acks()
+        try:
+            self._report_expired()
+        except Exception:  # stopping: the count is in the log and the logbook's rows
+            log.exception("outbox: could not journal the last expiry notice")
         self._closed = True
         if self._retry is not None:
             self._retry.cancel()
@@ -218,50 +228,70 @@ class Outbox:
         if depth > limit:
             # expire a little more than the excess, so this runs once per ~1 % of the limit
             slack = max(1, limit // 100)
-            n, first, last, kinds = self.journal.expire_oldest(depth - limit + slack)
+            # never an event in flight: the broker may still acknowledge it
+            n, first, last, kinds = self.journal.expire_oldest(
+                depth - limit + slack, after_seq=self._sent_upto
+            )
             if n:
                 self.expired += n
                 self._expired_in_trouble += n
-                log.warning(
-                    "outbox: over its limit of %d: %d low-priority event(s) expired (seq %s-%s)",
-                    limit,
-                    n,
-                    first,
-                    last,
-                )
-                self._journal(
-                    EventDraft(
-                        kind="system",
-                        ts=self._now(),
-                        cid=CID_TROUBLE,
-                        text=texts.render(
-                            self.language, "outbox.expired", n=n, first=first, last=last
-                        ),
-                        detail={
-                            "outbox": "expired",
-                            "expired": n,
-                            "first_seq": first,
-                            "last_seq": last,
-                            "kinds": kinds,
-                            "limit": limit,
-                        },
-                    )
-                )
+                u = self._unreported
+                u["n"] += n
+                u["first"] = first if u["first"] is None else min(u["first"], first)
+                u["last"] = last if u["last"] is None else max(u["last"], last)
+                for k, c in kinds.items():
+                    u["kinds"][k] = u["kinds"].get(k, 0) + c
+                if u["n"] >= slack:  # one notice per ~1 % of the limit given up, not per event
+                    self._report_expired()
                 depth = self.journal.outbox_depth()
-            elif not self._over_with_protected:
+            elif not self._over_logged:
+                self._over_logged = True
                 log.error(
                     "outbox: %d events waiting, over the limit of %d, and none of them may be"
-                    " given up (alarms, tampers, troubles...): keeping them all",
+                    " given up now (alarms, tampers, troubles, or in flight): keeping them all",
                     depth,
                     limit,
                 )
             self._over_with_protected = n == 0
         else:
             self._over_with_protected = False
+            self._over_logged = False
         if depth >= WARN_RATIO * limit:
             self._raise_trouble(depth, limit)
         elif depth < CLEAR_RATIO * limit and self.trouble is not None:
             self._clear_trouble(depth)
+
+    def _report_expired(self) -> None:
+        """One `system` event (E350) saying how many events were given up and their seq range."""
+        u = self._unreported
+        if not u["n"]:
+            return
+        self._unreported = {"n": 0, "first": None, "last": None, "kinds": {}}
+        log.warning(
+            "outbox: over its limit of %s: %d low-priority event(s) given up (seq %s-%s)",
+            self.limit,
+            u["n"],
+            u["first"],
+            u["last"],
+        )
+        self._journal(
+            EventDraft(
+                kind="system",
+                ts=self._now(),
+                cid=CID_TROUBLE,
+                text=texts.render(
+                    self.language, "outbox.expired", n=u["n"], first=u["first"], last=u["last"]
+                ),
+                detail={
+                    "outbox": "expired",
+                    "expired": u["n"],
+                    "first_seq": u["first"],
+                    "last_seq": u["last"],
+                    "kinds": u["kinds"],
+                    "limit": self.limit,
+                },
+            )
+        )
 
     def _raise_trouble(self, depth: int, limit: int) -> None:
         """Raise the trouble, or update it when its stage changes (not on every event)."""
@@ -292,6 +322,7 @@ class Outbox:
             self.on_capacity(dict(self.trouble))
 
     def _clear_trouble(self, depth: int) -> None:
+        self._report_expired()  # whatever was given up since the last notice
         self.trouble = None
         self._trouble_stage = None
         self._expired_in_trouble = 0

@@ -281,3 +281,27 @@ def test_long_outage_with_a_real_broker_delivers_exactly_what_was_kept(tmp_path:
         rec.close()
         broker.stop()
         j.close()
+
+
+def test_events_in_flight_are_never_expired(tmp_path: Path) -> None:
+    """Connected to a broker that is slow to acknowledge: what is in flight may still be
+    delivered, so the policy gives up on the next ones instead."""
+    j = Journal(tmp_path / "j.db", SITE, TZ, synchronous="NORMAL")
+
+    async def main() -> None:
+        p = Policy(j, limit=40)
+        p.link.up()
+        await p.add("system", 30)
+        in_flight = set(p.link.seqs())
+        assert in_flight == set(range(1, 31))  # window 50: all out, no PUBACK yet
+        await p.add("system", 30)  # past the limit while they wait
+        expired = {s for s, _, sent, _ in rows(j) if sent == EXPIRED}
+        assert expired and not expired & in_flight
+        notices = [e for e in j.events(kind="system") if e.cid == "E350"]
+        assert sum(int(e.detail["expired"]) for e in notices) == len(expired)
+        assert j.outbox_depth() <= 40 + len(notices)  # only the notices (never expired) above
+        await p.deliver_all()
+        assert not set(p.link.seqs()) & expired
+
+    asyncio.run(main())
+    j.close()
