@@ -136,13 +136,27 @@ def test_broker_outages_in_a_storm_lose_nothing(tmp_path: Path, broker: Broker) 
         assert wait_for(lambda: st.status()["broker"]["connected"], timeout=15), why
         st.arm(ZONES, CODE)
         outbox_seen = 0
-        for _ in range(BROKER_OUTAGES):
-            storm(st, changes, rng.randint(10, 80))
-            broker.stop()  # in the middle of the storm: the outbox may have messages in flight
-            storm(st, changes, rng.randint(10, 80))
-            outbox_seen = max(outbox_seen, st.status()["outbox"])
-            broker.start()
-        storm(st, changes, rng.randint(10, 80))
+        probe = Storm(site.state_dir)  # the main thread's own requests, counted apart
+        stop = threading.Event()
+        t = threading.Thread(target=_storm_until_killed, args=(st, changes, stop))
+        t.start()
+
+        def after(n: int) -> None:
+            target = st.sent + n
+            wait_for(lambda: st.sent >= target or not t.is_alive(), timeout=60)
+
+        try:
+            for _ in range(BROKER_OUTAGES):
+                after(rng.randint(10, 80))
+                broker.stop()  # while the storm goes on: messages may be in flight
+                after(rng.randint(20, 80))
+                outbox_seen = max(outbox_seen, probe.status()["outbox"])
+                broker.start()
+            after(rng.randint(10, 80))
+        finally:
+            stop.set()
+            t.join(30)
+        assert site.proc is not None and site.proc.poll() is None, why
         assert outbox_seen > 0, f"{why}: no event ever waited for the broker"
         n = assert_all_delivered(site.state_dir, rec, st, why)
         assert n > 3 * BROKER_OUTAGES, why
