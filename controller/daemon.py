@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/officeguard"
 JOURNAL_NAME = "journal.db"
+JOURNAL_RETRY = timedelta(seconds=30)  # a logbook that refused a write is tried again
+PRUNE_EVERY = timedelta(days=1)  # retention upkeep
 
 texts.register(
     {
@@ -107,6 +109,8 @@ class Daemon:
         self._engine_timer: TimerHandle | None = None
         self._saved_state: Any = None
         self._saved_lockout: Any = None
+        self._journal_retry: TimerHandle | None = None
+        self._prune_timer: TimerHandle | None = None
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
         self.event_listeners: list[Callable[[list[Event]], None]] = []
@@ -126,6 +130,7 @@ class Daemon:
         self.clock.add_jump_listener(self._clock_stepped)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
+        self.journal.flush_listeners.append(lambda ok: self._check_journal())
         self._build_site(loop)
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
@@ -147,6 +152,8 @@ class Daemon:
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
+        self._check_journal()  # a logbook that could not even be opened is a trouble now
+        self._prune_journal()
         self._start_site(loop)
         self.reporting = Reporting(self)
         self.event_listeners.append(self.reporting.on_events)
@@ -269,8 +276,9 @@ class Daemon:
         await self.notifier.stop()
         if self.control is not None:
             await self.control.stop()
-        if self._engine_timer is not None:
-            self._engine_timer.cancel()
+        for timer in (self._engine_timer, self._journal_retry, self._prune_timer):
+            if timer is not None:
+                timer.cancel()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
@@ -409,9 +417,8 @@ class Daemon:
                 self._saved_lockout = lockout
         if not drafts and state is None:
             return []
-        had_error = self.journal.write_error is not None
         events = self.journal.append(drafts, state=state)
-        self._journal_trouble(had_error)
+        self._check_journal()
         for ev in events:
             log.info("event %s %s %s %s", ev.seq, ev.kind, ev.cid or "", ev.text)
         if events:
@@ -419,17 +426,74 @@ class Daemon:
                 cb(events)
         return events
 
-    def _journal_trouble(self, had_error: bool) -> None:
-        assert self.journal is not None
-        err = self.journal.write_error
-        if err is not None and not had_error:
+    def _check_journal(self) -> None:
+        """A logbook that cannot be written is a trouble the office hears about (E300, kept in
+        memory and sent like any event), retried every JOURNAL_RETRY on the daemon's clock;
+        the restore (R300) follows once the waiting events are on disk."""
+        journal = self.journal
+        if journal is None:
+            return
+        err = journal.write_error
+        lang = self.cfg.site.language
+        if err is not None and "journal" not in self.extra_troubles:
             self.extra_troubles["journal"] = {
                 "source": "journal",
                 "cid": "E300",
                 "what": f"logbook not writable: {err}",
             }
-        elif err is None and had_error:
+            self._record(
+                [
+                    EventDraft(
+                        kind="trouble",
+                        ts=self.clock.now(),
+                        cid="E300",
+                        text=texts.render(lang, "daemon.journal_trouble", error=err),
+                        detail={"trouble": "storage", "error": err},
+                    )
+                ]
+            )
+        elif err is None and "journal" in self.extra_troubles:
             self.extra_troubles.pop("journal", None)
+            self._record(
+                [
+                    EventDraft(
+                        kind="trouble_restore",
+                        ts=self.clock.now(),
+                        cid="R300",
+                        text=texts.render(lang, "daemon.journal_restore"),
+                        detail={"trouble": "storage"},
+                    )
+                ]
+            )
+        if journal.write_error is not None and self._journal_retry is None:
+            self._journal_retry = self.clock.call_at(
+                self.clock.now() + JOURNAL_RETRY, self._retry_journal
+            )
+
+    def _retry_journal(self) -> None:
+        self._journal_retry = None
+        if self.journal is not None:
+            self.journal.flush()
+            self._check_journal()
+            if self.journal.write_error is None:
+                self.outbox_wake()
+
+    def outbox_wake(self) -> None:
+        if self.reporting is not None:
+            self.reporting.outbox.wake()
+
+    def _prune_journal(self) -> None:
+        """Retention (see docs/storage.md): at start and once a day on the daemon's clock."""
+        self._prune_timer = None
+        if self.journal is not None:
+            try:
+                removed = self.journal.prune(self.clock.now())
+            except Exception:  # upkeep must never take the alarm down
+                log.exception("logbook pruning failed")
+                removed = 0
+            if removed:
+                log.info("logbook retention: %d old delivered event(s) removed", removed)
+        self._prune_timer = self.clock.call_at(self.clock.now() + PRUNE_EVERY, self._prune_journal)
 
     def _reschedule(self) -> None:
         due = self.engine.next_due()
@@ -461,6 +525,7 @@ class Daemon:
             + list(self.extra_troubles.values()),
             "detectors": {did: det.status() for did, det in self.detectors.items()},
             "outbox": self.journal.outbox_depth() if self.journal else None,
+            "unwritten": self.journal.unwritten if self.journal else None,
             "last_seq": self.journal.last_seq() if self.journal else None,
             "broker": {"connected": self.broker_connected, "url": self.cfg.mqtt.url},
             "commands": self.reporting.commands.status() if self.reporting else None,
