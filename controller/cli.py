@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(r, required=True)
     r.add_argument("--simulate", action="store_true", help="simulated hardware (no GPIO needed)")
     r.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+    )
+    r.add_argument(
         "--clock", help="simulation only: start a virtual clock at this ISO 8601 instant"
     )
     r.set_defaults(func=cmd_run)

@@ -19,9 +19,17 @@ class Site:
     """One simulated site: a daemon process on a virtual clock, with its own state directory."""
 
     def __init__(
-        self, state_dir: Path, config: Path = DEMO_CONFIG, extra_env: dict[str, str] | None = None
+        self,
+        state_dir: Path,
+        config: Path = DEMO_CONFIG,
+        extra_env: dict[str, str] | None = None,
+        *,
+        prefix: list[str] | None = None,
     ):
+        """`prefix`: put in front of the daemon's command line, e.g. `setpriv --reuid=nobody`
+        to run it as an unprivileged user."""
         self.state_dir = state_dir
+        self.prefix = list(prefix or [])
         self.config = config
         self.proc: subprocess.Popen[str] | None = None
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
@@ -35,6 +43,7 @@ class Site:
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "controller",

@@ -232,9 +232,7 @@ def test_a_restart_with_a_journal_it_cannot_write_still_sounds_the_siren(nobody_
     """Someone ran the controller by hand as root once, so journal.db and its WAL now belong
     to root (or the card came back read-only after a power cut): the service, restarted as
     its own user, must still come up, keep the armed state and sound the siren."""
-    from tests.e2e_launch import LaunchedSite
-
-    site = LaunchedSite(nobody_dir, prefix=AS_NOBODY)
+    site = Site(nobody_dir, prefix=AS_NOBODY)
     site.log_path = nobody_dir.parent / "daemon.log"
     site.start(WEDNESDAY_NOON)
     site.og("arm", "perimeter", "--mode", "night", input="2468\n")
@@ -275,9 +273,7 @@ def test_a_state_dir_made_read_only_while_running_does_not_silence_the_siren(
     intrusion comes, the siren sounds. SQLite keeps writing through the files it already has
     open (the kernel checks permissions at open, not at each write), so the logbook goes on,
     seq without gaps, intact; a card the kernel turns read-only takes the full-disk path."""
-    from tests.e2e_launch import LaunchedSite
-
-    site = LaunchedSite(nobody_dir, prefix=AS_NOBODY)
+    site = Site(nobody_dir, prefix=AS_NOBODY)
     site.log_path = nobody_dir.parent / "daemon.log"
     site.start(WEDNESDAY_NOON)
     try:

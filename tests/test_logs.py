@@ -22,7 +22,7 @@ from controller.logs import (
     redact,
     setup_logging,
 )
-from tests.e2e_launch import LOGS_LAUNCHER, LaunchedSite
+from tests.e2e import Site
 
 
 @pytest.mark.parametrize(
@@ -156,12 +156,11 @@ CODES = ("2468", "1357", "1358", "0000", "9999")
 
 @pytest.mark.integration
 def test_no_code_in_the_daemons_stderr_after_a_keypad_and_cli_session(tmp_path: Path) -> None:
-    site = LaunchedSite(
+    site = Site(
         tmp_path / "state",
         extra_env={"INVOCATION_ID": "test", "OFFICEGUARD_LOG_FORMAT": "kv"},
-        launcher=LOGS_LAUNCHER,
     )
-    site.start("2026-03-04T12:00:00+07:00")
+    site.start("2026-03-04T12:00:00+07:00", "--verbose")
     try:
         site.og("sim", "keys", "keypad.hall", "2468*3")  # arm night at the keypad
         site.advance("61s")
