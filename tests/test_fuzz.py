@@ -1,11 +1,13 @@
 """Fuzzing (hypothesis, bounded) of what comes from outside: detector serial lines and site
 configuration files. Never a crash, never a state change from an invalid input, always a clear
-error. (MQTT command payloads are fuzzed with the command handling, tests/test_commands*.)
+error. (MQTT command payloads are fuzzed with the command handling, by its owner.)
 
 Serial lines: random bytes and mutated valid lines through the real parser and the detector
 monitor, and a smaller sample through the real SerialLineReader on a pty. Configs: the
 reference config mutated (keys dropped, types changed, values swapped, ids duplicated, bad
 durations, random YAML) through the real loader, and `officeguard check-config` as a process.
+Control socket: random and malformed requests to a running daemon answer with a plain error
+and never stop it.
 """
 
 from __future__ import annotations
@@ -554,3 +556,112 @@ def test_check_config_exits_78_with_every_problem(tmp_path: Path, name: str) -> 
         assert p.message in out and p.path in out
     for code in CODES:
         assert code not in out
+
+
+# ----------------------------------------------------------------------------- control socket
+
+CONTROL_CMDS = [
+    "status",
+    "arm",
+    "disarm",
+    "bypass",
+    "silence",
+    "sim.set",
+    "sim.pulse",
+    "sim.advance",
+    "sim.keys",
+    "sim.serial",
+    "sim.outputs",
+]
+PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
+    "zones": st.lists(
+        st.sampled_from(["leadership", "finance", "perimeter", "nowhere"]), max_size=3
+    ),
+    "sensor": st.sampled_from(["door.director", "gate.main", "vib.safe1", "nope"]),
+    "state": st.sampled_from(["active", "inactive", "open"]),
+    "code": st.sampled_from(["1357", "1358", "0000", ""]),  # not 2468: help text shows it
+    "mode": st.sampled_from(["away", "home", "night", "party"]),
+    "keypad": st.sampled_from(["keypad.hall", "keypad.nope"]),
+    "keys": st.text(alphabet="0123456789*#AB ", max_size=70),
+    "detector": st.sampled_from(["rf.roof", "rf.none"]),
+    "line": st.text(max_size=200) | mutated_lines().map(lambda b: b.decode("latin-1")),
+    "duration": st.sampled_from(["1s", "30s", "5m", "-1s", "1e400", "401d", "x"]),
+    "count": st.integers(-5, 20),
+    "interval": st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.01, 0.3]),
+    "force": st.booleans(),
+    "bypass": st.booleans(),
+}
+
+
+@st.composite
+def control_requests(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["plausible", "anything", "raw"]))
+    if kind == "raw":
+        return draw(st.binary(max_size=300)).replace(b"\n", b" ") + b"\n"
+    req: dict[str, Any] = {"cmd": draw(st.sampled_from(CONTROL_CMDS) | st.text(max_size=10))}
+    for key in draw(st.lists(st.sampled_from(sorted(PLAUSIBLE)), max_size=4, unique=True)):
+        req[key] = draw(PLAUSIBLE[key] if kind == "plausible" else JSON_VALUES)
+    if draw(st.integers(0, 9)) == 0:
+        del req["cmd"]
+    return json.dumps(req).encode() + b"\n"
+
+
+def _ask(path: str, data: bytes) -> dict[str, Any]:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(path)
+        s.sendall(data)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply: dict[str, Any] = json.loads(buf)
+    return reply
+
+
+@pytest.mark.integration
+def test_control_socket_requests_never_hurt_the_daemon(tmp_path: Path) -> None:
+    """Whatever a local client sends: a JSON reply, a plain error for a refusal (never an
+    internal error, never a code), and the daemon keeps running."""
+    from controller.control import socket_path
+    from tests.e2e import Site
+
+    site = Site(tmp_path / "state")
+    site.start("2026-03-04T12:00:00+07:00")
+    path = str(socket_path(site.state_dir))
+    seen: dict[str, int] = {"ok": 0, "refused": 0}
+    try:
+
+        @settings(FUZZ, max_examples=150)
+        @given(control_requests())
+        def one(data: bytes) -> None:
+            reply = _ask(path, data)
+            assert isinstance(reply.get("ok"), bool), reply
+            if reply["ok"]:
+                seen["ok"] += 1
+            else:
+                seen["refused"] += 1
+                error = reply.get("error")
+                assert isinstance(error, str) and error, reply
+                assert not error.startswith("internal error"), (data, reply)
+            try:
+                sent = json.loads(data)
+            except ValueError:
+                sent = None
+            code = sent.get("code") if isinstance(sent, dict) else None
+            if isinstance(code, str) and len(code) >= 4:
+                assert code not in json.dumps(reply), "a reply echoes the code it was sent"
+
+        one()
+        huge = _ask(path, b'{"cmd": "status", "pad": "' + b"x" * 70_000 + b'"}\n')
+        assert huge == {"ok": False, "error": "request too large"}
+        assert site.proc is not None and site.proc.poll() is None, site.log()[-3000:]
+        assert site.status()["site"] == "office-a"
+        assert "Traceback" not in site.log(), site.log()[-3000:]
+        assert seen["ok"] > 0 and seen["refused"] > 0, seen
+    finally:
+        site.stop()
