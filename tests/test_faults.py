@@ -111,7 +111,7 @@ def assert_all_delivered(state: Path, rec: Recorder, st: Storm, why: str) -> int
 def broker(tmp_path: Path) -> Any:
     if MOSQUITTO is None:
         pytest.skip("no mosquitto binary")
-    # the broker's persistence lives outside tmp_path's tree so a failure's files stay small
+    # its own directory (persistence, log, config), removed afterwards
     work = Path(tempfile.mkdtemp(prefix="og-broker-"))
     b = Broker(work)
     b.start()
@@ -625,6 +625,39 @@ def test_real_clock_without_a_loop_tells_the_true_time() -> None:
     t.step(-300)
     assert clock.now() == datetime.fromtimestamp(t.w, UTC)
     assert clock.check_jump() == timedelta(minutes=-5)
+
+
+def test_real_clock_step_reaches_the_daemon_and_its_schedules(tmp_path: Path) -> None:
+    """The whole chain on the real clock (wall and monotonic time injected): a step forward
+    across 17:30 is seen by the next now(), the daemon logs it, and the schedule arms the
+    office at once instead of at some later wake-up."""
+
+    async def body() -> None:
+        t = FakeTime()
+        t.w = hcm(2026, 3, 4, 17, 0).timestamp()
+        clock = RealClock(wall=t.wall, mono=t.mono)
+        text = DEMO_CONFIG.read_text(encoding="utf-8").replace(
+            "mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{free_port()}"
+        )
+        d = Daemon(parse_config(text, "demo.yaml"), tmp_path / "state", simulate=True, clock=clock)
+        await d.start()
+        try:
+            assert d.journal is not None
+            assert d.engine.zone_state("leadership") == "disarmed"
+            t.elapse(1)
+            t.step(3600)  # 18:00:01: NTP after a boot with a slow clock
+            d.status()  # anything asking the time notices; the look runs on the loop
+            await settle()
+            assert clock.jumps == 1
+            assert d.engine.zone_state("leadership") == "armed_away"
+            assert d.engine.zone_state("finance") == "armed_away"
+            steps = [e for e in d.journal.events() if "clock_step_s" in e.detail]
+            assert [e.detail["clock_step_s"] for e in steps] == [3600.0]
+        finally:
+            await d.stop("test over")
+            clock.close()
+
+    asyncio.run(body())
 
 
 def test_virtual_clock_jump_tells_listeners_and_fires_nothing_early() -> None:
