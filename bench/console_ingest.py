@@ -341,7 +341,9 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float, drain: bo
                 os.environ["BENCH_PROFILE"],
             )
         else:
-            mc.run(until, tick=draw(board), tick_every=0.5)  # redrawn as often as the live view
+            # redrawn as often as the live view (BENCH_NO_DRAW=1: the ingest alone)
+            tick = None if os.environ.get("BENCH_NO_DRAW") else draw(board)
+            mc.run(until, tick=tick, tick_every=0.5)
         distinct = board.events
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         mc.disconnect()
