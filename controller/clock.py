@@ -153,9 +153,9 @@ class VirtualClock(_JumpListeners):
 
     def jump(self, when: datetime) -> None:
         """Step the clock like an NTP correction, without firing anything on the way: the jump
-        listeners are told first, then timers now in the past fire at the next
-        run_due()/advance(). A timer set for a time now in the past (after a step back, or by
-        a listener) fires at once at the next run_due(), never before the clock's time."""
+        listeners are told at once (they may move their timers); timers keep their instants,
+        so after a step forward those now in the past fire at the next run_due()/advance(),
+        and after a step back they wait for the clock to get there again."""
         when = utc(when)
         delta = when - self._now
         self._now = when
