@@ -45,7 +45,7 @@ def _zones(b: SiteBoard) -> Text:
     t = Text()
     for i, (z, s) in enumerate(sorted(b.zones.items())):
         if i:
-            t.append(" ")
+            t.append("\n")
         state = str(s.get("state", "?"))
         t.append(f"{z}:", style="dim")
         t.append(state, style=STATE_STYLE.get(state, ""))
@@ -95,15 +95,18 @@ def sites_table(console: Console, now: float, max_rows: int | None = None) -> Ta
         quiet = sum(1 for b in hidden if severity(b, now) == 4)
         title += f" ({len(shown)} shown, {len(hidden)} more, {quiet} of them quiet)"
     t = Table(title=title, expand=True)
-    for col in ("site", "status", "version", "zones", "alarms", "troubles", "drones", "events"):
-        t.add_column(col, overflow="fold")
+    t.add_column("site", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    t.add_column("zones", overflow="fold", ratio=4, min_width=22)
+    for col in ("alarms", "troubles", "drones"):
+        t.add_column(col, overflow="fold", ratio=1, min_width=len(col))
+    t.add_column("events", justify="right", no_wrap=True)
     for b in shown:
         site = b.site
         alarms = b.alarms()
         t.add_row(
             Text(site, style="bold"),
-            _status(b, now),
-            Text(b.version or "-", style="dim"),
+            _status(b, now).append(f"\n{b.version}" if b.version else "", style="dim"),
             _zones(b),
             Text(", ".join(alarms), style="bold white on red") if alarms else Text("-", style="dim"),
             _troubles(b),
