@@ -97,7 +97,7 @@ def sites_table(console: Console, now: float, max_rows: int | None = None) -> Ta
     t = Table(title=title, expand=True)
     t.add_column("site", no_wrap=True)
     t.add_column("status", no_wrap=True)
-    t.add_column("zones", overflow="fold", ratio=4, min_width=22)
+    t.add_column("zones", overflow="fold", ratio=3, min_width=20)
     for col in ("alarms", "troubles", "drones"):
         t.add_column(col, overflow="fold", ratio=1, min_width=len(col))
     t.add_column("events", justify="right", no_wrap=True)
