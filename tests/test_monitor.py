@@ -450,3 +450,43 @@ def test_last_will_and_reconnect_after_a_broker_restart(broker):
         pub.loop_stop()
     finally:
         client.disconnect()
+
+
+@needs_broker
+def test_credentials_from_the_site_config_and_a_refused_login(tmp_path):
+    (tmp_path / "broker").mkdir()
+    passwd = tmp_path / "broker" / "passwd"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwd), "office", "s3cret-pass"], check=True
+    )
+    passwd.chmod(0o600)
+    b = Broker(tmp_path / "broker")
+    b.conf.write_text(
+        b.conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
+        + f"password_file {passwd}\n"
+    )
+    b.start()
+    try:
+        secret = tmp_path / "mqtt.pass"
+        demo = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8")
+        cfg = tmp_path / "site.yaml"
+
+        def config(password: str) -> str:
+            secret.write_text(password + "\n")
+            cfg.write_text(
+                demo.replace("mqtt://127.0.0.1:1883", b.url)
+                .replace("# username: office-a", "username: office")
+                .replace("# password_file: /etc/officeguard/mqtt.pass", f"password_file: {secret}"),
+                encoding="utf-8",
+            )
+            return str(cfg)
+
+        r = og("monitor", "-c", config("s3cret-pass"), "--once", "--json", "--wait", "0.5")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["broker"]["connected"] is True
+        r = og("monitor", "-c", config("wrong"), "--once", "--json", "--wait", "0.5")
+        assert r.returncode == 1 and r.stdout == ""
+        assert "refused the connection" in r.stderr
+        assert "wrong" not in r.stderr and "s3cret" not in r.stderr  # never echo a secret
+    finally:
+        b.stop()
