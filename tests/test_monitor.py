@@ -16,6 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from controller import monitor_net
@@ -174,6 +176,43 @@ def test_malformed_payloads_are_counted_never_raised():
     assert c.ignored == 4 and c.malformed == len(bad)
     assert c.sites["a"].online is None and c.sites["a"].zones == {}
     json.dumps(c.snapshot(0))  # still printable
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+_payload = st.one_of(
+    st.binary(max_size=64),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries(
+        {"id": st.text(max_size=4), "seq": _json, "kind": _json, "online": _json, "state": _json},
+    ).map(lambda v: json.dumps(v).encode()),
+)
+_topic = st.builds(
+    lambda site, rest: f"{P}/{site}/{rest}",
+    st.sampled_from(["a", "b", ""]),
+    st.sampled_from(
+        ["status", "heartbeat", "event", "zone/z/state", "sensor/s/state", "trouble/state",
+         "detector/d/state", "drone/t", "cmd", "zone/z/set", "x/y/z/w"]
+    ),
+)
+
+
+@given(st.lists(st.tuples(_topic, _payload), max_size=40))
+def test_no_message_makes_the_board_raise(messages):
+    c = Console(P, feed_size=8)
+    for i, (topic, payload) in enumerate(messages):
+        c.ingest(topic, payload, now=float(i))
+    snap = c.snapshot(now=1e6)
+    json.dumps(snap)  # always printable as --once --json
+    counters = snap["counters"]
+    assert counters["messages"] == len(messages)
+    assert c.events + c.duplicates + c.malformed + c.ignored <= len(messages)
+    assert len(c.feed) <= 8
+    for site in snap["sites"].values():
+        assert site["seq_gaps"] >= 0
 
 
 def test_stale_after_three_observed_heartbeat_intervals():
