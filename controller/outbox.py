@@ -213,6 +213,8 @@ class Outbox:
 
     def _tick(self) -> None:
         self._tick_scheduled = False
+        if self._closed:  # a tick scheduled before close(): the journal may be closed by now
+            return
         self._flush_acks()
         if self.limit is not None:
             try:
