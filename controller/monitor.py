@@ -149,6 +149,8 @@ def _live(
             max_sites=rows,
         )
 
+    if not out.is_terminal:
+        return _log_lines(client, board, settings, end, out, shared)
     with Live(view(), console=out, auto_refresh=False) as live:
         # one thread: messages are ingested and the view redrawn between batches, so the
         # drawing never competes with the network for the interpreter
@@ -158,6 +160,36 @@ def _live(
             tick_every=0.5,
         )
         live.update(view(), refresh=True)
+    if client.refused is not None:
+        print(f"officeguard monitor: broker at {settings.url}: {client.refused}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return 0
+
+
+def _log_lines(
+    client: MonitorClient,
+    board: Console,
+    settings: BrokerSettings,
+    end: float | None,
+    out: Any,
+    shared: bool,
+) -> int:
+    """Not on a terminal (a log file, a pipe, `make demo`): one line per event as it arrives,
+    and the whole picture once at the end."""
+    from controller.monitor_view import render
+
+    def line(e: dict[str, Any]) -> None:
+        where = " ".join(str(e[k]) for k in ("zone", "sensor") if e.get(k))
+        ts = str(e.get("ts", ""))[11:19]
+        print(
+            f"{ts} {e['site']} #{e['seq']} {e['kind']} {e.get('cid') or '-'} {where}: "
+            f"{e.get('text', '')}",
+            flush=True,
+        )
+
+    board.event_listeners.append(line)
+    client.run(until=lambda: end is not None and time.monotonic() >= end)
+    out.print(render(board, time.monotonic(), _link_text(client, settings), shared=shared))
     if client.refused is not None:
         print(f"officeguard monitor: broker at {settings.url}: {client.refused}", file=sys.stderr)
         return EXIT_UNREACHABLE

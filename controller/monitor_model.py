@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,8 @@ class Console:
         self.duplicates = 0
         self.malformed = 0
         self.ignored = 0
+        # told of every new (not duplicate) event, e.g. to print a log line per event
+        self.event_listeners: list[Callable[[dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------------ ingest
 
@@ -276,6 +279,8 @@ class Console:
             b.last_event = e
         e["site"] = site  # the topic says which site it came from
         self._feed_add(site, seq, e)
+        for listener in self.event_listeners:
+            listener(e)
 
     def _feed_add(self, site: str, seq: int, entry: dict[str, Any]) -> None:
         feed = self.feed
