@@ -518,8 +518,17 @@ class ScheduleRunner:
         self, now: datetime, manual_overrides: Mapping[str, datetime] | None = None
     ) -> list[RunnerAction]:
         """The clock stepped (either way): forget pending warnings and postponements and catch
-        up again from `now`, honouring manual actions noted so far (and any given here)."""
-        return self.start(now, manual_overrides)
+        up again from `now`, honouring manual actions noted so far (and any given here).
+
+        A step back never disarms: the catch-up's automatic disarms are dropped, so a wrong or
+        spoofed time source cannot open the building (zones already armed stay armed until a
+        user disarms them with a code or the next scheduled disarm comes). A step forward
+        catches up both ways, as at start."""
+        back = self._now is not None and _aware(now, "now") < self._now
+        actions = self.start(now, manual_overrides)
+        if back:
+            actions = [a for a in actions if not isinstance(a, AutoDisarm)]
+        return actions
 
     def note_manual(self, zones: Sequence[str], at: datetime) -> None:
         """Record a manual arm or disarm, so a later catch-up (clock jump) respects it."""

@@ -388,13 +388,14 @@ def test_schedule_transition_is_not_lost_when_the_clock_steps_forward_then_back(
             await site.advance(timedelta(minutes=1, seconds=1))
             assert site.zone("leadership") == "armed_away", "today's 17:30 arm was lost"
             assert site.zone("finance") == "armed_away"
-            # a step back across the arm: the schedule's state at the new time (the runner's
-            # rule), and the 17:30 arm comes again when the clock gets there
+            # a step back across the arm never disarms (fail secure: a wrong or spoofed time
+            # source must not open the building), and the 17:30 arm passing again is harmless
             n = site.count()
             await site.jump(timedelta(minutes=-2))
-            assert site.zone("leadership") == "disarmed"
+            assert site.zone("leadership") == "armed_away"
+            assert "disarm" not in site.kinds(n)
             await site.advance(timedelta(minutes=2))
-            assert site.zone("leadership") == "armed_away", "the repeated 17:30 arm was lost"
+            assert site.zone("leadership") == "armed_away"
             assert "alarm" not in site.kinds(n) and not site.siren()
             # ... and a step forward across the 22:00 perimeter arm arms it at once
             await site.jump(timedelta(hours=5))

@@ -425,9 +425,13 @@ def test_clock_jump_back_and_forward(cfg: SiteConfig, cal: OfficeCalendar) -> No
     runner.start(hcm(2026, 3, 4, 12), {})
     runner.tick(hcm(2026, 3, 4, 17, 29))
     runner.tick(hcm(2026, 3, 4, 17, 30))
-    # NTP steps the clock back to 17:00: catch-up says disarmed again
+    # NTP steps the clock back to 17:00: a step back never disarms (fail secure), even though
+    # 17:00 lies before today's arm time; the zones stay armed
     acts = runner.tick(hcm(2026, 3, 4, 17, 0))
-    assert [(type(a), a.zones) for a in acts if a.zones == LEAD] == [(S.AutoDisarm, LEAD)]
+    assert not [a for a in acts if isinstance(a, S.AutoDisarm)]
+    # while a step forward catches up both ways, as at start
+    acts = runner.clock_jumped(hcm(2026, 3, 5, 7, 45))
+    assert [a.zones for a in acts if isinstance(a, S.AutoDisarm)] == [LEAD, ("perimeter",)]
     # a guard arms by hand at 17:05; a jump forward to 08:00 next day: the 07:30 disarm wins
     runner.note_manual(LEAD, hcm(2026, 3, 4, 17, 5))
     acts = runner.clock_jumped(hcm(2026, 3, 5, 8, 0))
