@@ -40,14 +40,36 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 4m or 1h is expected")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
+        try:
+            return _checked_seconds(float(value))
+        except OverflowError:
+            raise ValueError(_TOO_LONG) from None
     if not isinstance(value, str):
         raise ValueError("a duration like 30s, 4m or 1h is expected")
     text = value.strip().lower().replace(" ", "")
     if not text:
         raise ValueError("empty duration")
+    try:
+        return _checked_seconds(_parse_duration_text(value, text))
+    except OverflowError:
+        raise ValueError(_TOO_LONG) from None
+
+
+_MAX_DURATION = timedelta(days=400)
+_TOO_LONG = "a duration cannot be longer than 400 days"
+
+
+def _checked_seconds(total: float) -> timedelta:
+    if total != total:  # NaN
+        raise ValueError("a duration must be a number")
+    if total < 0:
+        raise ValueError("a duration cannot be negative")
+    if total > _MAX_DURATION.total_seconds():
+        raise ValueError(_TOO_LONG)
+    return timedelta(seconds=total)
+
+
+def _parse_duration_text(value: str, text: str) -> float:
     pos = 0
     total = 0.0
     for m in _DURATION_PART.finditer(text):
@@ -62,9 +84,7 @@ def parse_duration(value: object) -> timedelta:
             raise ValueError(
                 f"bad duration {value!r}: use a number with a unit, like 30s, 4m, 1h or 1h30m"
             ) from None
-        if total < 0:
-            raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=total)
+    return total
 
 
 def format_duration(td: timedelta) -> str:
@@ -674,6 +694,11 @@ def parse_config(text: str, source: str = "<config>") -> Loaded:
         line = mark.line + 1 if mark is not None else None
         msg = f"YAML syntax error: {e.problem or e}" + (f" ({e.context})" if e.context else "")
         raise ConfigError(source, [Problem("", msg, line)]) from None
+    except yaml.reader.ReaderError as e:  # a control character or bad encoding
+        line = text.count("\n", 0, max(0, e.position)) + 1
+        raise ConfigError(
+            source, [Problem("", f"character not allowed in YAML: {e.reason} {e.character!r}", line)]
+        ) from None
     except yaml.YAMLError as e:
         raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
     lines = _LineMap(node)

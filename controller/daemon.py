@@ -129,7 +129,10 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.clock.add_jump_listener(self._clock_stepped)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.journal = Journal(self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz)
+        # group commit: everything journaled in one loop turn is one transaction (one fsync)
+        self.journal = Journal(
+            self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz, group_commit=True
+        )
         self.journal.flush_listeners.append(lambda ok: self._check_journal())
         self._build_site(loop)
         baseline = self.hw.read_inputs()
@@ -157,7 +160,7 @@ class Daemon:
         self._start_site(loop)
         self.reporting = Reporting(self)
         self.event_listeners.append(self.reporting.on_events)
-        self.state_listeners.append(self.reporting.publish_state)
+        self.state_listeners.append(self.reporting.publish_state_soon)
         self.reporting.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from controller.drone.detector import DetectorMonitor
@@ -37,6 +37,7 @@ class DetectorStation:
         self._timer: TimerHandle | None = None
 
     def start(self) -> None:
+        self.daemon.clock.add_jump_listener(self._clock_stepped)
         self._emit(self.monitor.tick(self.daemon.clock.now()))
         self.reader.start()
         self._reschedule()
@@ -46,6 +47,10 @@ class DetectorStation:
 
     def _on_port(self, is_open: bool, at: datetime, error: str | None) -> None:
         self._emit(self.monitor.port_state(is_open, self.daemon.clock.now(), error))
+
+    def _clock_stepped(self, delta: timedelta) -> None:
+        self.monitor.clock_stepped(delta)
+        self._reschedule()
 
     def _tick(self) -> None:
         self._timer = None
@@ -75,6 +80,7 @@ class DetectorStation:
         return self.monitor.troubles()
 
     def close(self) -> None:
+        self.daemon.clock.remove_jump_listener(self._clock_stepped)
         if self._timer is not None:
             self._timer.cancel()
         self.reader.stop()

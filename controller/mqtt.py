@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import ssl
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes], None]
 Listener = Callable[[], None]
 
-MAX_INFLIGHT = 1000
+# no cap in paho: with one, paho walks every message in flight on each PUBACK, holding the lock
+# publish() needs; the outbox's window bounds what is in flight
+MAX_INFLIGHT = 0
 
 
 class MqttConfigError(ValueError):
@@ -87,6 +90,8 @@ class MqttLink:
         self._closing = False
         self._started = False
         self._futures: dict[int, asyncio.Future[bool]] = {}
+        self._acks: list[tuple[int, bool]] = []
+        self._acks_lock = threading.Lock()
         self._subs: dict[str, tuple[int, list[MessageHandler]]] = {}
         self.connect_listeners: list[Listener] = []
         self.disconnect_listeners: list[Listener] = []
@@ -272,7 +277,18 @@ class MqttLink:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._to_loop(self._handle_publish, mid, not reason_code.is_failure)
+        # hand acknowledgements over in bursts: one loop wake-up for all that came meanwhile
+        with self._acks_lock:
+            first = not self._acks
+            self._acks.append((mid, not reason_code.is_failure))
+        if first:
+            self._to_loop(self._handle_acks)
+
+    def _handle_acks(self) -> None:
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        for mid, ok in acks:
+            self._handle_publish(mid, ok)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         self._to_loop(self._handle_message, msg.topic, bytes(msg.payload))

@@ -6,6 +6,7 @@ alarm path never waits on any of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import timedelta
@@ -30,7 +31,17 @@ class Reporting:
         self.daemon = daemon
         self.link = MqttLink(daemon.cfg.mqtt, daemon.cfg.site.id, now=daemon.clock.now)
         self.prefix = self.link.prefix
-        self.outbox = Outbox(daemon.journal, self.link, f"{self.prefix}/event")
+        self.outbox = Outbox(
+            daemon.journal,
+            self.link,
+            f"{self.prefix}/event",
+            limit=daemon.cfg.mqtt.outbox_limit,
+            on_capacity=self._on_outbox_capacity,
+            record=daemon.record_external,
+            now=daemon.clock.now,
+            language=daemon.cfg.site.language,
+        )
+        self._state_due = False
         self.commands = RemoteCommands(daemon, self.link)
         self.discovery = Discovery(self.link, daemon.cfg, daemon.journal)
         self.started_at = daemon.clock.now()
@@ -67,7 +78,27 @@ class Reporting:
             elif ev.kind == "drone_lost" and ev.detail.get("track"):
                 self._drones.pop(str(ev.detail["track"]), None)
                 self._put_raw(f"{self.prefix}/drone/{ev.detail['track']}", "")
+        self.publish_state_soon()
+
+    def publish_state_soon(self) -> None:
+        """Retained state once per loop turn, after the outbox has sent this turn's events
+        (its tick was scheduled first): a burst of changes costs one pass, not one each."""
+        if self._state_due:
+            return
+        self._state_due = True
+        asyncio.get_running_loop().call_soon(self._publish_state_due)
+
+    def _publish_state_due(self) -> None:
+        self._state_due = False
         self.publish_state()
+
+    def _on_outbox_capacity(self, trouble: dict[str, Any] | None) -> None:
+        """The outbox's long-outage policy raised, changed or cleared its trouble (E350)."""
+        if trouble is None:
+            self.daemon.extra_troubles.pop("outbox", None)
+        else:
+            self.daemon.extra_troubles["outbox"] = trouble
+        self.publish_state_soon()
 
     def _on_connect(self) -> None:
         self.daemon.broker_connected = True

@@ -678,11 +678,6 @@ def test_virtual_clock_jump_tells_listeners_and_fires_nothing_early() -> None:
     assert len(seen) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the drone detector monitor's instants do not follow a clock step yet (needs "
-    "DetectorMonitor/TrackTable.clock_stepped(delta) and DetectorStation listening)",
-)
 @pytest.mark.parametrize("step", [timedelta(hours=1), timedelta(hours=-1)], ids=["fwd", "back"])
 def test_clock_step_neither_invents_nor_delays_a_silent_detector(
     tmp_path: Path, step: timedelta

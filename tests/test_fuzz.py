@@ -506,7 +506,6 @@ def test_a_bad_code_is_refused_without_echoing_it(where: tuple[int, str], how: s
     assert code not in str(result)
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="config.py parse_duration overflow")
 @pytest.mark.parametrize("value", [1e300, 10**30, "inf", "99999999999d", "1e400"])
 def test_huge_durations_are_a_config_error(value: object) -> None:
     data = copy.deepcopy(REF_DATA)
@@ -516,7 +515,6 @@ def test_huge_durations_are_a_config_error(value: object) -> None:
     assert any(p.path == "zones[0].entry_delay" for p in e.value.problems)
 
 
-@pytest.mark.xfail(strict=True, reason="config.py: yaml ReaderError problem has no line")
 def test_control_character_problem_has_a_line() -> None:
     text = reference_text().replace("Khu nhà A", "Khu nhà\x07A", 1)
     with pytest.raises(ConfigError) as e:
@@ -645,7 +643,6 @@ def _known_advance_overflow(sent: Any, error: str) -> bool:
     return False
 
 
-@pytest.mark.xfail(strict=True, reason="config.py parse_duration overflow reaches sim advance")
 @pytest.mark.integration
 def test_sim_advance_with_a_huge_duration_is_refused_plainly(tmp_path: Path) -> None:
     from tests.e2e import Site

@@ -278,6 +278,18 @@ class DetectorMonitor:
         events.sort(key=lambda e: e.ts)
         return events
 
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The wall clock stepped by `delta`: the heartbeat timeout, fault clearing and track
+        timeouts keep their length in elapsed time (every instant kept here moves with it)."""
+        for name in (
+            "started_at", "last_line_at", "last_bad_at", "link_trouble_at", "fault_at",
+            "last_err_at", "hello_at", "heartbeat_at",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value + delta)
+        self.tracks.clock_stepped(delta)
+
     def next_due(self) -> datetime | None:
         """When `tick` must next be called (None: only when a line or port change comes)."""
         dues = [self._silence_due(), self.tracks.next_due(), self._fault_clear_due()]

@@ -267,6 +267,14 @@ class TrackTable:
         return changes
 
     # ------------------------------------------------------------------ time
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The wall clock stepped: every instant moves with it, so timeouts keep their length."""
+        for t in self.tracks.values():
+            t.first_seen += delta
+            t.last_seen += delta
+            if t.reported_at is not None:
+                t.reported_at += delta
+
     def expire(self, now: datetime) -> list[TrackChange]:
         """Tracks silent for track_timeout, oldest deadline first, each stamped with its
         deadline (not with `now`, which may be later)."""
