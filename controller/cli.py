@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("monitor", help="central console of every site under a prefix")
     m.add_argument("-c", "--config", help="take broker settings from this site config")
     m.add_argument("--broker", help="mqtt://host:1883")
-    m.add_argument("--prefix", default="officeguard")
+    m.add_argument("--prefix", help="topic prefix (default: the config's, else officeguard)")
     m.add_argument("--once", action="store_true", help="print a snapshot and exit")
     m.add_argument("--json", action="store_true")
     m.add_argument(

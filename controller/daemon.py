@@ -687,7 +687,7 @@ class Daemon:
         if not isinstance(keypad, str) or keypad not in self.keypads:
             raise ControlError(f"unknown keypad {keypad!r} (keypads: {', '.join(self.keypads)})")
         if not isinstance(keys, str) or not keys or len(keys) > 64:
-            raise ControlError("give 1 to 64 keys, e.g. 2468#")
+            raise ControlError("give 1 to 64 keys, e.g. 1234#")
         try:
             await self.hw.sim_keys(keypad, keys)  # checks every key before pressing any
         except ValueError as e:

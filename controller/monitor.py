@@ -45,11 +45,11 @@ def resolve(args: argparse.Namespace) -> tuple[BrokerSettings, str]:
     topic prefix is used unless --prefix names another one.
     """
     cfg = Mqtt()
-    prefix = getattr(args, "prefix", None) or DEFAULT_PREFIX
+    prefix = getattr(args, "prefix", None)
     if getattr(args, "config", None):
         cfg = load_config(args.config).config.mqtt
-        if prefix == DEFAULT_PREFIX:
-            prefix = cfg.topic_prefix
+        prefix = prefix or cfg.topic_prefix
+    prefix = prefix or DEFAULT_PREFIX
     if getattr(args, "broker", None):
         try:
             cfg = Mqtt.model_validate({**cfg.model_dump(), "url": args.broker})

@@ -27,8 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -38,7 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.config import Mqtt
-from controller.mqtt import MqttConfigError, read_secret
+from controller.mqtt import BrokerAddress, MqttConfigError, read_secret, secure_client
 
 log = logging.getLogger(__name__)
 
@@ -62,39 +61,25 @@ class MonitorError(RuntimeError):
 
 @dataclass(frozen=True)
 class BrokerSettings:
-    url: str
-    host: str
-    port: int
-    tls: bool
-    websockets: bool
-    protocol: Literal["3.1.1", "5"]
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    keepalive: int = 30
+    """The broker the console talks to: its address and the site-style MQTT settings
+    (credentials, TLS files, protocol, keepalive), read once at start."""
+
+    address: BrokerAddress
+    mqtt: Mqtt
+
+    @property
+    def url(self) -> str:
+        return self.address.url
+
+    @property
+    def keepalive(self) -> int:
+        return max(5, int(self.mqtt.keepalive.total_seconds()))
 
     @classmethod
     def from_config(cls, cfg: Mqtt) -> BrokerSettings:
-        u = urlsplit(cfg.url)
-        if not u.hostname:
-            raise MqttConfigError(f"broker URL {cfg.url!r} has no host")
-        tls = u.scheme in ("mqtts", "ssl", "wss")
-        return cls(
-            url=cfg.url,
-            host=u.hostname,
-            port=u.port or (8883 if tls else 1883),
-            tls=tls,
-            websockets=u.scheme in ("ws", "wss"),
-            protocol=cfg.protocol,
-            username=cfg.username,
-            password=read_secret(cfg.password_file),
-            ca_file=cfg.ca_file,
-            cert_file=cfg.cert_file,
-            key_file=cfg.key_file,
-            keepalive=max(5, int(cfg.keepalive.total_seconds())),
-        )
+        settings = cls(BrokerAddress.parse(cfg.url), cfg)
+        read_secret(cfg.password_file)  # an unreadable password file is refused at start
+        return settings
 
 
 def subscriptions(prefix: str, share: str | None) -> list[str]:
@@ -193,20 +178,9 @@ class MonitorClient:
             client_id=client_id or f"officeguard-monitor-{uuid.uuid4().hex[:12]}",
             protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
             clean_session=None if self.v5 else True,
-            transport="websockets" if settings.websockets else "tcp",
+            transport=settings.address.transport,
         )
-        if settings.username is not None or settings.password is not None:
-            c.username_pw_set(settings.username or "", settings.password)
-        if settings.tls:
-            try:
-                c.tls_set(
-                    ca_certs=settings.ca_file,
-                    certfile=settings.cert_file,
-                    keyfile=settings.key_file,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (OSError, ssl.SSLError) as e:
-                raise MqttConfigError(f"cannot load TLS files for the broker: {e}") from e
+        secure_client(c, settings.mqtt, settings.address)
         c.max_queued_messages_set(0)
         c.on_connect = self._handle_connect
         c.on_disconnect = self._handle_disconnect
@@ -272,8 +246,8 @@ class MonitorClient:
             props.SessionExpiryInterval = 0
         try:
             self._client.connect(
-                s.host,
-                s.port,
+                s.address.host,
+                s.address.port,
                 keepalive=s.keepalive,
                 clean_start=True if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                 properties=props,

@@ -21,6 +21,7 @@ import random
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,6 +47,51 @@ MAX_INFLIGHT = 0
 
 class MqttConfigError(ValueError):
     """The MQTT part of the configuration cannot be used (bad URL, unreadable password file...)."""
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where the broker is, from `mqtt://host:1883`, `mqtts://host:8883`, `ws://`, `wss://`."""
+
+    url: str
+    host: str
+    port: int
+    tls: bool
+    transport: Literal["tcp", "websockets"]
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        u = urlsplit(url)
+        if not u.hostname:
+            raise MqttConfigError(f"broker URL {url!r} has no host")
+        tls = u.scheme in ("mqtts", "ssl", "wss")
+        try:
+            port = u.port or (8883 if tls else 1883)
+        except ValueError:
+            raise MqttConfigError(f"broker URL {url!r} has a bad port") from None
+        transport: Literal["tcp", "websockets"] = (
+            "websockets" if u.scheme in ("ws", "wss") else "tcp"
+        )
+        return cls(url, u.hostname, port, tls, transport)
+
+
+def secure_client(client: paho.Client, cfg: Mqtt, addr: BrokerAddress) -> None:
+    """Username and password (from `password_file`) and TLS (`ca_file`, client certificate)
+    onto a paho client, as the site's configuration says. The password is never logged."""
+    if cfg.username is not None or cfg.password_file is not None:
+        client.username_pw_set(cfg.username or "", read_secret(cfg.password_file))
+    if addr.tls:
+        try:
+            client.tls_set(
+                ca_certs=cfg.ca_file,
+                certfile=cfg.cert_file,
+                keyfile=cfg.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except (OSError, ssl.SSLError) as e:
+            raise MqttConfigError(f"cannot load TLS files for the broker: {e}") from e
+    elif cfg.cert_file or cfg.ca_file:
+        log.warning("mqtt: TLS files are configured but the URL is not mqtts://; ignored")
 
 
 def _now_utc() -> datetime:
@@ -98,15 +144,9 @@ class MqttLink:
         self.connects = 0
         self.last_error: str | None = None
 
-        u = urlsplit(cfg.url)
-        tls = u.scheme in ("mqtts", "ssl", "wss")
-        transport: Literal["tcp", "websockets"] = (
-            "websockets" if u.scheme in ("ws", "wss") else "tcp"
-        )
-        if not u.hostname:
-            raise MqttConfigError(f"broker URL {cfg.url!r} has no host")
-        self.host = u.hostname
-        self.port = u.port or (8883 if tls else 1883)
+        addr = BrokerAddress.parse(cfg.url)
+        self.host = addr.host
+        self.port = addr.port
         self.client_id = cfg.client_id or f"officeguard-{site_id}"
         self.v5 = cfg.protocol == "5"
 
@@ -115,22 +155,9 @@ class MqttLink:
             client_id=self.client_id,
             protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
             clean_session=None if self.v5 else True,
-            transport=transport,
+            transport=addr.transport,
         )
-        if cfg.username is not None or cfg.password_file is not None:
-            c.username_pw_set(cfg.username or "", read_secret(cfg.password_file))
-        if tls:
-            try:
-                c.tls_set(
-                    ca_certs=cfg.ca_file,
-                    certfile=cfg.cert_file,
-                    keyfile=cfg.key_file,
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (OSError, ssl.SSLError) as e:
-                raise MqttConfigError(f"cannot load TLS files for the broker: {e}") from e
-        elif cfg.cert_file or cfg.ca_file:
-            log.warning("mqtt: TLS files are configured but the URL is not mqtts://; ignored")
+        secure_client(c, cfg, addr)
         c.will_set(self.status_topic, json.dumps({"online": False}), qos=1, retain=True)
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)

@@ -62,6 +62,7 @@ class Reporting:
     def reload(self) -> None:
         """The configuration was reloaded: command rules, retained state for new zones/sensors."""
         self.commands.reload()
+        self.outbox.limit = self.daemon.cfg.mqtt.outbox_limit
         self._retained.clear()
         self.publish_state()
         self.discovery.update(self.daemon.cfg)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import DEMO_CONFIG, ROOT, Site
-from tests.mqtt_broker import MOSQUITTO, Broker, wait_for
+from tests.mqtt_broker import Broker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,6 @@ def _fingerprint(state: Path) -> dict[str, tuple[int, int, str]]:
     return out
 
 
-@pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto binary")
 def test_ten_idle_minutes_write_nothing(tmp_path: Path) -> None:
     (tmp_path / "broker").mkdir()
     broker = Broker(tmp_path / "broker")

@@ -28,7 +28,7 @@ from controller.daemon import Daemon
 from controller.drone.protocol import encode_line
 from controller.engine import Arm
 from tests.e2e import DEMO_CONFIG, Site
-from tests.mqtt_broker import MOSQUITTO, Broker, Recorder, free_port, wait_for
+from tests.mqtt_broker import Broker, Recorder, free_port, wait_for
 from tests.storm import (
     Changes,
     Storm,
@@ -109,8 +109,6 @@ def assert_all_delivered(state: Path, rec: Recorder, st: Storm, why: str) -> int
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Any:
-    if MOSQUITTO is None:
-        pytest.skip("no mosquitto binary")
     # its own directory (persistence, log, config), removed afterwards
     work = Path(tempfile.mkdtemp(prefix="og-broker-"))
     b = Broker(work)

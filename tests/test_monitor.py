@@ -24,7 +24,7 @@ from controller import monitor_net
 from controller.config import Mqtt
 from controller.monitor_model import Console
 from controller.monitor_net import BrokerSettings, MonitorClient
-from tests.mqtt_broker import MOSQUITTO, Broker
+from tests.mqtt_broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
 P = "officeguard"
@@ -233,7 +233,6 @@ def test_stale_after_three_observed_heartbeat_intervals():
 
 # ----------------------------------------------------------------------------- against Mosquitto
 
-needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="no mosquitto binary")
 
 
 @pytest.fixture
@@ -306,7 +305,6 @@ def wait_subscribed(proc: subprocess.Popen[str], timeout: float = 20) -> list[st
     raise AssertionError(f"monitor did not subscribe: {''.join(lines)}")
 
 
-@needs_broker
 def test_once_json_snapshot_of_two_sites_from_a_real_broker(broker):
     pub = publisher(broker.port)
     dup = uuid.uuid4().hex
@@ -354,7 +352,6 @@ def test_once_json_snapshot_of_two_sites_from_a_real_broker(broker):
     assert snap["counters"]["duplicates"] == 1 and snap["counters"]["malformed"] == 1
 
 
-@needs_broker
 def test_once_table_and_unreachable_broker(broker):
     pub = publisher(broker.port)
     publish_all(pub, [(f"{P}/office-a/status", j({"online": True, "version": "9.9"}), True)])
@@ -372,7 +369,6 @@ def test_once_table_and_unreachable_broker(broker):
     assert r.returncode == 64 and "bad broker URL" in r.stderr
 
 
-@needs_broker
 def test_two_monitors_with_a_shared_subscription_split_the_events(broker):
     procs = [
         start_og("monitor", "--broker", broker.url, "--share", "office", "--once", "--json", "--wait", "5")
@@ -403,7 +399,6 @@ def test_two_monitors_with_a_shared_subscription_split_the_events(broker):
         assert s["sites"]["office-a"]["online"] is True
 
 
-@needs_broker
 def test_live_view_exits_by_itself_after_duration(broker):
     pub = publisher(broker.port)
     publish_all(
@@ -455,7 +450,6 @@ def pump(client: MonitorClient, cond: Any, timeout: float = 10) -> bool:
     return bool(cond())
 
 
-@needs_broker
 def test_last_will_and_reconnect_after_a_broker_restart(broker):
     assert monitor_net.BUFFERED  # paho still has the hook the fast reads rely on
     board = Console(P)
@@ -491,7 +485,6 @@ def test_last_will_and_reconnect_after_a_broker_restart(broker):
         client.disconnect()
 
 
-@needs_broker
 def test_credentials_from_the_site_config_and_a_refused_login(tmp_path):
     (tmp_path / "broker").mkdir()
     passwd = tmp_path / "broker" / "passwd"

@@ -1,0 +1,36 @@
+"""`make demo` end to end, as a real process, on the embedded broker (what a machine without
+Mosquitto gets): the scripted night runs, the console sees it, every event reaches the office."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_end_to_end_on_the_embedded_broker():
+    env = {**os.environ, "OFFICEGUARD_BROKER": "embedded", "PYTHONUNBUFFERED": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "controller.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "broker: embedded" in out
+    assert "demo finished: every event delivered" in out
+    assert '"ok": true' in out  # the office's remote re-arm over MQTT was accepted
+    assert "E134" in out and "E133" in out and "E150" in out  # door, safe, drone
+    # the live console printed the night as it happened (one line per event)
+    console = out[out.index("the live console's output") :]
+    assert " alarm E134 leadership door.director" in console
+    assert "2468" not in out.replace("2468\\n", "")  # the guard's code is never shown
