@@ -134,6 +134,7 @@ class Daemon:
             self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz, group_commit=True
         )
         self.journal.flush_listeners.append(lambda ok: self._check_journal())
+        self.journal.state_provider = self._changed_state
         self._build_site(loop)
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
@@ -408,16 +409,9 @@ class Daemon:
     def _record(self, drafts: list[EventDraft]) -> list[Event]:
         """Journal drafts (with the engine's state), then tell the listeners (MQTT outbox...)."""
         assert self.journal is not None
-        snapshot = self.engine.snapshot()
-        state: dict[str, Any] | None = None
-        if snapshot != self._saved_state:
-            state = {"engine": snapshot}
-            self._saved_state = snapshot
-        if self.access is not None:  # wrong codes always come with an event (E461)
-            lockout = self.access.gate.lockout.snapshot()
-            if lockout != self._saved_lockout:
-                state = {**(state or {}), "lockout": lockout}
-                self._saved_lockout = lockout
+        # the engine's state goes with the events: taken by the journal when it writes them
+        # (once per loop turn under group commit); here only when there is no event to carry it
+        state = None if drafts else self._changed_state()
         if not drafts and state is None:
             return []
         events = self.journal.append(drafts, state=state)
@@ -428,6 +422,21 @@ class Daemon:
             for cb in self.event_listeners:
                 cb(events)
         return events
+
+    def _changed_state(self) -> dict[str, Any] | None:
+        """What must survive a restart and changed since the journal last took it: the engine
+        (armed zones, delays, bypasses) and the wrong-code counts (E461 always has an event)."""
+        state: dict[str, Any] = {}
+        snapshot = self.engine.snapshot()
+        if snapshot != self._saved_state:
+            state["engine"] = snapshot
+            self._saved_state = snapshot
+        if self.access is not None:
+            lockout = self.access.gate.lockout.snapshot()
+            if lockout != self._saved_lockout:
+                state["lockout"] = lockout
+                self._saved_lockout = lockout
+        return state or None
 
     def _check_journal(self) -> None:
         """A logbook that cannot be written is a trouble the office hears about (E300, kept in

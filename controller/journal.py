@@ -137,6 +137,9 @@ class Journal:
         self._flush_scheduled = False
         # told after each group-commit write, with True when nothing is left waiting
         self.flush_listeners: list[Callable[[bool], None]] = []
+        # asked at each write for state that changed since the last one (the daemon's engine
+        # snapshot): with group commit, one snapshot per loop turn instead of one per event
+        self.state_provider: Callable[[], dict[str, Any] | None] | None = None
         self._next_seq = self._last_seq() + 1
         # undelivered events on disk, kept as a count so outbox_depth() costs nothing
         self._pending_on_disk = int(
@@ -256,6 +259,10 @@ class Journal:
 
     def flush(self) -> bool:
         """Write whatever waits in memory. True when nothing is left waiting."""
+        if self._unwritten and self.state_provider is not None:
+            changed = self.state_provider()
+            if changed:
+                self._unsaved_state.update(changed)
         if not self._unwritten and not self._unsaved_state:
             return True
         now = datetime.now().astimezone().isoformat()
