@@ -93,24 +93,14 @@ class ControlServer:
         return {"ok": True, **result}
 
 
-def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
-    """Send one request to the daemon and return its reply (raises ControlError on refusal,
-    ConnectionError when no daemon listens)."""
-    path = socket_path(state_dir)
+def exchange(path: str | Path, data: bytes, timeout: float = 30.0) -> bytes:
+    """Send raw bytes on the control socket at `path` and read one reply line (no checks on
+    either: the CLI's `request` and the tests that send garbage both use it)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        try:
-            s.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ConnectionError(
-                f"no daemon is running with state directory {state_dir} ({e.strerror})"
-            ) from None
-        except PermissionError:
-            raise ConnectionError(
-                f"no permission to use {path} (run as the officeguard user or root)"
-            ) from None
-        s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+        s.connect(str(path))
+        s.sendall(data)
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
@@ -119,6 +109,23 @@ def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any)
             buf += chunk
     finally:
         s.close()
+    return buf
+
+
+def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
+    """Send one request to the daemon and return its reply (raises ControlError on refusal,
+    ConnectionError when no daemon listens)."""
+    path = socket_path(state_dir)
+    try:
+        buf = exchange(path, json.dumps({"cmd": cmd, **args}).encode() + b"\n", timeout)
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        raise ConnectionError(
+            f"no daemon is running with state directory {state_dir} ({e.strerror})"
+        ) from None
+    except PermissionError:
+        raise ConnectionError(
+            f"no permission to use {path} (run as the officeguard user or root)"
+        ) from None
     if not buf:
         raise ConnectionError("the daemon closed the connection without a reply")
     reply: dict[str, Any] = json.loads(buf)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from controller.config import SiteConfig, load_config, parse_config
 from controller.engine import Effect, Emit, Engine, Input, SetOutput
 from controller.events import EventDraft
+from tests.mqtt_broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -93,3 +96,15 @@ class Harness:
 
     def siren(self, sid: str = "siren.hall") -> bool:
         return self.engine.outputs[sid]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of its own on a free port (Mosquitto, or the embedded one), for MQTT tests."""
+    work = tmp_path / "broker"
+    work.mkdir(exist_ok=True)
+    b = Broker(work)
+    b.start()
+    yield b
+    b.stop()
+    shutil.rmtree(work, ignore_errors=True)

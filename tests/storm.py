@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.control import socket_path
+from controller.control import exchange, socket_path
 from controller.events import Event
 from controller.journal import read_events
 
@@ -39,21 +38,10 @@ class Storm:
         self.sent = 0
 
     def send(self, cmd: str, **args: Any) -> dict[str, Any]:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
         try:
-            s.connect(self.path)
-            s.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+            buf = exchange(self.path, json.dumps({"cmd": cmd, **args}).encode() + b"\n", self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as e:
             raise ConnectionError(f"no daemon at {self.path}: {e}") from None
-        finally:
-            s.close()
         if not buf:
             raise ConnectionError("the daemon closed the connection without a reply")
         self.sent += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -535,13 +535,6 @@ def test_discovery_switched_off_cleans_up_once_then_stays_silent(tmp_path: Path)
 
 # ----------------------------------------------------------------------------- real broker
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 def site_cfg(data: dict[str, Any], url: str) -> SiteConfig:

@@ -4,10 +4,8 @@ to the real daemon process."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +63,6 @@ def site_config(tmp_path: Path, broker: Broker, extra_mqtt: str = "") -> Path:
     cfg.write_text(text, encoding="utf-8")
     return cfg
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    (tmp_path / "broker").mkdir()
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-    shutil.rmtree(tmp_path / "broker", ignore_errors=True)
 
 
 def start(tmp_path: Path, broker: Broker, extra_mqtt: str = "") -> tuple[Site, Office]:

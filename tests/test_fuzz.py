@@ -611,19 +611,9 @@ def control_requests(draw: st.DrawFn) -> bytes:
 
 
 def _ask(path: str, data: bytes) -> dict[str, Any]:
-    import socket
+    from controller.control import exchange
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(30)
-        s.connect(path)
-        s.sendall(data)
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    reply: dict[str, Any] = json.loads(buf)
+    reply: dict[str, Any] = json.loads(exchange(path, data))
     return reply
 
 

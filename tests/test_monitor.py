@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
@@ -234,15 +232,6 @@ def test_stale_after_three_observed_heartbeat_intervals():
 # ----------------------------------------------------------------------------- against Mosquitto
 
 
-
-@pytest.fixture
-def broker(tmp_path):
-    (tmp_path / "broker").mkdir()
-    b = Broker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-    shutil.rmtree(tmp_path / "broker", ignore_errors=True)
 
 
 def publisher(port: int, v5: bool = False) -> paho.Client:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ SITE = "office-a"
 STATUS = f"officeguard/{SITE}/status"
 ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 def make_link(url: str, client_id: str | None = None, **kw: object) -> MqttLink:
