@@ -10,7 +10,6 @@ taken in the bench's.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import queue
@@ -29,10 +28,9 @@ from typing import Any
 
 import yaml
 
+from controller.mini_broker import LocalBroker
+
 ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
 SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
 
 
@@ -109,53 +107,19 @@ def print_figures(title: str, figures: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------- broker
 
 
-class BenchBroker:
-    """A Mosquitto on a free local port, configured as the security office's broker would be
-    for throughput: no per-client inflight or queue cap, TCP_NODELAY."""
+class BenchBroker(LocalBroker):
+    """A broker on a free local port (Mosquitto, or the embedded one where it is missing; see
+    `controller.mini_broker.start_local_broker`), configured as the security office's broker
+    would be for throughput: no per-client inflight or queue cap, TCP_NODELAY."""
 
     def __init__(self, workdir: Path, *, nodelay: bool = True) -> None:
-        if MOSQUITTO is None:
-            raise BenchError("no mosquitto binary (apt-get install mosquitto)")
-        self.port = free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence false\nuser {getpass.getuser()}\n"
-            "max_inflight_messages 0\nmax_queued_messages 0\n"
-            + ("set_tcp_nodelay true\n" if nodelay else "")
+        super().__init__(
+            free_port(),
+            workdir,
+            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n"
+            + ("set_tcp_nodelay true\n" if nodelay else ""),
+            embedded_args=["--max-inflight", "0", "--max-queued", "0"],
         )
-        self.log = workdir / "mosquitto.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(MOSQUITTO), "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
-            )
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise BenchError(f"mosquitto did not start: {self.log.read_text()[-1000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
 
 
 @contextmanager

@@ -33,6 +33,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.common import free_port
+from controller.mini_broker import mosquitto_binary
+
 SITES = 100
 PUB_PROCS = 4
 PREFIX = "officeguard"
@@ -56,19 +59,6 @@ VARIANTS = {
 # ----------------------------------------------------------------------------- broker
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def mosquitto_binary() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-
-
 class Mosquitto:
     """A throwaway Mosquitto on a free port. `extra` is appended to its config."""
 
@@ -77,7 +67,7 @@ class Mosquitto:
         if binary is None:
             raise RuntimeError("no mosquitto binary (apt-get install mosquitto)")
         self.dir = Path(tempfile.mkdtemp(prefix="og-bench-mosq-"))
-        self.port = _free_port()
+        self.port = free_port()
         conf = self.dir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
