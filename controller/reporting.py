@@ -70,16 +70,20 @@ class Reporting:
     def on_events(self, events: list[Event]) -> None:
         self.outbox.wake()
         for ev in events:
-            if ev.kind == "drone" and ev.detail.get("track"):
-                self._drones[str(ev.detail["track"])] = {**ev.detail, "ts": ev.ts}
-                self._put_raw(
-                    f"{self.prefix}/drone/{ev.detail['track']}",
-                    json.dumps(self._drones[str(ev.detail["track"])], ensure_ascii=False),
-                )
-            elif ev.kind == "drone_lost" and ev.detail.get("track"):
-                self._drones.pop(str(ev.detail["track"]), None)
-                self._put_raw(f"{self.prefix}/drone/{ev.detail['track']}", "")
+            track = str(ev.detail.get("track") or "")
+            if ev.kind == "drone" and track:
+                self._drones[track] = {**ev.detail, "ts": ev.ts}
+                self._publish_drone(track)
+            elif ev.kind == "drone_lost" and track:
+                self._drones.pop(track, None)
+                self._publish_drone(track)
         self.publish_state_soon()
+
+    def _publish_drone(self, track: str) -> None:
+        """`P/drone/<track>`: the drone's last report, retained; empty once it is lost."""
+        body = self._drones.get(track)
+        payload = json.dumps(body, ensure_ascii=False) if body is not None else ""
+        self._put_raw(f"{self.prefix}/drone/{track}", payload)
 
     def publish_state_soon(self) -> None:
         """Retained state once per loop turn, after the outbox has sent this turn's events
@@ -106,8 +110,8 @@ class Reporting:
         self._retained.clear()  # publish everything again after a reconnect
         self.publish_state()
         self.discovery.announce()
-        for track, body in self._drones.items():
-            self._put_raw(f"{self.prefix}/drone/{track}", json.dumps(body, ensure_ascii=False))
+        for track in self._drones:
+            self._publish_drone(track)
 
     def _on_disconnect(self) -> None:
         self.daemon.broker_connected = False
