@@ -110,6 +110,7 @@ class Daemon:
         self._saved_state: Any = None
         self._saved_lockout: Any = None
         self._journal_retry: TimerHandle | None = None
+        self._status_due = False
         self._prune_timer: TimerHandle | None = None
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
@@ -165,7 +166,8 @@ class Daemon:
         self.reporting.start()
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
-        self.state_listeners.append(lambda: self.notifier.status(self.summary()))
+        if self.notifier.enabled:  # systemd's STATUS= line, once per loop turn at most
+            self.state_listeners.append(self._status_soon)
         self.notifier.ready(self.summary())
         self.notifier.start_watchdog()
         log.info(
@@ -266,6 +268,15 @@ class Daemon:
             self.reporting.reload()
         log.info("configuration reloaded from %s", self.loaded.source)
         return True
+
+    def _status_soon(self) -> None:
+        if not self._status_due:
+            self._status_due = True
+            asyncio.get_running_loop().call_soon(self._send_status)
+
+    def _send_status(self) -> None:
+        self._status_due = False
+        self.notifier.status(self.summary())
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: zone states, alarms, troubles, outbox."""
