@@ -499,9 +499,9 @@ class Daemon:
             self.journal.flush()
             self._check_journal()
             if self.journal.write_error is None:
-                self.outbox_wake()
+                self._wake_outbox()
 
-    def outbox_wake(self) -> None:
+    def _wake_outbox(self) -> None:
         if self.reporting is not None:
             self.reporting.outbox.wake()
 
