@@ -389,6 +389,15 @@ class Lockout:
                 del self._state[src]
         return ended
 
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The wall clock was stepped by `delta` while no real time passed: counted wrong codes
+        and running lockouts keep their age and length (a step forward must not end a lockout
+        early, nor a step back stretch it)."""
+        for st in self._state.values():
+            st.failures = [t + delta for t in st.failures]
+            if st.locked_until is not None:
+                st.locked_until += delta
+
     def snapshot(self) -> dict[str, dict[str, object]]:
         """What must survive a restart or a reload (kept by the journal): counted wrong codes
         and running lockouts, so that power-cycling the panel does not reset the count."""

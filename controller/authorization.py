@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from controller.access import AccessGate, Attempt, Authenticator, Decision, Lockout
 from controller.clock import Clock, TimerHandle
@@ -64,6 +65,11 @@ class AccessService:
     def _done(self, decision: Decision) -> None:
         if decision.events:
             self._record(list(decision.events))
+        self._reschedule()
+
+    def clock_stepped(self, delta: timedelta) -> None:
+        """A clock step: lockouts keep their length (see Lockout.clock_stepped)."""
+        self.gate.lockout.clock_stepped(delta)
         self._reschedule()
 
     def _reschedule(self) -> None:

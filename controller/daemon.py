@@ -353,6 +353,8 @@ class Daemon:
         secs = delta.total_seconds()
         log.warning("clock stepped by %+.1f s; running delays keep their length", secs)
         self.engine.clock_stepped(delta)
+        if self.access is not None:
+            self.access.clock_stepped(delta)
         self._record(
             [
                 EventDraft(

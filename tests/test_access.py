@@ -518,3 +518,18 @@ def test_lockout_snapshot_survives_a_restart_and_ignores_garbage():
     ):
         junk.restore(bad, t0)
     assert junk.locked(t0) == {} and junk.snapshot() == {}
+
+
+@pytest.mark.parametrize("step", [timedelta(hours=2), timedelta(hours=-2)])
+def test_a_clock_step_neither_ends_nor_stretches_a_lockout(step):
+    t0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    lo = Lockout()
+    for i in range(5):
+        lo.failure("kp.main", t0 + timedelta(seconds=i))
+    lo.failure("mqtt", t0)
+    now = t0 + timedelta(minutes=1)
+    lo.clock_stepped(step)  # NTP: the wall clock jumps, no real time passes
+    now += step
+    assert lo.check("kp.main", now) == t0 + step + timedelta(minutes=5, seconds=4)
+    assert lo.failures("mqtt", now) == 1
+    assert lo.check("kp.main", now + timedelta(minutes=4, seconds=5)) is None
