@@ -1,17 +1,23 @@
 """The local control socket: how `officeguard status`, `sim`, `arm` and `disarm` reach the
 running daemon. A unix stream socket in the state directory (mode 0660), one JSON request line
 in, one JSON reply line out. Only local users with access to the state directory can use it.
+
+If the state directory cannot hold the socket (the SD card came back read-only, a wrong owner),
+the daemon puts it in its runtime directory instead (`$RUNTIME_DIRECTORY`, which systemd gives
+the unit, else /run/officeguard), and the CLI looks there too; if neither works the daemon runs
+without it: the alarm never depends on the control socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +37,55 @@ def socket_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / SOCKET_NAME
 
 
+def fallback_socket_path(state_dir: str | Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where the socket goes when the state directory cannot hold it: the runtime directory,
+    one name per state directory (so that several daemons on a test machine never meet)."""
+    env = os.environ if env is None else env
+    runtime = Path(env.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/run/officeguard")
+    tag = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
+    return runtime / f"control-{tag}.sock"
+
+
+def find_socket(state_dir: str | Path) -> Path:
+    """The socket of the daemon running with this state directory (its usual place first)."""
+    primary = socket_path(state_dir)
+    if primary.exists():
+        return primary
+    fallback = fallback_socket_path(state_dir)
+    return fallback if fallback.exists() else primary
+
+
 class ControlServer:
     def __init__(self, state_dir: Path, handlers: dict[str, Handler]):
-        self.path = socket_path(state_dir)
+        self.state_dir = state_dir
+        self.path: Path | None = socket_path(state_dir)
         self.handlers = handlers
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
+        """Listen in the state directory, else in the runtime directory, else not at all (logged:
+        the alarm goes on; only `status`, `sim` and the local arm/disarm are unavailable)."""
+        for path in (socket_path(self.state_dir), fallback_socket_path(self.state_dir)):
+            try:
+                await self._listen(path)
+            except OSError as e:
+                log.error("control socket: cannot listen at %s: %s", path, e.strerror or e)
+                continue
+            if path != socket_path(self.state_dir):
+                log.warning("control socket at %s (the state directory refused it)", path)
+            self.path = path
+            return
+        self.path = None
+        log.error("control socket: none; the alarm runs, but the CLI cannot reach this daemon")
+
+    async def _listen(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            path.unlink()
         old = os.umask(0o117)
         try:
             self._server = await asyncio.start_unix_server(
-                self._client, path=str(self.path), limit=MAX_REQUEST
+                self._client, path=str(path), limit=MAX_REQUEST
             )
         finally:
             os.umask(old)
@@ -53,8 +95,9 @@ class ControlServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -115,7 +158,7 @@ def exchange(path: str | Path, data: bytes, timeout: float = 30.0) -> bytes:
 def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
     """Send one request to the daemon and return its reply (raises ControlError on refusal,
     ConnectionError when no daemon listens)."""
-    path = socket_path(state_dir)
+    path = find_socket(state_dir)
     try:
         buf = exchange(path, json.dumps({"cmd": cmd, **args}).encode() + b"\n", timeout)
     except (FileNotFoundError, ConnectionRefusedError) as e:

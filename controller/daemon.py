@@ -129,7 +129,10 @@ class Daemon:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.clock.add_jump_listener(self._clock_stepped)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        except OSError as e:  # a read-only card: the journal keeps events in memory meanwhile
+            log.error("cannot create the state directory %s: %s", self.state_dir, e)
         # group commit: everything journaled in one loop turn is one transaction (one fsync)
         self.journal = Journal(
             self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz, group_commit=True

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from controller.control import fallback_socket_path
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 
@@ -40,6 +42,8 @@ class Site:
         sock = self.state_dir / "control.sock"
         if sock.exists():
             sock.unlink()
+        # where the daemon listens when the state directory cannot hold its socket
+        fallback = fallback_socket_path(self.state_dir, self.env)
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
             [
@@ -67,7 +71,7 @@ class Site:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
-            if sock.exists():
+            if sock.exists() or fallback.exists():
                 try:
                     self.og("status", "--json")
                     return

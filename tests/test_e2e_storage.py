@@ -298,3 +298,33 @@ def test_a_state_dir_made_read_only_while_running_does_not_silence_the_siren(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
+
+
+def test_a_state_dir_it_cannot_write_at_all_still_gives_an_alarm_and_a_cli(
+    nobody_dir: Path,
+) -> None:
+    """The card came back read-only after a power cut (or the state directory belongs to
+    someone else) and the service restarts: no journal file can be created, no socket either.
+    The daemon still starts, keeps events in memory, puts its control socket in its runtime
+    directory (systemd's RuntimeDirectory=), and the siren sounds."""
+    runtime = nobody_dir.parent / "run"
+    runtime.mkdir()
+    shutil.chown(runtime, "nobody", "nogroup")
+    site = Site(nobody_dir, prefix=AS_NOBODY, extra_env={"RUNTIME_DIRECTORY": str(runtime)})
+    site.log_path = nobody_dir.parent / "daemon.log"
+    shutil.chown(nobody_dir, "root", "root")
+    nobody_dir.chmod(0o755)  # nobody may read it, not write it
+    site.start(WEDNESDAY_NOON)
+    try:
+        assert not (nobody_dir / "control.sock").exists()
+        assert list(runtime.glob("control-*.sock"))
+        st = site.status()
+        assert [t for t in st["troubles"] if t.get("source") == "journal"]
+        site.og("arm", "perimeter", input="2468\n")
+        site.og("sim", "set", "gate.main", "active")
+        assert site.outputs()["siren.hall"] is True
+        assert site.status()["unwritten"] >= 3  # started, the trouble, arm, alarm...
+        assert "2468" not in site.log()
+    finally:
+        assert site.stop() == 0
+    assert not list(runtime.glob("control-*.sock"))  # removed on the way out
