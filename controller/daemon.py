@@ -143,20 +143,11 @@ class Daemon:
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
-        started = EventDraft(
-            kind="system",
-            ts=self.clock.now(),
-            text=texts.render(
-                self.cfg.site.language,
-                "daemon.started",
-                version=__version__,
-                sim=" [simulation]" if self.simulate else "",
-            ),
-            detail={
-                "version": __version__,
-                "simulate": self.simulate,
-                "restored": saved is not None,
-            },
+        started = self._notice(
+            "daemon.started",
+            detail={"version": __version__, "simulate": self.simulate, "restored": saved is not None},
+            version=__version__,
+            sim=" [simulation]" if self.simulate else "",
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._reschedule()
@@ -223,7 +214,6 @@ class Daemon:
         problems and the running configuration stays; a good one is applied keeping the armed
         state, alarms in progress, bypasses and every queued event."""
         loop = asyncio.get_running_loop()
-        lang = self.cfg.site.language
         try:
             loaded = load_config(self.loaded.source)
             if loaded.config.site.id != self.cfg.site.id:
@@ -233,13 +223,13 @@ class Daemon:
                 )
         except ConfigError as e:
             log.error("configuration reload refused; the running configuration stays\n%s", e)
+            problems = [str(p) for p in e.problems]
             self._record(
                 [
-                    EventDraft(
-                        kind="system",
-                        ts=self.clock.now(),
-                        text=texts.render(lang, "daemon.reload_refused", n=len(e.problems)),
-                        detail={"reload": "refused", "problems": [str(p) for p in e.problems]},
+                    self._notice(
+                        "daemon.reload_refused",
+                        detail={"reload": "refused", "problems": problems},
+                        n=len(problems),
                     )
                 ]
             )
@@ -256,13 +246,7 @@ class Daemon:
         self._saved_state = None
         self._build_site(loop)
         assert self.hw is not None
-        reloaded = EventDraft(
-            kind="system",
-            ts=self.clock.now(),
-            cid="E627",
-            text=texts.render(self.cfg.site.language, "daemon.reloaded"),
-            detail={"reload": "applied"},
-        )
+        reloaded = self._notice("daemon.reloaded", cid="E627", detail={"reload": "applied"})
         self._apply(
             [Emit(reloaded), *self.engine.boot(self.clock.now(), self.hw.read_inputs(), snapshot)]
         )
@@ -300,16 +284,7 @@ class Daemon:
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
-            self._record(
-                [
-                    EventDraft(
-                        kind="system",
-                        ts=self.clock.now(),
-                        text=texts.render(self.cfg.site.language, "daemon.stopped", reason=reason),
-                        detail={"reason": reason},
-                    )
-                ]
-            )
+            self._record([self._notice("daemon.stopped", detail={"reason": reason}, reason=reason)])
         if self.reporting is not None:
             self.reporting.outbox.wake()
             await self.reporting.close(reason)
@@ -359,16 +334,7 @@ class Daemon:
         if self.access is not None:
             self.access.clock_stepped(delta)
         self._record(
-            [
-                EventDraft(
-                    kind="system",
-                    ts=self.clock.now(),
-                    text=texts.render(
-                        self.cfg.site.language, "daemon.clock_stepped", delta=f"{secs:+g} s"
-                    ),
-                    detail={"clock_step_s": secs},
-                )
-            ]
+            [self._notice("daemon.clock_stepped", detail={"clock_step_s": secs}, delta=f"{secs:+g} s")]
         )
         self._reschedule()
 
@@ -454,6 +420,25 @@ class Daemon:
                 self._saved_lockout = lockout
         return state or None
 
+    def _notice(
+        self,
+        message: str,
+        *,
+        kind: str = "system",
+        cid: str | None = None,
+        detail: dict[str, Any],
+        **fields: Any,
+    ) -> EventDraft:
+        """An event of the controller itself (start, stop, reload, clock, storage), now, with its
+        text in the site's language."""
+        return EventDraft(
+            kind=kind,
+            ts=self.clock.now(),
+            cid=cid,
+            text=texts.render(self.cfg.site.language, message, **fields),
+            detail=detail,
+        )
+
     def _check_journal(self) -> None:
         """A logbook that cannot be written is a trouble the office hears about (E300, kept in
         memory and sent like any event), retried every JOURNAL_RETRY on the daemon's clock;
@@ -462,7 +447,6 @@ class Daemon:
         if journal is None:
             return
         err = journal.write_error
-        lang = self.cfg.site.language
         if err is not None and "journal" not in self.extra_troubles:
             self.extra_troubles["journal"] = {
                 "source": "journal",
@@ -471,12 +455,12 @@ class Daemon:
             }
             self._record(
                 [
-                    EventDraft(
+                    self._notice(
+                        "daemon.journal_trouble",
                         kind="trouble",
-                        ts=self.clock.now(),
                         cid="E300",
-                        text=texts.render(lang, "daemon.journal_trouble", error=err),
                         detail={"trouble": "storage", "error": err},
+                        error=err,
                     )
                 ]
             )
@@ -484,11 +468,10 @@ class Daemon:
             self.extra_troubles.pop("journal", None)
             self._record(
                 [
-                    EventDraft(
+                    self._notice(
+                        "daemon.journal_restore",
                         kind="trouble_restore",
-                        ts=self.clock.now(),
                         cid="R300",
-                        text=texts.render(lang, "daemon.journal_restore"),
                         detail={"trouble": "storage"},
                     )
                 ]
