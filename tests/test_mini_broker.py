@@ -29,6 +29,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.mini_broker import (
+    LocalBroker,
+    MiniBroker,
+    start_local_broker,
+)
+from controller.mqtt_wire import (
     CONNACK,
     CONNECT,
     DISCONNECT,
@@ -40,15 +45,12 @@ from controller.mini_broker import (
     PUBREL,
     SUBACK,
     SUBSCRIBE,
-    LocalBroker,
-    MiniBroker,
     Reader,
     encode_bin,
     encode_props,
     encode_str,
     encode_varint,
     packet,
-    start_local_broker,
     topic_matches,
 )
 from tests.mqtt_broker import free_port, wait_for
