@@ -134,6 +134,7 @@ from controller.mqtt_wire import (
     topic_matches,
     valid_filter,
     valid_topic_name,
+    with_len,
 )
 
 log = logging.getLogger("officeguard.mini_broker")
@@ -841,7 +842,7 @@ class Connection(asyncio.Protocol):
                 (0x29, 0),  # subscription identifiers not available
                 (0x2A, 1),  # shared subscriptions available
             ]
-            body_out = bytes([1 if present else 0, 0]) + _with_len(encode_props(ack_props))
+            body_out = bytes([1 if present else 0, 0]) + with_len(encode_props(ack_props))
         else:
             body_out = bytes([1 if present else 0, 0])
         self.write(packet(CONNACK, 0, body_out))
@@ -953,10 +954,6 @@ class Connection(asyncio.Protocol):
             )
         else:
             self.write(packet(UNSUBACK, 0, struct.pack("!H", pid)))
-
-
-def _with_len(props: bytes) -> bytes:
-    return encode_varint(len(props)) + props
 
 
 # ---------------------------------------------------------------------------- local broker

@@ -113,6 +113,11 @@ def packet(ptype: int, flags: int, body: bytes) -> bytes:
     return bytes([ptype << 4 | flags]) + encode_varint(len(body)) + body
 
 
+def with_len(props: bytes) -> bytes:
+    """Encoded MQTT 5 properties behind their length."""
+    return encode_varint(len(props)) + props
+
+
 def encode_props(props: Iterable[tuple[int, Any]]) -> bytes:
     out = bytearray()
     for pid, value in props:
