@@ -319,7 +319,9 @@ class Daemon:
 
     def submit(self, inp: Input) -> list[Event]:
         """Feed one input to the engine and carry out what it says."""
-        events = self._apply(self.engine.handle(inp, self.clock.now()))
+        # a sensor's own state is reported (retained topic, status) even without an event
+        changed = isinstance(inp, SensorChange | Bypass)
+        events = self._apply(self.engine.handle(inp, self.clock.now()), state_changed=changed)
         if isinstance(inp, Arm | Disarm) and not inp.automatic and self.schedules is not None:
             self.schedules.note_manual(inp.zones, self.clock.now())
         return events
@@ -342,7 +344,7 @@ class Daemon:
         self._engine_timer = None
         self._apply(self.engine.advance(self.clock.now()))
 
-    def _apply(self, effects: list[Effect]) -> list[Event]:
+    def _apply(self, effects: list[Effect], state_changed: bool = False) -> list[Event]:
         for eff in effects:
             if isinstance(eff, SetOutput):
                 self._set_output(eff.output, eff.on)
@@ -351,7 +353,7 @@ class Daemon:
         self._reschedule()
         for station in self.keypads.values():
             station.update_delay_beeps()
-        if drafts:
+        if drafts or state_changed:
             for cb in self.state_listeners:
                 cb()
         return events
@@ -516,6 +518,14 @@ class Daemon:
 
     # ------------------------------------------------------------------ status
 
+    def troubles(self) -> list[dict[str, Any]]:
+        """Every trouble now: the engine's, the drone detectors' and the daemon's own."""
+        return (
+            self.engine.troubles()
+            + [t for det in self.detectors.values() for t in det.troubles()]
+            + list(self.extra_troubles.values())
+        )
+
     def status(self) -> dict[str, Any]:
         st = self.engine.status()
         outputs = dict(st["outputs"])
@@ -531,9 +541,7 @@ class Daemon:
             "zones": st["zones"],
             "sensors": st["sensors"],
             "outputs": outputs,
-            "troubles": st["troubles"]
-            + [t for det in self.detectors.values() for t in det.troubles()]
-            + list(self.extra_troubles.values()),
+            "troubles": self.troubles(),
             "detectors": {did: det.status() for did, det in self.detectors.items()},
             "outbox": self.journal.outbox_depth() if self.journal else None,
             "unwritten": self.journal.unwritten if self.journal else None,

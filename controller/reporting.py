@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import TimerHandle
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from controller.daemon import Daemon
 
 log = logging.getLogger(__name__)
+
+# A sensor's retained state (`P/sensor/<id>/state`) goes out at once when its topic was last
+# published at least this long ago (on the daemon's clock), otherwise once at the end of this
+# window with the sensor's latest state: a chattering input costs a few publishes a second,
+# not one per change, and its final state always goes out.
+SENSOR_STATE_INTERVAL = timedelta(milliseconds=250)
 
 
 class Reporting:
@@ -45,13 +52,16 @@ class Reporting:
         self.commands = RemoteCommands(daemon, self.link)
         self.discovery = Discovery(self.link, daemon.cfg, daemon.journal)
         self.started_at = daemon.clock.now()
-        self._retained: dict[str, str] = {}
+        self._retained: dict[str, Any] = {}  # topic -> body last published (without "ts")
+        self._sensor_published: dict[str, datetime] = {}  # sensor -> when its topic last went out
+        self._sensor_window: dict[str, TimerHandle] = {}  # sensor -> the end of its window
         self._drones: dict[str, dict[str, Any]] = {}  # active track → retained payload
         self._heartbeat: TimerHandle | None = None
         self.link.connect_listeners.append(self._on_connect)
         self.link.disconnect_listeners.append(self._on_disconnect)
         # retained drone topics left by an earlier run (tracks it never saw lost) are cleared
         self.link.subscribe(f"{self.prefix}/drone/+", self._on_retained_drone)
+        daemon.clock.add_jump_listener(self._clock_stepped)
 
     def start(self) -> None:
         self.commands.start()
@@ -63,8 +73,7 @@ class Reporting:
         """The configuration was reloaded: command rules, retained state for new zones/sensors."""
         self.commands.reload()
         self.outbox.limit = self.daemon.cfg.mqtt.outbox_limit
-        self._retained.clear()
-        self.publish_state()
+        self._republish_state()
         self.discovery.update(self.daemon.cfg)
 
     def on_events(self, events: list[Event]) -> None:
@@ -107,8 +116,7 @@ class Reporting:
 
     def _on_connect(self) -> None:
         self.daemon.broker_connected = True
-        self._retained.clear()  # publish everything again after a reconnect
-        self.publish_state()
+        self._republish_state()  # everything again after a reconnect
         self.discovery.announce()
         for track in self._drones:
             self._publish_drone(track)
@@ -124,35 +132,89 @@ class Reporting:
     # ------------------------------------------------------------------ retained state
 
     def publish_state(self) -> None:
-        """Retained zone, sensor, trouble and detector state; only what changed."""
+        """Retained zone, sensor, trouble and detector state; only what changed. Read straight
+        from the engine (not a whole status()); sensor topics are throttled (see
+        SENSOR_STATE_INTERVAL), the others go out at once."""
         if not self.link.connected:
             return
-        st = self.daemon.status()
-        ts = st["time"]
+        d = self.daemon
         p = self.prefix
-        for zid, z in st["zones"].items():
-            self._put(f"{p}/zone/{zid}/state", {"state": z["state"], "alarm": z["alarm"]}, ts)
-        for sid, s in st["sensors"].items():
-            self._put(
-                f"{p}/sensor/{sid}/state", {"active": s["active"], "bypassed": s["bypassed"]}, ts
-            )
-        self._put(f"{p}/trouble/state", {"troubles": st["troubles"]}, ts)
-        for did, det in st["detectors"].items():
+        now = d.clock.now()
+        ts = self._ts(now)
+        for zid in d.engine.zones:
+            self._put(f"{p}/zone/{zid}/state", d.engine.zone_report(zid), ts)
+        for sid in d.engine.sensors:
+            self._put_sensor(sid, now)
+        self._put(f"{p}/trouble/state", {"troubles": d.troubles()}, ts)
+        for did, station in d.detectors.items():
+            link = station.status().get("link")
             tracks = sum(1 for body in self._drones.values() if body.get("detector") == did)
             self._put(
                 f"{p}/detector/{did}/state",
-                {"online": det.get("link") == "ok", "link": det.get("link"), "tracks": tracks},
+                {"online": link == "ok", "link": link, "tracks": tracks},
                 ts,
             )
 
-    def _put(self, topic: str, body: dict[str, Any], ts: str) -> None:
-        key = json.dumps(body, sort_keys=True)
-        if self._retained.get(topic) == key:
-            return
-        self._retained[topic] = key
+    def _ts(self, now: datetime) -> str:
+        return now.astimezone(self.daemon.cfg.tz).isoformat(timespec="seconds")
+
+    def _put(self, topic: str, body: dict[str, Any], ts: str | None) -> bool:
+        """Publish a retained body (with its "ts") unless it is what the topic last got."""
+        if self._retained.get(topic) == body:
+            return False
+        self._retained[topic] = body
+        if ts is None:
+            ts = self._ts(self.daemon.clock.now())
         self.link.publish(
             topic, json.dumps({**body, "ts": ts}, ensure_ascii=False), qos=1, retain=True
         )
+        return True
+
+    def _put_sensor(self, sid: str, now: datetime) -> None:
+        """A sensor's state: at once if its topic has been quiet for SENSOR_STATE_INTERVAL,
+        else at the end of that window (with whatever the state is by then)."""
+        if sid in self._sensor_window:
+            return  # the window's end publishes the latest state
+        topic = f"{self.prefix}/sensor/{sid}/state"
+        body = self.daemon.engine.sensor_report(sid)
+        if self._retained.get(topic) == body:
+            return
+        last = self._sensor_published.get(sid)
+        if last is not None and last <= now < last + SENSOR_STATE_INTERVAL:
+            self._sensor_window[sid] = self.daemon.clock.call_at(
+                last + SENSOR_STATE_INTERVAL, partial(self._sensor_window_end, sid)
+            )
+            return
+        self._put(topic, body, None)
+        self._sensor_published[sid] = now
+
+    def _sensor_window_end(self, sid: str) -> None:
+        self._sensor_window.pop(sid, None)
+        if self.link.connected and sid in self.daemon.engine.sensors:
+            self._put_sensor(sid, self.daemon.clock.now())
+
+    def _end_sensor_windows(self) -> None:
+        for timer in self._sensor_window.values():
+            timer.cancel()
+        self._sensor_window.clear()
+        self._sensor_published.clear()
+
+    def _republish_state(self) -> None:
+        """Every retained state topic again, at once (after a reconnect or a reload)."""
+        self._retained.clear()
+        self._end_sensor_windows()
+        self.publish_state()
+
+    def _clock_stepped(self, delta: timedelta) -> None:
+        """A step of the time of day must not hold a sensor's state back (a step back would
+        leave its window's end in the future): whatever waits goes out now."""
+        waiting = list(self._sensor_window)
+        self._end_sensor_windows()
+        if self.link.connected:
+            now = self.daemon.clock.now()
+            for sid in waiting:
+                if sid in self.daemon.engine.sensors:
+                    self._put_sensor(sid, now)
 
     def _put_raw(self, topic: str, payload: str) -> None:
         if self.link.connected:
@@ -186,6 +248,8 @@ class Reporting:
         self._schedule_heartbeat()
 
     async def close(self, reason: str = "stopped") -> None:
+        self.daemon.clock.remove_jump_listener(self._clock_stepped)
+        self._end_sensor_windows()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None

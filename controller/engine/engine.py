@@ -180,12 +180,21 @@ class Engine:
     def zone_state(self, zone: str) -> ZoneStateName:
         return self.zones[zone].ha_state()
 
+    def zone_report(self, zone: str) -> dict[str, Any]:
+        """A zone's retained state for the office and Home Assistant (`P/zone/<id>/state`)."""
+        z = self.zones[zone]
+        return {"state": z.ha_state(), "alarm": z.alarm}
+
+    def sensor_report(self, sensor: str) -> dict[str, bool]:
+        """A sensor's retained state (`P/sensor/<id>/state`)."""
+        st = self.sensors[sensor]
+        return {"active": st.active, "bypassed": st.bypassed or st.force_bypassed}
+
     def status(self) -> dict[str, Any]:
         zones = {}
         for zid, z in self.zones.items():
             zones[zid] = {
-                "state": z.ha_state(),
-                "alarm": z.alarm,
+                **self.zone_report(zid),
                 "mode": z.mode if z.phase != "disarmed" else None,
                 "exit_until": _iso(z.exit_due),
                 "entry_until": _iso(z.entry_due),
@@ -195,8 +204,7 @@ class Engine:
         sensors = {}
         for sid, st in self.sensors.items():
             sensors[sid] = {
-                "active": st.active,
-                "bypassed": st.bypassed or st.force_bypassed,
+                **self.sensor_report(sid),
                 "zone": self.sensor_cfg[sid].zone,
                 "type": self.sensor_cfg[sid].type,
                 "shutdown": st.shutdown,
