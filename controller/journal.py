@@ -92,6 +92,10 @@ LOW_PRIORITY_KINDS: tuple[str, ...] = (
 # a low-priority kind carrying this code is the policy's own notice: never expired
 NOTICE_CID = "E350"
 
+# The payloads of events this process wrote and the broker has not acknowledged yet are kept in
+# memory (up to this many), so the outbox publishes them without reading back rows just written.
+FRESH_LIMIT = 10_000
+
 
 class JournalError(Exception):
     pass
@@ -145,6 +149,10 @@ class Journal:
         self._pending_on_disk = int(
             self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
         )
+        # seq -> payload (as pending_payloads() gives it) of undelivered events written by this
+        # process: always a subset of the undelivered rows on disk, so when it holds as many as
+        # there are, it holds all of them and the outbox is served from it
+        self._fresh: dict[int, str] = {}
 
     # ------------------------------------------------------------------ opening
 
@@ -207,6 +215,7 @@ class Journal:
                 last += 1
                 u.event = dataclasses.replace(u.event, seq=last)
         self._next_seq = max(self._next_seq, last + 1)
+        self._fresh.clear()
         self._pending_on_disk = int(
             self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
         )
@@ -268,38 +277,36 @@ class Journal:
         now = datetime.now().astimezone().isoformat()
         if self.degraded and not self._reopen():
             return False
+        rows = [
+            (
+                e.seq,
+                e.id,
+                e.site,
+                e.ts,
+                e.kind,
+                e.zone,
+                e.sensor,
+                e.user,
+                e.cid,
+                e.text,
+                _dumps(e.detail) if e.detail else "{}",
+                int(u.sent),
+            )
+            for u in self._unwritten
+            for e in (u.event,)
+        ]
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany(
                     "INSERT OR IGNORE INTO events(seq, id, site, ts, kind, zone, sensor, user, cid, text, detail, sent)"
                     " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            e.seq,
-                            e.id,
-                            e.site,
-                            e.ts,
-                            e.kind,
-                            e.zone,
-                            e.sensor,
-                            e.user,
-                            e.cid,
-                            e.text,
-                            json.dumps(e.detail, ensure_ascii=False, separators=(",", ":")),
-                            int(u.sent),
-                        )
-                        for u in self._unwritten
-                        for e in (u.event,)
-                    ],
+                    rows,
                 )
                 self.db.executemany(
                     "INSERT INTO state(key, value, updated) VALUES(?,?,?)"
                     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated",
-                    [
-                        (k, json.dumps(v, ensure_ascii=False), now)
-                        for k, v in self._unsaved_state.items()
-                    ],
+                    [(k, _dumps_state(v), now) for k, v in self._unsaved_state.items()],
                 )
                 self.db.execute("COMMIT")
             except BaseException:
@@ -320,7 +327,12 @@ class Journal:
                 "journal writable again; wrote %d event(s) kept in memory", len(self._unwritten)
             )
         self.write_error = None
-        self._pending_on_disk += sum(1 for u in self._unwritten if not u.sent)
+        fresh = self._fresh
+        for row in rows:
+            if not row[11]:  # undelivered: the outbox will want it (same JSON as from the row)
+                self._pending_on_disk += 1
+                if len(fresh) < FRESH_LIMIT:
+                    fresh[row[0]] = _row_payload(row)
         self._unwritten.clear()
         self._unsaved_state.clear()
         return True
@@ -361,6 +373,8 @@ class Journal:
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
             return
         self._pending_on_disk = max(0, self._pending_on_disk - max(0, cur.rowcount))
+        for s in wanted:
+            self._fresh.pop(s, None)
 
     def expire_oldest(
         self, count: int, after_seq: int = 0
@@ -398,6 +412,7 @@ class Journal:
         kinds: dict[str, int] = {}
         for r in rows:
             kinds[r[1]] = kinds.get(r[1], 0) + 1
+            self._fresh.pop(int(r[0]), None)
         seqs = [int(r[0]) for r in rows]
         return len(rows), min(seqs), max(seqs), kinds
 
@@ -431,7 +446,24 @@ class Journal:
     def pending_payloads(self, limit: int = 100, after_seq: int = 0) -> list[tuple[int, str]]:
         """Like pending(), as (seq, the event's JSON exactly as Event.to_json() gives it), made
         straight from the row: the stored `detail` text is spliced in, not parsed and dumped
-        again. The outbox's drain after an outage spends its time here."""
+        again. The outbox's drain after an outage spends its time here. Events this process
+        wrote come from memory when every undelivered one on disk is among them (the usual
+        case: nothing read back that was just written)."""
+        fresh = self._fresh
+        if self.write_error is None and len(fresh) == self._pending_on_disk:
+            if not fresh:
+                return []
+            seq = max(after_seq + 1, next(iter(fresh)))  # the lowest: written in seq order
+            top = self._next_seq
+            if top - seq > 2 * (len(fresh) + limit):  # sparse (acks out of order): sort them
+                return sorted((s, p) for s, p in fresh.items() if s > after_seq)[:limit]
+            out: list[tuple[int, str]] = []
+            while seq < top and len(out) < limit:  # seqs are (nearly) contiguous: walk them
+                payload = fresh.get(seq)
+                if payload is not None:
+                    out.append((seq, payload))
+                seq += 1
+            return out
         cur = self.db.execute(
             "SELECT seq, id, site, ts, kind, zone, sensor, user, cid, text, detail"
             " FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?",
@@ -497,12 +529,13 @@ class Journal:
         self.db.close()
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # events
+_dumps_state = json.JSONEncoder(ensure_ascii=False).encode  # the state table
 
 
 def _row_payload(r: tuple[Any, ...]) -> str:
     """The JSON of Event.to_dict() for a row (seq, id, site, ts, kind, zone, sensor, user, cid,
-    text, detail): same keys, same order, same separators; `detail` is stored in that form."""
+    text, detail, ...): same keys, same order, same separators; `detail` is stored in that form."""
     head: dict[str, Any] = {"id": r[1], "seq": r[0], "site": r[2], "ts": r[3], "kind": r[4]}
     for key, value in (("zone", r[5]), ("sensor", r[6]), ("user", r[7]), ("cid", r[8])):
         if value is not None:

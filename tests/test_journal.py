@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller import journal as journal_module
 from controller.events import EventDraft, event_schema
-from controller.journal import Journal, read_events
+from controller.journal import Journal, _row_payload, read_events
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = datetime(2026, 2, 17, 18, 20, tzinfo=UTC)
@@ -172,4 +174,41 @@ def test_pending_payloads_are_the_events_json_exactly(tmp_path):
     assert [s for s, _ in j.pending_payloads()] == [2, 3]
     j.mark_sent([2])
     assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after the marks
+    j.close()
+
+
+def _payloads_on_disk(j: Journal, limit: int, after_seq: int) -> list[tuple[int, str]]:
+    rows = j.db.execute(
+        "SELECT seq, id, site, ts, kind, zone, sensor, user, cid, text, detail"
+        " FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    ).fetchall()
+    return [(r[0], _row_payload(tuple(r))) for r in rows]
+
+
+def test_pending_payloads_from_memory_are_what_the_disk_holds(tmp_path, monkeypatch):
+    """The payloads of events just written come from memory, not read back: through restarts
+    (older undelivered rows), acknowledgements in any order, the long-outage expiry and more
+    events than the memory keeps, the outbox always gets exactly the undelivered rows."""
+    monkeypatch.setattr(journal_module, "FRESH_LIMIT", 6)
+    rnd = random.Random(7)
+    path = tmp_path / "j.db"
+    j = Journal(path, "office-a", TZ)
+    kinds = ["alarm", "system", "arm", "tamper"]
+    for step in range(300):
+        op = rnd.random()
+        if op < 0.45:
+            j.append([draft(step, kind=rnd.choice(kinds)) for _ in range(rnd.randint(1, 4))])
+        elif op < 0.8:
+            pending = [s for s, _ in _payloads_on_disk(j, 1000, 0)]
+            if pending:
+                j.mark_sent(rnd.sample(pending, rnd.randint(1, len(pending))))
+        elif op < 0.9:
+            j.expire_oldest(rnd.randint(1, 3), after_seq=rnd.randint(0, j.last_seq()))
+        else:
+            j.close()
+            j = Journal(path, "office-a", TZ)
+        for after in (0, rnd.randint(0, j.last_seq() + 1), j.last_seq()):
+            for limit in (1, 3, 100):
+                assert j.pending_payloads(limit, after) == _payloads_on_disk(j, limit, after)
     j.close()
