@@ -8,7 +8,7 @@ its `seq` and `id` when it writes it, and from then on it is an `Event`, the sam
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -124,13 +124,36 @@ class Event:
         )
 
 
+# a random UUID's version (4) and variant (RFC 4122) bits
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits: uuid.uuid4().hex without the UUID object,
+    a third of the cost."""
+    n = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEAR | _UUID4_SET
+    return f"{n:032x}"
+
+
+# (second since the epoch, zone) -> the text before and after the milliseconds
+_TS_PARTS: dict[tuple[int, ZoneInfo], tuple[str, str]] = {}
 
 
 def format_ts(ts: datetime, tz: ZoneInfo) -> str:
-    """ISO 8601 with the site's offset, millisecond precision: 2026-02-17T01:20:00.000+07:00."""
-    return ts.astimezone(tz).isoformat(timespec="milliseconds")
+    """ISO 8601 with the site's offset, millisecond precision: 2026-02-17T01:20:00.000+07:00.
+    The date, time and offset are formatted once per second and zone (events come in bursts);
+    only the milliseconds are added per event."""
+    us = ts.microsecond
+    key = (int(ts.timestamp() // 1), tz)  # whole seconds: an offset is never a fraction of one
+    parts = _TS_PARTS.get(key)
+    if parts is None:
+        text = ts.astimezone(tz).isoformat(timespec="milliseconds")
+        parts = text[:19], text[23:]  # "2026-02-17T01:20:00", "+07:00"
+        if len(_TS_PARTS) >= 256:
+            _TS_PARTS.clear()
+        _TS_PARTS[key] = parts
+    return f"{parts[0]}.{us // 1000:03d}{parts[1]}"
 
 
 def event_schema() -> dict[str, Any]:
