@@ -215,7 +215,8 @@ class Mqtt(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.fullmatch(r"(mqtts?|tcp|ssl|ws|wss)://[^\s/:]+(:\d{1,5})?/?", v):
+        if not re.fullmatch(r"(mqtts?|tcp|ssl)://[^\s/:]+(:\d{1,5})?/?", v):
+            # websockets (ws://, wss://) are for browsers; the controller speaks MQTT over TCP/TLS
             raise ValueError(f"bad broker URL {v!r}: use mqtt://host:1883 or mqtts://host:8883")
         return v
 
