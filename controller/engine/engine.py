@@ -27,6 +27,7 @@ Rules (an installer's summary; the README has the long form):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -66,7 +67,10 @@ _24H = {
     "vibration": (133, "engine.alarm_safe"),
     "tamper": (137, "engine.alarm_tamper"),
 }
-_STATE_KINDS = {"arm", "disarm", "alarm", "siren"}
+# kinds whose event carries the zone's new Home Assistant state when it changed
+_ZONE_STATE_KINDS = frozenset({"arm", "disarm", "alarm", "siren", "entry"})
+# Contact ID text by (code, restore): the same few codes over and over
+_cid = functools.cache(cid)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -89,6 +93,8 @@ class Engine:
         self.siren_zones = {s.id: tuple(s.zones) for s in cfg.sirens}
         self.zones: dict[str, ZoneState] = {z.id: ZoneState() for z in cfg.zones}
         self.sensors: dict[str, SensorState] = {s.id: SensorState() for s in cfg.sensors}
+        # the only sensors that ever have a deadline (sustain_due, see _vibration_pulse)
+        self._vibration = [s.id for s in cfg.sensors if s.type == "vibration"]
         self.outputs: dict[str, bool] = {s.id: False for s in cfg.sirens}
         self.output_faults: dict[str, str] = {}
         self._effects: list[Effect] = []
@@ -149,8 +155,7 @@ class Engine:
                 text=inp.text,
                 detail={"source": inp.source},
             )
-        self._sync_outputs()
-        return self._finish()
+        return self._finish()  # outputs synced there
 
     def advance(self, now: datetime) -> list[Effect]:
         """Fire every deadline due at or before `now`, in time order."""
@@ -331,9 +336,10 @@ class Engine:
             ):
                 if due is not None and (best is None or (due, prio, zid) < best[:3]):
                     best = (due, prio, zid, kind)
-        for sid, st in self.sensors.items():
-            if st.sustain_due is not None and (best is None or (st.sustain_due, 3, sid) < best[:3]):
-                best = (st.sustain_due, 3, sid, "sustain")
+        for sid in self._vibration:
+            due = self.sensors[sid].sustain_due
+            if due is not None and (best is None or (due, 3, sid) < best[:3]):
+                best = (due, 3, sid, "sustain")
         return best
 
     def _run_due(self, now: datetime) -> None:
@@ -393,7 +399,7 @@ class Engine:
         **fields: Any,
     ) -> None:
         detail = dict(detail or {})
-        if zone is not None and kind in _STATE_KINDS | {"entry"}:
+        if zone is not None and kind in _ZONE_STATE_KINDS:
             new = self.zones[zone].ha_state()
             old = self._shown.get(zone, new)
             if new != old:
@@ -406,7 +412,7 @@ class Engine:
                     kind=kind,
                     ts=at,
                     text=text,
-                    cid=cid(cid_code, restore) if cid_code is not None else None,
+                    cid=_cid(cid_code, restore) if cid_code is not None else None,
                     zone=zone,
                     sensor=sensor,
                     user=user,
