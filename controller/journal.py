@@ -531,17 +531,23 @@ class Journal:
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # events
 _dumps_state = json.JSONEncoder(ensure_ascii=False).encode  # the state table
+_q = json.encoder.encode_basestring  # one JSON string, as _dumps writes it
 
 
 def _row_payload(r: tuple[Any, ...]) -> str:
     """The JSON of Event.to_dict() for a row (seq, id, site, ts, kind, zone, sensor, user, cid,
-    text, detail, ...): same keys, same order, same separators; `detail` is stored in that form."""
-    head: dict[str, Any] = {"id": r[1], "seq": r[0], "site": r[2], "ts": r[3], "kind": r[4]}
-    for key, value in (("zone", r[5]), ("sensor", r[6]), ("user", r[7]), ("cid", r[8])):
-        if value is not None:
-            head[key] = value
-    head["text"] = r[9]
-    return f'{_dumps(head)[:-1]},"detail":{r[10]}}}'
+    text, detail, ...): same keys, same order, same separators, the strings escaped by json's
+    own encoder (ensure_ascii=False); `detail` is stored in that form and spliced in."""
+    out = f'{{"id":{_q(r[1])},"seq":{int(r[0])},"site":{_q(r[2])},"ts":{_q(r[3])},"kind":{_q(r[4])}'
+    if r[5] is not None:
+        out += f',"zone":{_q(r[5])}'
+    if r[6] is not None:
+        out += f',"sensor":{_q(r[6])}'
+    if r[7] is not None:
+        out += f',"user":{_q(r[7])}'
+    if r[8] is not None:
+        out += f',"cid":{_q(r[8])}'
+    return f'{out},"text":{_q(r[9])},"detail":{r[10]}}}'
 
 
 def _row_event(r: sqlite3.Row) -> Event:

@@ -163,6 +163,8 @@ def test_pending_payloads_are_the_events_json_exactly(tmp_path):
     drafts = [
         draft(1),
         EventDraft(kind="system", ts=T0, text='quote " and \\ and Tết 🚁', detail={}),
+        EventDraft(kind="arm", ts=T0, text="tab\t newline\n nul\x00 \u2028 \x7f", cid="R401",
+                   zone='zone "a"', sensor="s\\1", user="Nguyễn Văn A", detail={"k": "\x01"}),
         EventDraft(kind="drone", ts=T0, text="drone", zone="perimeter", user=None,
                    detail={"uas_id": "ABC", "lat": 22.48561, "nested": {"a": [1, 2.5, None]}}),
     ]
@@ -171,9 +173,12 @@ def test_pending_payloads_are_the_events_json_exactly(tmp_path):
     assert got == [(e.seq, e.to_json()) for e in events]
     assert j.pending_payloads(limit=1, after_seq=1) == [(2, events[1].to_json())]
     j.mark_sent([1])
-    assert [s for s, _ in j.pending_payloads()] == [2, 3]
+    assert [s for s, _ in j.pending_payloads()] == [2, 3, 4]
     j.mark_sent([2])
     assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again after the marks
+    j.close()
+    j = Journal(tmp_path / "j.db", "office-a", TZ)  # read back from the rows this time
+    assert j.pending_payloads() == [(e.seq, e.to_json()) for e in events[2:]]
     j.close()
 
 
