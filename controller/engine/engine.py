@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -246,7 +245,7 @@ class Engine:
         """What must survive a restart (kept by the journal): arming, delays, alarms, bypasses."""
         zones = {}
         for zid, z in self.zones.items():
-            d = asdict(z)
+            d = dict(vars(z))  # its fields, in order (all immutable values: no deep copy needed)
             for key in ("exit_due", "entry_due", "armed_at", "alarm_at", "alarm_until"):
                 d[key] = _iso(getattr(z, key))
             zones[zid] = d
