@@ -166,6 +166,7 @@ class _Wire(asyncio.Protocol):
             asyncio.get_running_loop().create_future()
         )
         self.received_at = 0.0  # loop time of the last bytes from the broker
+        self.reason: str | None = None  # why this side ended the connection, if it did
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -234,7 +235,8 @@ class _Wire(asyncio.Protocol):
                 else:
                     link._packet(self, ptype, first & 0x0F, body)  # noqa: SLF001
         except (ProtocolError, IndexError, struct.error, UnicodeDecodeError) as e:
-            log.warning("mqtt: malformed packet from the broker (%s); reconnecting", e)
+            self.reason = f"malformed packet from the broker: {e}"
+            log.warning("mqtt: %s; reconnecting", self.reason)
             del buf[:]
             self.abort()
             return
@@ -307,6 +309,7 @@ class MqttLink:
         self.client_id = cfg.client_id or f"officeguard-{site_id}"
         self.v5 = cfg.protocol == "5"
         self.keepalive = max(5, int(cfg.keepalive.total_seconds()))
+        self.ping_interval = float(self.keepalive)  # a PINGREQ when due; no answer in one: dead
         self._username = cfg.username
         if cfg.password_file is not None and cfg.username is None:
             self._username = ""
@@ -369,7 +372,17 @@ class MqttLink:
     async def _run(self) -> None:
         delay = self._reconnect_min
         while not self._closing:
-            was_up = await self._session()
+            try:
+                was_up = await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the link: log it and connect again
+                log.exception("mqtt: the connection failed unexpectedly")
+                if self._wire is not None:
+                    self._wire.abort()
+                    self._wire = None
+                self._set_disconnected()
+                was_up = False
             if self._closing:
                 return
             if was_up:
@@ -460,7 +473,7 @@ class MqttLink:
             return
         self._wire = None
         if self._connected and not self._closing:
-            self.last_error = f"disconnected: {exc or 'connection closed by the broker'}"
+            self.last_error = wire.reason or f"disconnected: {exc or 'connection closed'}"
             log.warning("mqtt: %s", self.last_error)
         self._set_disconnected()
 
@@ -487,7 +500,7 @@ class MqttLink:
 
     def _schedule_keepalive(self) -> None:
         loop = asyncio.get_running_loop()
-        self._keepalive_timer = loop.call_later(self.keepalive, self._keepalive_due)
+        self._keepalive_timer = loop.call_later(self.ping_interval, self._keepalive_due)
 
     def _keepalive_due(self) -> None:
         self._keepalive_timer = None
@@ -497,7 +510,8 @@ class MqttLink:
         sent = self._ping_sent_at
         if sent is not None and wire.received_at < sent:
             # a whole keepalive without a word from the broker: the connection is dead
-            log.warning("mqtt: no answer from the broker for %d s; reconnecting", self.keepalive)
+            wire.reason = f"no answer from the broker for {self.ping_interval:g} s"
+            log.warning("mqtt: %s; reconnecting", wire.reason)
             wire.abort()
             return
         self._ping_sent_at = asyncio.get_running_loop().time()
@@ -652,8 +666,7 @@ class MqttLink:
             rc = r.byte() if r.left() else 0
             props = r.properties() if r.left() else []
             why = prop(props, P_REASON) or f"reason 0x{rc:02x}"
-            self.last_error = f"the broker closed the connection: {why}"
-            log.warning("mqtt: %s", self.last_error)
+            wire.reason = f"the broker closed the connection: {why}"
             wire.abort()
         else:
             raise ProtocolError(0x82, f"unexpected packet type {ptype}")
