@@ -98,6 +98,7 @@ class Engine:
         self.output_faults: dict[str, str] = {}
         self._effects: list[Effect] = []
         self._shown: dict[str, ZoneStateName] = {}
+        self._texts: dict[tuple[str, str | None, str | None], str] = {}  # see _text()
 
     # ------------------------------------------------------------------ public API
 
@@ -378,6 +379,15 @@ class Engine:
             out["sensor"] = self.sensor_cfg[sensor].name or sensor
         return out
 
+    def _text(self, key: str, zone: str | None, sensor: str | None) -> str:
+        """An event text that names only its zone and sensor: rendered once per engine (the
+        names and the language come with the configuration), e.g. every tamper of a loop."""
+        cached = self._texts.get((key, zone, sensor))
+        if cached is None:
+            cached = texts.render(self.lang, key, **self._names(zone, sensor))
+            self._texts[key, zone, sensor] = cached
+        return cached
+
     def _who(self, user: str | None, source: str, automatic: bool) -> str:
         if automatic:
             return _messages.AUTOMATIC[self.lang]
@@ -404,7 +414,10 @@ class Engine:
             if new != old:
                 detail["state"], detail["previous"] = new, old
                 self._shown[zone] = new
-        text = texts.render(self.lang, key, **{**self._names(zone, sensor), **fields})
+        if fields:
+            text = texts.render(self.lang, key, **{**self._names(zone, sensor), **fields})
+        else:
+            text = self._text(key, zone, sensor)
         self._effects.append(
             Emit(
                 EventDraft(
