@@ -34,6 +34,7 @@ KINDS: tuple[str, ...] = (
     "siren",
     "system",
 )
+_KINDS = frozenset(KINDS)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class EventDraft:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        if self.kind not in _KINDS:
             raise ValueError(f"unknown event kind {self.kind!r}")
         if self.ts.tzinfo is None:
             raise ValueError("event time must be timezone-aware")

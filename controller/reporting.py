@@ -79,6 +79,8 @@ class Reporting:
     def on_events(self, events: list[Event]) -> None:
         self.outbox.wake()
         for ev in events:
+            if ev.kind != "drone" and ev.kind != "drone_lost":
+                continue
             track = str(ev.detail.get("track") or "")
             if ev.kind == "drone" and track:
                 self._drones[track] = {**ev.detail, "ts": ev.ts}
