@@ -19,8 +19,9 @@ every change is handed to the asyncio loop, and all of the logic runs there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from functools import partial
@@ -56,6 +57,43 @@ def active_level(wiring: Wiring | str) -> bool:
     return wiring in ("nc", "active_high")
 
 
+class EdgeHandover:
+    """Carries edges from the GPIO library's thread to the loop: one wake-up of the loop per
+    burst of edges (the first one schedules a pass, later ones join it), not one per edge, so a
+    storm on many pins costs the pin thread a queue append per edge. Edges keep their order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._edges: deque[tuple[Callable[[bool], None], bool]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def put(self, handler: Callable[[bool], None], active: bool) -> None:
+        """Any thread: `handler(active)` will run on the loop."""
+        self._edges.append((handler, active))
+        with self._lock:
+            if self._scheduled:
+                return  # the pass already scheduled takes this edge too
+            self._scheduled = True
+        try:
+            self._loop.call_soon_threadsafe(self._run)
+        except RuntimeError:  # the loop is closed: shutting down
+            self._edges.clear()
+            with self._lock:
+                self._scheduled = False
+
+    def _run(self) -> None:
+        with self._lock:
+            self._scheduled = False  # an edge from now on schedules a new pass
+        edges = self._edges
+        while edges:
+            handler, active = edges.popleft()
+            try:
+                handler(active)
+            except Exception:
+                log.exception("sensor edge handler failed")
+
+
 class SensorInput:
     """One debounced sensor input.
 
@@ -71,9 +109,11 @@ class SensorInput:
         loop: asyncio.AbstractEventLoop,
         on_change: OnChange,
         debounce: timedelta = DEFAULT_DEBOUNCE,
+        handover: EdgeHandover | None = None,
     ) -> None:
         if debounce < timedelta(0):
             raise ValueError("debounce cannot be negative")
+        self._handover = handover if handover is not None else EdgeHandover(loop)
         self.sensor = sensor
         self.id = sensor.id
         self.wiring: str = sensor.effective_wiring
@@ -143,8 +183,7 @@ class SensorInput:
     def _edge_from_pin_thread(self, device_active: bool) -> None:
         # gpiozero calls this on the GPIO library's thread (on mock pins, on the caller's):
         # carry the level this edge reported over to the loop thread, and nothing else.
-        with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
-            self._loop.call_soon_threadsafe(self._edge, device_active != self._invert)
+        self._handover.put(self._edge, device_active != self._invert)
 
     # -- loop thread --------------------------------------------------------------------
     def _edge(self, active: bool) -> None:
@@ -188,11 +227,14 @@ class Inputs:
         debounce: timedelta = DEFAULT_DEBOUNCE,
     ) -> None:
         self._inputs: dict[str, SensorInput] = {}
+        handover = EdgeHandover(loop)  # one for every pin: a burst on many pins is one wake-up
         try:
             for s in sensors:
                 if s.id in self._inputs:
                     raise HardwareError(f"sensor {s.id} is defined twice")
-                self._inputs[s.id] = SensorInput(s, factory, clock, loop, on_change, debounce)
+                self._inputs[s.id] = SensorInput(
+                    s, factory, clock, loop, on_change, debounce, handover
+                )
         except BaseException:
             self.close()
             raise

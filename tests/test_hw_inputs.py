@@ -257,6 +257,45 @@ def test_edges_from_another_thread_are_handled_on_the_loop_thread():
     run(body)
 
 
+def test_a_burst_of_edges_from_threads_wakes_the_loop_once_and_keeps_their_order():
+    async def body(rig: Rig):
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        real = loop.call_soon_threadsafe
+
+        def counting(cb, *args):  # type: ignore[no-untyped-def]
+            nonlocal wakeups
+            wakeups += 1
+            return real(cb, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            order = ["door", "pir", "panic", "smoke"]
+
+            def storm() -> None:
+                for sid in order:
+                    rig.sim.set(sid, True)
+
+            t = threading.Thread(target=storm)
+            t.start()
+            t.join()
+            await let_loop_run()
+        finally:
+            del loop.call_soon_threadsafe
+        assert [(s, a) for s, a, _ in rig.changes] == [(sid, True) for sid in order]
+        assert wakeups == 1
+        assert rig.threads == {threading.get_ident()}
+        # the next burst wakes the loop again
+        await rig.advance(40 * MS)
+        t = threading.Thread(target=rig.sim.set, args=("door", False))
+        t.start()
+        t.join()
+        await let_loop_run()
+        assert rig.changes[-1][:2] == ("door", False)
+
+    run(body)
+
+
 def test_resync_reports_a_missed_change():
     async def body(rig: Rig):
         # the pin changes with no edge delivered (as if the GPIO library lost one)
