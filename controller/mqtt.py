@@ -153,7 +153,7 @@ def _now_utc() -> datetime:
 
 class _Wire(asyncio.Protocol):
     """One TCP/TLS connection: splits the byte stream into packets for the link and joins what
-    one loop turn writes into a single send."""
+    one loop turn writes after its first message into a single send."""
 
     def __init__(self, link: MqttLink) -> None:
         self.link = link
@@ -182,10 +182,15 @@ class _Wire(asyncio.Protocol):
         self.link._wire_lost(self, exc)  # noqa: SLF001 - the link owns its wire
 
     def write(self, data: bytes) -> None:
-        self.out.append(data)
-        if not self.flush_due:
-            self.flush_due = True
-            asyncio.get_running_loop().call_soon(self.flush)
+        if self.flush_due:
+            self.out.append(data)  # joined with the rest of this loop turn's writes
+            return
+        # the first message of a loop turn (an alarm, usually alone) leaves at once; what
+        # follows in the same turn (a storm's events) goes out in one send at its end
+        self.flush_due = True
+        asyncio.get_running_loop().call_soon(self.flush)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def flush(self) -> None:
         self.flush_due = False
