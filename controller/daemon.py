@@ -133,9 +133,14 @@ class Daemon:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as e:  # a read-only card: the journal keeps events in memory meanwhile
             log.error("cannot create the state directory %s: %s", self.state_dir, e)
-        # group commit: everything journaled in one loop turn is one transaction (one fsync)
+        # group commit: everything journaled in one loop turn is one transaction, made durable
+        # by an fsync on a worker thread, so the loop never waits for the disk
         self.journal = Journal(
-            self.state_dir / JOURNAL_NAME, self.cfg.site.id, self.cfg.tz, group_commit=True
+            self.state_dir / JOURNAL_NAME,
+            self.cfg.site.id,
+            self.cfg.tz,
+            group_commit=True,
+            sync_in_background=True,
         )
         self.journal.flush_listeners.append(lambda ok: self._check_journal())
         self.journal.state_provider = self._changed_state
