@@ -1,0 +1,125 @@
+"""The daemon's logbook with its fsync on a worker thread: events are offered to the outbox only
+once the fsync that covers them has returned, commits made meanwhile are covered by the next
+one, a failing fsync publishes nothing and is retried, and writes outside the loop sync at once.
+The fsync is held on a gate so the tests decide when the disk answers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from controller.events import EventDraft
+from controller.journal import Journal
+from tests.mqtt_broker import until
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+T0 = datetime(2026, 2, 17, 18, 20, tzinfo=UTC)
+
+
+def draft(i: int) -> EventDraft:
+    return EventDraft(kind="tamper", ts=T0 + timedelta(seconds=i), text=f"tamper {i}", cid="E137")
+
+
+class GatedDisk:
+    """Wraps Journal._fsync_wal: each fsync waits for the test to open the gate (or fails)."""
+
+    def __init__(self, j: Journal) -> None:
+        self.real = j._fsync_wal  # noqa: SLF001
+        self.gate = threading.Event()
+        self.started = threading.Semaphore(0)
+        self.calls = 0
+        self.fail: OSError | None = None
+        j._fsync_wal = self  # type: ignore[method-assign]  # noqa: SLF001
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.started.release()
+        assert self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        self.real()
+
+
+def open_journal(path: Path) -> Journal:
+    return Journal(path, "office-a", TZ, group_commit=True, sync_in_background=True)
+
+
+def test_events_reach_the_outbox_only_after_their_fsync(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = open_journal(tmp_path / "j.db")
+        disk = GatedDisk(j)
+        told: list[bool] = []
+        j.flush_listeners.append(told.append)
+        j.append([draft(1), draft(2)])
+        await asyncio.sleep(0)  # the loop turn ends: committed, fsync started
+        assert await asyncio.to_thread(disk.started.acquire, True, 5)
+        assert j.unwritten == 0 and j.outbox_depth() == 2  # on the file, not yet durable
+        assert j.pending_payloads(limit=10) == [] and j.pending() == [] and told == []
+        disk.gate.set()
+        assert await until(lambda: told == [True])
+        assert [s for s, _ in j.pending_payloads(limit=10)] == [1, 2]
+        assert [e.seq for e in j.pending()] == [1, 2]
+        j.close()
+
+    asyncio.run(main())
+
+
+def test_commits_made_during_an_fsync_are_covered_by_the_next(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = open_journal(tmp_path / "j.db")
+        disk = GatedDisk(j)
+        told: list[bool] = []
+        j.flush_listeners.append(told.append)
+        j.append([draft(1)])
+        await asyncio.sleep(0)
+        assert await asyncio.to_thread(disk.started.acquire, True, 5)
+        for i in (2, 3):  # two more loop turns while the disk is busy: no second fsync yet
+            j.append([draft(i)])
+            await asyncio.sleep(0)
+        assert disk.calls == 1
+        disk.gate.set()
+        assert await until(lambda: len(told) == 2)
+        assert disk.calls == 2  # one more fsync for both turns
+        assert [s for s, _ in j.pending_payloads(limit=10)] == [1, 2, 3]
+        j.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_fsync_publishes_nothing_says_so_and_is_retried(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = open_journal(tmp_path / "j.db")
+        disk = GatedDisk(j)
+        disk.fail = OSError(5, "Input/output error")
+        disk.gate.set()
+        told: list[bool] = []
+        j.flush_listeners.append(told.append)
+        j.append([draft(1)])
+        assert await until(lambda: told == [False])
+        assert j.write_error is not None and "fsync" in j.write_error
+        assert j.pending_payloads(limit=10) == []
+        disk.fail = None
+        assert j.flush() is True  # the daemon's retry: synced here and now
+        assert j.write_error is None
+        assert [s for s, _ in j.pending_payloads(limit=10)] == [1]
+        j.close()
+
+    asyncio.run(main())
+
+
+def test_writes_outside_the_loop_and_close_sync_at_once(tmp_path: Path) -> None:
+    j = open_journal(tmp_path / "j.db")
+    assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: our own fsync
+    j.append([draft(1)])  # no loop running: written and synced before append() returns
+    assert [s for s, _ in j.pending_payloads(limit=10)] == [1]
+    j.save_state("engine", {"zones": {"vault": "armed"}})
+    j.close()
+    again = open_journal(tmp_path / "j.db")
+    assert again.last_seq() == 1 and again.load_state("engine") == {"zones": {"vault": "armed"}}
+    again.close()
+    plain = Journal(tmp_path / "p.db", "office-a", TZ, group_commit=True)
+    assert plain.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, SQLite's fsync
+    plain.close()
