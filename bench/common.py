@@ -238,6 +238,7 @@ def _subscriber_main(port: int, topic: str, expect: int, keep_times: bool) -> No
         SUBACK,
         SUBSCRIBE,
         encode_str,
+        next_packet,
         packet,
     )
 
@@ -276,23 +277,9 @@ def _subscriber_main(port: int, topic: str, expect: int, keep_times: bool) -> No
             continue
         buf += data
         acks: list[bytes] = []
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            length, mult, k = 0, 1, pos + 1
-            while k < n:
-                b = buf[k]
-                k += 1
-                length += (b & 0x7F) * mult
-                if not b & 0x80:
-                    break
-                mult *= 128
-            else:
-                break
-            if n - k < length:
-                break
-            ptype, flags = buf[pos] >> 4, buf[pos] & 0x0F
-            body = bytes(buf[k : k + length])
-            pos = k + length
+        pos = 0
+        while (got := next_packet(buf, pos, 1 << 28)) is not None:
+            ptype, flags, body, pos = got
             if ptype == PUBLISH:
                 tlen = (body[0] << 8) | body[1]
                 off = 2 + tlen

@@ -111,7 +111,6 @@ from controller.mqtt_wire import (
     RC_KEEPALIVE_TIMEOUT,
     RC_MALFORMED,
     RC_NO_SUBSCRIPTION_EXISTED,
-    RC_PACKET_TOO_LARGE,
     RC_PROTOCOL_ERROR,
     RC_SESSION_TAKEN_OVER,
     RC_SUCCESS,
@@ -128,6 +127,7 @@ from controller.mqtt_wire import (
     encode_props,
     encode_str,
     encode_varint,
+    next_packet,
     packet,
     prop,
     split_shared,
@@ -582,33 +582,11 @@ class Connection(asyncio.Protocol):
         pos = 0
         try:
             while True:
-                avail = len(buf) - pos
-                if avail < 2:
+                got = next_packet(buf, pos, self.broker.max_packet_size)
+                if got is None:
                     break
-                # remaining length: up to 4 bytes after the first
-                length, mult, i = 0, 1, pos + 1
-                while True:
-                    if i >= len(buf):
-                        length = -1
-                        break
-                    b = buf[i]
-                    length += (b & 0x7F) * mult
-                    i += 1
-                    if not b & 0x80:
-                        break
-                    mult *= 128
-                    if i - pos > 4:
-                        raise ProtocolError(RC_MALFORMED, "remaining length longer than 4 bytes")
-                if length < 0:
-                    break
-                if length + (i - pos) > self.broker.max_packet_size:
-                    raise ProtocolError(RC_PACKET_TOO_LARGE, f"packet of {length} bytes refused")
-                if len(buf) - i < length:
-                    break
-                first = buf[pos]
-                body = bytes(buf[i : i + length])
-                pos = i + length
-                self.handle(first >> 4, first & 0x0F, body)
+                ptype, flags, body, pos = got
+                self.handle(ptype, flags, body)
                 if self.closed:
                     return
         except ProtocolError as e:

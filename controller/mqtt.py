@@ -61,6 +61,7 @@ from controller.mqtt_wire import (
     encode_props,
     encode_str,
     encode_varint,
+    next_packet,
     packet,
     prop,
     topic_matches,
@@ -207,38 +208,20 @@ class _Wire(asyncio.Protocol):
         self.received_at = asyncio.get_running_loop().time()
         buf = self.buf
         buf += data
-        pos, n = 0, len(buf)
+        pos = 0
         link = self.link
         try:
-            while n - pos >= 2:
-                first = buf[pos]
-                # remaining length: a variable byte integer of up to 4 bytes
-                length, mult, i, complete = 0, 1, pos + 1, False
-                while i < n and i <= pos + 4:
-                    b = buf[i]
-                    i += 1
-                    length += (b & 0x7F) * mult
-                    if not b & 0x80:
-                        complete = True
-                        break
-                    mult *= 128
-                if not complete:
-                    if i > pos + 4:
-                        raise ProtocolError(0x81, "remaining length longer than 4 bytes")
-                    break  # the length itself has not fully arrived yet
-                if length > MAX_PACKET:
-                    raise ProtocolError(0x95, "packet too large")
-                if n - i < length:
+            while True:
+                got = next_packet(buf, pos, MAX_PACKET)
+                if got is None:
                     break
-                body = bytes(buf[i : i + length])
-                pos = i + length
-                ptype = first >> 4
+                ptype, flags, body, pos = got
                 if ptype == PUBACK:
                     # the hot path: one per event delivered
-                    ok = length == 2 or body[2] < _PUBACK_OK
+                    ok = len(body) == 2 or body[2] < _PUBACK_OK
                     link._acked((body[0] << 8) | body[1], ok)  # noqa: SLF001
                 else:
-                    link._packet(self, ptype, first & 0x0F, body)  # noqa: SLF001
+                    link._packet(self, ptype, flags, body)  # noqa: SLF001
         except (ProtocolError, IndexError, struct.error, UnicodeDecodeError) as e:
             self.reason = f"malformed packet from the broker: {e}"
             log.warning("mqtt: %s; reconnecting", self.reason)

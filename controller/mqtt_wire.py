@@ -113,6 +113,34 @@ def packet(ptype: int, flags: int, body: bytes) -> bytes:
     return bytes([ptype << 4 | flags]) + encode_varint(len(body)) + body
 
 
+def next_packet(
+    buf: bytes | bytearray, pos: int, max_size: int
+) -> tuple[int, int, bytes, int] | None:
+    """The packet that starts at buf[pos], as (type, flags, body, where the next one starts),
+    or None while it has not fully arrived. A remaining length of more than 4 bytes, or a
+    packet over `max_size` bytes, is a ProtocolError."""
+    n = len(buf)
+    length, mult, i = 0, 1, pos + 1
+    while True:
+        if i >= n:
+            return None  # the length itself has not fully arrived
+        b = buf[i]
+        i += 1
+        length += (b & 0x7F) * mult
+        if not b & 0x80:
+            break
+        if i - pos > 4:
+            raise ProtocolError(RC_MALFORMED, "remaining length longer than 4 bytes")
+        mult *= 128
+    if length + (i - pos) > max_size:
+        raise ProtocolError(RC_PACKET_TOO_LARGE, f"packet of {length} bytes refused")
+    end = i + length
+    if end > n:
+        return None
+    first = buf[pos]
+    return first >> 4, first & 0x0F, bytes(buf[i:end]), end
+
+
 def with_len(props: bytes) -> bytes:
     """Encoded MQTT 5 properties behind their length."""
     return encode_varint(len(props)) + props
