@@ -325,9 +325,9 @@ class Daemon:
     def submit(self, inp: Input) -> list[Event]:
         """Feed one input to the engine and carry out what it says."""
         # a sensor's own state is reported (retained topic, status) even without an event
-        changed = isinstance(inp, SensorChange | Bypass)
+        changed = isinstance(inp, (SensorChange, Bypass))
         events = self._apply(self.engine.handle(inp, self.clock.now()), state_changed=changed)
-        if isinstance(inp, Arm | Disarm) and not inp.automatic and self.schedules is not None:
+        if isinstance(inp, (Arm, Disarm)) and not inp.automatic and self.schedules is not None:
             self.schedules.note_manual(inp.zones, self.clock.now())
         return events
 

@@ -484,21 +484,32 @@ class Journal:
         for u in self._unwritten:
             if u.event.seq in wanted:
                 u.sent = True
+        lo, hi = min(wanted), max(wanted)
+        toggle = self._connection_sync != "NORMAL"  # with background sync it is NORMAL already
         try:
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if toggle:
+                self.db.execute("PRAGMA synchronous=NORMAL")
             try:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = self.db.executemany(
-                        "UPDATE events SET sent=1 WHERE seq=? AND sent=0", [(s,) for s in wanted]
-                    )
+                    if hi - lo + 1 == len(wanted):  # the usual case, acks in a row: one statement
+                        cur = self.db.execute(
+                            "UPDATE events SET sent=1 WHERE seq BETWEEN ? AND ? AND sent=0",
+                            (lo, hi),
+                        )
+                    else:
+                        cur = self.db.executemany(
+                            "UPDATE events SET sent=1 WHERE seq=? AND sent=0",
+                            [(s,) for s in wanted],
+                        )
                     self.db.execute("COMMIT")
                 except BaseException:
                     if self.db.in_transaction:
                         self.db.execute("ROLLBACK")
                     raise
             finally:
-                self.db.execute(f"PRAGMA synchronous={self._connection_sync}")
+                if toggle:
+                    self.db.execute(f"PRAGMA synchronous={self._connection_sync}")
         except sqlite3.Error as e:
             # the events will be re-sent after a restart with the same id: harmless duplicates
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ class Reporting:
         self._retained: dict[str, Any] = {}  # topic -> body last published (without "ts")
         self._sensor_published: dict[str, datetime] = {}  # sensor -> when its topic last went out
         self._sensor_window: dict[str, TimerHandle] = {}  # sensor -> the end of its window
+        self._last_ts: tuple[datetime | None, tzinfo | None, str] = (None, None, "")  # _ts()
         self._drones: dict[str, dict[str, Any]] = {}  # active track → retained payload
         self._heartbeat: TimerHandle | None = None
         self.link.connect_listeners.append(self._on_connect)
@@ -158,7 +159,11 @@ class Reporting:
             )
 
     def _ts(self, now: datetime) -> str:
-        return now.astimezone(self.daemon.cfg.tz).isoformat(timespec="seconds")
+        """The "ts" of a retained state; the sensors whose windows end together share it."""
+        tz = self.daemon.cfg.tz
+        if self._last_ts[0] != now or self._last_ts[1] is not tz:
+            self._last_ts = (now, tz, now.astimezone(tz).isoformat(timespec="seconds"))
+        return self._last_ts[2]
 
     def _put(self, topic: str, body: dict[str, Any], ts: str | None) -> bool:
         """Publish a retained body (with its "ts") unless it is what the topic last got."""

@@ -329,6 +329,8 @@ class Engine:
     def _earliest(self) -> tuple[datetime, int, str, str] | None:
         best: tuple[datetime, int, str, str] | None = None
         for zid, z in self.zones.items():
+            if z.exit_due is None and z.entry_due is None and z.alarm_until is None:
+                continue  # the usual case: nothing running in this zone
             for prio, kind, due in (
                 (0, "exit", z.exit_due),
                 (1, "entry", z.entry_due),
