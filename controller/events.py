@@ -75,7 +75,11 @@ class Event:
     def from_draft(
         cls, draft: EventDraft, *, site: str, seq: int, tz: ZoneInfo, event_id: str | None = None
     ) -> Event:
-        return cls(
+        ev = cls.__new__(cls)
+        # every field in one go: the frozen dataclass's __init__ would set them one by one
+        # through object.__setattr__, a third of the journal's cost per event in a storm
+        # (tests/test_events.py checks that this sets exactly the dataclass's fields)
+        ev.__dict__.update(
             id=event_id or new_event_id(),
             seq=seq,
             site=site,
@@ -88,6 +92,7 @@ class Event:
             user=draft.user,
             detail=dict(draft.detail),
         )
+        return ev
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

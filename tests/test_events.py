@@ -3,12 +3,15 @@ datetime.isoformat give."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from controller.events import format_ts, new_event_id
+import pytest
+
+from controller.events import Event, EventDraft, format_ts, new_event_id
 
 ZONES = [
     ZoneInfo(z)
@@ -59,3 +62,44 @@ def test_event_ids_are_random_version_4_uuids() -> None:
     for i in ids[:500]:
         u = uuid.UUID(hex=i)
         assert u.hex == i and u.version == 4 and u.variant == uuid.RFC_4122
+
+
+def test_an_event_from_a_draft_is_the_dataclass_with_every_field() -> None:
+    tz = ZoneInfo("Asia/Ho_Chi_Minh")
+    draft = EventDraft(
+        kind="alarm",
+        ts=datetime(2026, 3, 4, 5, 0, 1, 234_000, tzinfo=UTC),
+        text="Door open",
+        cid="E131",
+        zone="finance",
+        sensor="door.finance",
+        user="guard",
+        detail={"state": "triggered"},
+    )
+    ev = Event.from_draft(draft, site="office-a", seq=7, tz=tz, event_id="a" * 32)
+    assert set(vars(ev)) == {f.name for f in dataclasses.fields(Event)}
+    assert ev == Event(
+        id="a" * 32,
+        seq=7,
+        site="office-a",
+        ts="2026-03-04T12:00:01.234+07:00",
+        kind="alarm",
+        text="Door open",
+        cid="E131",
+        zone="finance",
+        sensor="door.finance",
+        user="guard",
+        detail={"state": "triggered"},
+    )
+    assert ev.detail is not draft.detail  # its own copy
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.seq = 8  # type: ignore[misc]
+    bare = Event.from_draft(EventDraft(kind="system", ts=draft.ts), site="s", seq=1, tz=tz)
+    assert (bare.cid, bare.zone, bare.sensor, bare.user, bare.detail, bare.text) == (
+        None,
+        None,
+        None,
+        None,
+        {},
+        "",
+    )
