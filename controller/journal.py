@@ -293,6 +293,11 @@ class Journal:
             return
         self._tell_listeners(ok)
 
+    def writing(self) -> bool:
+        """True while a loop turn's write or its fsync is under way: `flush_listeners` will be
+        told when it is done (whether it worked or not)."""
+        return self._flush_scheduled or self._sync_running is not None
+
     def _tell_listeners(self, ok: bool) -> None:
         for cb in list(self.flush_listeners):
             try:

@@ -201,6 +201,10 @@ class Outbox:
             self._flush_listeners.remove(self._on_flushed)
 
     def _on_flushed(self, ok: bool) -> None:
+        # the events just made durable go out in this loop turn (an alarm waits for nothing
+        # else); the tick's bookkeeping (acknowledgements, capacity) follows in its own turn
+        if not self._closed:
+            self._pump()
         self.wake()
 
     # ------------------------------------------------------------------ internals

@@ -49,6 +49,8 @@ class Reporting:
             language=daemon.cfg.site.language,
         )
         self._state_due = False
+        # after the outbox's own listener: the turn's events go out before the retained state
+        daemon.journal.flush_listeners.append(self._on_journal_flushed)
         self.commands = RemoteCommands(daemon, self.link)
         self.discovery = Discovery(self.link, daemon.cfg, daemon.journal)
         self.started_at = daemon.clock.now()
@@ -98,16 +100,27 @@ class Reporting:
         self._put_raw(f"{self.prefix}/drone/{track}", payload)
 
     def publish_state_soon(self) -> None:
-        """Retained state once per loop turn, after the outbox has sent this turn's events
-        (its tick was scheduled first): a burst of changes costs one pass, not one each."""
+        """Retained state once per loop turn: a burst of changes costs one pass, not one each.
+        While this turn's events wait for their commit and fsync, it waits for them too: the
+        alarm reaches the office first, and the loop goes idle sooner, so the logbook's worker
+        thread starts its fsync sooner (it needs the interpreter lock to begin)."""
         if self._state_due:
             return
         self._state_due = True
+        journal = self.daemon.journal
+        if journal is not None and journal.writing():
+            return  # _on_journal_flushed publishes it
         asyncio.get_running_loop().call_soon(self._publish_state_due)
 
     def _publish_state_due(self) -> None:
+        if not self._state_due:
+            return  # published meanwhile (the journal's listener came first)
         self._state_due = False
         self.publish_state()
+
+    def _on_journal_flushed(self, ok: bool) -> None:
+        if self._state_due:
+            self._publish_state_due()
 
     def _on_outbox_capacity(self, trouble: dict[str, Any] | None) -> None:
         """The outbox's long-outage policy raised, changed or cleared its trouble (E350)."""
@@ -263,5 +276,8 @@ class Reporting:
         await self.commands.close()
         await self.discovery.close()
         self.outbox.close()
+        journal = self.daemon.journal
+        if journal is not None and self._on_journal_flushed in journal.flush_listeners:
+            journal.flush_listeners.remove(self._on_journal_flushed)
         ts = self.daemon.clock.now().astimezone(self.daemon.cfg.tz).isoformat(timespec="seconds")
         await self.link.close({"online": False, "ts": ts, "reason": reason})

@@ -100,10 +100,19 @@ class Site:
         debounce between two changes of one sensor)."""
         assert self.daemon.hw is not None and self.daemon.hw.sim is not None
         self.daemon.hw.sim.set(sensor, active)
-        await settle()
+        await self.written()
 
     async def advance(self, ms: int) -> None:
         self.clock.advance(timedelta(milliseconds=ms))
+        await self.written()
+
+    async def written(self) -> None:
+        """Let the loop turn end and the logbook's fsync (worker thread) return: retained
+        state that waited for the turn's events goes out then."""
+        await settle()
+        journal = self.daemon.journal
+        assert journal is not None
+        await until(lambda: not journal.writing())
         await settle()
 
 
@@ -282,5 +291,20 @@ def test_a_sensor_change_without_an_event_is_published(
         await site.set("door.finance", True)
         assert len(link.on("sensor/door.finance/state")) == n + 1
         assert link.on("sensor/door.finance/state")[-1]["active"] is True
+
+    run(tmp_path, monkeypatch, body)
+
+
+def test_the_turns_events_go_out_before_the_retained_state_they_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def body(site: Site) -> None:
+        link = site.link
+        start = len(link.sent)
+        await site.set("tamper.cabinet", True)
+        topics = [t for t, _, _ in link.sent[start:]]
+        event = topics.index(f"{P}/event")
+        assert event < topics.index(f"{P}/trouble/state")
+        assert event < topics.index(f"{P}/sensor/tamper.cabinet/state")
 
     run(tmp_path, monkeypatch, body)
