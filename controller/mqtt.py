@@ -272,7 +272,7 @@ class MqttLink:
         self._started = False
         self._task: asyncio.Task[None] | None = None
         self._wire: _Wire | None = None
-        self._futures: dict[int, asyncio.Future[bool]] = {}
+        self._pending: dict[int, Callable[[bool], None]] = {}  # mid -> told of its PUBACK
         self._waiting: deque[tuple[int, bytes]] = deque()  # over the broker's Receive Maximum
         self._next_mid = 0
         self._send_quota = 65535
@@ -473,16 +473,18 @@ class MqttLink:
             self._keepalive_timer = None
         self._ping_sent_at = None
         self._waiting.clear()
-        futures, self._futures = self._futures, {}
-        for fut in futures.values():
-            if not fut.done():
-                fut.set_result(False)
-        if was:
+        pending, self._pending = self._pending, {}
+        if was:  # first the listeners (the outbox starts a new round), then each message
             for cb in list(self.disconnect_listeners):
                 try:
                     cb()
                 except Exception:
                     log.exception("mqtt: disconnect listener failed")
+        for done in pending.values():
+            try:
+                done(False)
+            except Exception:
+                log.exception("mqtt: publish callback failed")
 
     # ------------------------------------------------------------------ keepalive
 
@@ -511,49 +513,65 @@ class MqttLink:
     def publish(
         self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False
     ) -> asyncio.Future[bool]:
-        """Send one message (QoS 0 or 1). Call from the asyncio loop."""
+        """Send one message (QoS 0 or 1); the future says whether the broker took it. Call
+        from the asyncio loop."""
         loop = self._loop or asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
+
+        def settle(ok: bool) -> None:
+            if not fut.done():
+                fut.set_result(ok)
+
+        if not self.send(topic, payload, qos, retain, settle):
+            fut.set_result(False)
+        return fut
+
+    def send(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int,
+        retain: bool,
+        done: Callable[[bool], None],
+    ) -> bool:
+        """publish() without a future, for the outbox's stream of events: False when the
+        message is refused at once (then `done` is never called); otherwise `done(ok)` is
+        called exactly once, on the loop: True on the broker's PUBACK (QoS 0: at once), False
+        on a refusal or when the connection drops first."""
         wire = self._wire
         if not self._connected or wire is None:
-            fut.set_result(False)
-            return fut
+            return False
         if not valid_topic_name(topic) or "\x00" in topic or qos not in (0, 1):
             log.warning("mqtt: refused to publish on %r (qos %r)", topic, qos)
-            fut.set_result(False)
-            return fut
+            return False
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         t = topic.encode("utf-8")
         if len(t) > 65535:
             log.warning("mqtt: refused to publish on a topic of %d bytes", len(t))
-            fut.set_result(False)
-            return fut
+            return False
         head = len(t).to_bytes(2, "big") + t
         if qos == 0:
             body = head + (b"\x00" if self.v5 else b"") + data
             pkt = bytes([0x30 | retain]) + encode_varint(len(body)) + body
             if self._too_big(pkt):
-                fut.set_result(False)
-                return fut
+                return False
             wire.write(pkt)
-            fut.set_result(True)
-            return fut
+            done(True)
+            return True
         mid = self._new_mid()
         if mid == 0:
             log.warning("mqtt: 65,535 messages in flight; refused one more")
-            fut.set_result(False)
-            return fut
+            return False
         body = head + mid.to_bytes(2, "big") + (b"\x00" if self.v5 else b"") + data
         pkt = bytes([0x32 | retain]) + encode_varint(len(body)) + body
         if self._too_big(pkt):
-            fut.set_result(False)
-            return fut
-        self._futures[mid] = fut
-        if self._waiting or len(self._futures) > self._quota():
+            return False
+        self._pending[mid] = done
+        if self._waiting or len(self._pending) > self._quota():
             self._waiting.append((mid, pkt))  # over the broker's Receive Maximum: wait a turn
         else:
             wire.write(pkt)
-        return fut
+        return True
 
     def _quota(self) -> int:
         q = self._send_quota
@@ -568,29 +586,32 @@ class MqttLink:
         return False
 
     def _new_mid(self) -> int:
-        if len(self._futures) >= 65535:
+        if len(self._pending) >= 65535:
             return 0
         mid = self._next_mid
         while True:
             mid = mid % 65535 + 1
-            if mid not in self._futures:
+            if mid not in self._pending:
                 self._next_mid = mid
                 return mid
 
     def _acked(self, mid: int, ok: bool) -> None:
-        fut = self._futures.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(ok)
+        done = self._pending.pop(mid, None)
+        if done is not None:
+            try:
+                done(ok)
+            except Exception:
+                log.exception("mqtt: publish callback failed")
         if self._waiting:
             self._send_waiting()
 
     def _send_waiting(self) -> None:
         wire = self._wire
         quota = self._quota()
-        inflight = len(self._futures) - len(self._waiting)
+        inflight = len(self._pending) - len(self._waiting)
         while self._waiting and inflight < quota and wire is not None:
             mid, pkt = self._waiting.popleft()
-            if mid in self._futures:
+            if mid in self._pending:
                 wire.write(pkt)
                 inflight += 1
 

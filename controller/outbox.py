@@ -28,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from controller import texts
@@ -81,6 +82,15 @@ class LinkLike(Protocol):
         self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False
     ) -> asyncio.Future[bool]: ...
 
+    def send(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int,
+        retain: bool,
+        done: Callable[[bool], None],
+    ) -> bool: ...
+
     connect_listeners: list[Callable[[], None]]
     disconnect_listeners: list[Callable[[], None]]
 
@@ -124,7 +134,7 @@ class Outbox:
         self.window = window
         self.batch = batch
         self.retry_delay = retry_delay
-        self._inflight: dict[int, asyncio.Future[bool]] = {}
+        self._inflight: set[int] = set()  # seqs handed to the link, not yet acknowledged
         self._sent_upto = 0  # highest seq handed to the link in this round
         self._round = 0  # bumped whenever we restart from the oldest unacknowledged event
         self._acked: list[int] = []
@@ -356,14 +366,15 @@ class Outbox:
             batch = self._next_batch(room)
             if not batch:
                 return
+            rnd = self._round
             for seq, payload in batch:
-                fut = self.link.publish(self.topic, payload, 1, False)
-                self._inflight[seq] = fut
+                self._inflight.add(seq)
+                if not self.link.send(self.topic, payload, 1, False, partial(self._done, rnd, seq)):
+                    # refused at once (the link went down meanwhile): as if nacked, next turn
+                    asyncio.get_running_loop().call_soon(self._done, rnd, seq, False)
+                    return
                 self._sent_upto = seq
                 self.published += 1
-                fut.add_done_callback(self._make_done(self._round, seq))
-                if not self.link.connected:
-                    return
 
     def _next_batch(self, room: int) -> list[tuple[int, str]]:
         """(seq, JSON) of the next events to publish; straight from the rows when the journal
@@ -377,20 +388,17 @@ class Outbox:
             for ev in self.journal.pending(limit=room, after_seq=self._sent_upto)
         ]
 
-    def _make_done(self, rnd: int, seq: int) -> Callable[[asyncio.Future[bool]], None]:
-        def done(fut: asyncio.Future[bool]) -> None:
-            if rnd != self._round:
-                return  # from an abandoned round: that event is re-sent in the current one
-            self._inflight.pop(seq, None)
-            ok = (not fut.cancelled()) and fut.exception() is None and fut.result()
-            if ok:
-                self._acked.append(seq)
-                self.delivered += 1
-                self._schedule_tick()
-            else:
-                self._on_failure()
-
-        return done
+    def _done(self, rnd: int, seq: int, ok: bool) -> None:
+        """The link's answer for one event (PUBACK, refusal or lost connection)."""
+        if rnd != self._round:
+            return  # from an abandoned round: that event is re-sent in the current one
+        self._inflight.discard(seq)
+        if ok:
+            self._acked.append(seq)
+            self.delivered += 1
+            self._schedule_tick()
+        else:
+            self._on_failure()
 
     def _on_failure(self) -> None:
         """A message was refused or lost: restart from the oldest unacknowledged event so that

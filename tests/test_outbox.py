@@ -59,6 +59,21 @@ class FakeLink:
         self.sent.append((topic, str(payload), fut))
         return fut
 
+    def send(
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int,
+        retain: bool,
+        done: Callable[[bool], None],
+    ) -> bool:
+        """MqttLink.send() on top of publish(): done(ok) once the future is settled."""
+        if not self.connected:
+            return False
+        fut = self.publish(topic, payload, qos, retain)
+        fut.add_done_callback(lambda f: done(bool(f.result())))
+        return True
+
     def up(self) -> None:
         self.connected = True
         for cb in list(self.connect_listeners):
