@@ -6,6 +6,7 @@ The fsync is held on a gate so the tests decide when the disk answers."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,3 +124,19 @@ def test_writes_outside_the_loop_and_close_sync_at_once(tmp_path: Path) -> None:
     plain = Journal(tmp_path / "p.db", "office-a", TZ, group_commit=True)
     assert plain.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, SQLite's fsync
     plain.close()
+
+
+def test_a_new_logbook_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    j = open_journal(tmp_path / "new.db")
+    assert j.db.execute("PRAGMA page_size").fetchone()[0] == 1024  # a quarter of the bytes
+    j.close()
+    old = sqlite3.connect(tmp_path / "old.db")  # a logbook made before: 4 KiB pages
+    old.execute("PRAGMA page_size=4096")
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute("CREATE TABLE t(x)")
+    old.close()
+    j = open_journal(tmp_path / "old.db")
+    assert j.db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    j.append([draft(1)])
+    assert j.last_seq() == 1 and j.integrity_ok()
+    j.close()
