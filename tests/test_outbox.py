@@ -19,6 +19,7 @@ from controller.events import EventDraft
 from controller.journal import Journal
 from controller.mqtt import MqttLink
 from controller.outbox import Outbox
+from tests.fake_link import SendViaPublish
 from tests.mqtt_broker import Broker, Recorder, wait_for
 from tests.mqtt_broker import until as _until
 
@@ -42,7 +43,7 @@ def add(j: Journal, n: int) -> None:
         j.append(drafts)
 
 
-class FakeLink:
+class FakeLink(SendViaPublish):
     def __init__(self) -> None:
         self.connected = False
         self.sent: list[tuple[str, str, asyncio.Future[bool]]] = []
@@ -58,21 +59,6 @@ class FakeLink:
             fut.set_result(False)
         self.sent.append((topic, str(payload), fut))
         return fut
-
-    def send(
-        self,
-        topic: str,
-        payload: str | bytes,
-        qos: int,
-        retain: bool,
-        done: Callable[[bool], None],
-    ) -> bool:
-        """MqttLink.send() on top of publish(): done(ok) once the future is settled."""
-        if not self.connected:
-            return False
-        fut = self.publish(topic, payload, qos, retain)
-        fut.add_done_callback(lambda f: done(bool(f.result())))
-        return True
 
     def up(self) -> None:
         self.connected = True

@@ -18,12 +18,13 @@ from controller.clock import VirtualClock
 from controller.config import parse_config
 from controller.daemon import Daemon
 from tests.e2e import DEMO_CONFIG
+from tests.fake_link import SendViaPublish
 
 P = "officeguard/office-a"
 T0 = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
 
 
-class FakeLink:
+class FakeLink(SendViaPublish):
     """Stands in for MqttLink: records what would be published."""
 
     def __init__(self, cfg: Any, site: str, now: Callable[[], datetime]) -> None:
@@ -54,21 +55,6 @@ class FakeLink:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         fut.set_result(True)
         return fut
-
-    def send(
-        self,
-        topic: str,
-        payload: str | bytes,
-        qos: int,
-        retain: bool,
-        done: Callable[[bool], None],
-    ) -> bool:
-        """MqttLink.send() on top of publish(): done(ok) once the future is settled."""
-        if not self.connected:
-            return False
-        fut = self.publish(topic, payload, qos, retain)
-        fut.add_done_callback(lambda f: done(bool(f.result())))
-        return True
 
     def up(self) -> None:
         self.connected = True
