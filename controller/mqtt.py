@@ -78,9 +78,6 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes], None]
 Listener = Callable[[], None]
 
-# kept for callers that pass it: the link itself has no cap of its own beyond the broker's
-# Receive Maximum (MQTT 5); the outbox's window bounds what is in flight
-MAX_INFLIGHT = 0
 CONNECT_TIMEOUT = 10.0  # seconds for TCP + TLS + CONNACK
 MAX_PACKET = 256 * 1024 * 1024  # the protocol's own limit on what we accept
 _PUBACK_OK = 0x80  # MQTT 5 reason codes below this are success
@@ -255,7 +252,6 @@ class MqttLink:
         version: str = __version__,
         reconnect_min: float = 1.0,
         reconnect_max: float = 60.0,
-        max_inflight: int = MAX_INFLIGHT,
     ) -> None:
         self.cfg = cfg
         self.site_id = site_id
@@ -266,7 +262,6 @@ class MqttLink:
         self._version = version
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max
-        self._max_inflight = max_inflight
         self._connected = False
         self._closing = False
         self._started = False
@@ -567,17 +562,11 @@ class MqttLink:
         if self._too_big(pkt):
             return False
         self._pending[mid] = done
-        if self._waiting or len(self._pending) > self._quota():
+        if self._waiting or len(self._pending) > self._send_quota:
             self._waiting.append((mid, pkt))  # over the broker's Receive Maximum: wait a turn
         else:
             wire.write(pkt)
         return True
-
-    def _quota(self) -> int:
-        q = self._send_quota
-        if self._max_inflight > 0:
-            q = min(q, self._max_inflight)
-        return q
 
     def _too_big(self, pkt: bytes) -> bool:
         if self._server_max_packet and len(pkt) > self._server_max_packet:
@@ -607,7 +596,7 @@ class MqttLink:
 
     def _send_waiting(self) -> None:
         wire = self._wire
-        quota = self._quota()
+        quota = self._send_quota
         inflight = len(self._pending) - len(self._waiting)
         while self._waiting and inflight < quota and wire is not None:
             mid, pkt = self._waiting.popleft()
