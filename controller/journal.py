@@ -109,6 +109,9 @@ NOTICE_CID = "E350"
 # memory (up to this many), so the outbox publishes them without reading back rows just written.
 FRESH_LIMIT = 10_000
 
+# how write_error begins when the disk took a commit but its fsync failed
+_FSYNC_FAILED = "fsync failed"
+
 
 class JournalError(Exception):
     pass
@@ -368,11 +371,12 @@ class Journal:
                 )
             self.write_error = str(e)
             return False
-        if self.write_error is not None:
+        if self.write_error is not None and not self.write_error.startswith(_FSYNC_FAILED):
+            # a commit error ends here; an fsync error only with an fsync that works (_durable)
             log.warning(
                 "journal writable again; wrote %d event(s) kept in memory", len(self._unwritten)
             )
-        self.write_error = None
+            self.write_error = None
         self._commits += 1
         if rows:
             self._committed_seq = max(self._committed_seq, rows[-1][0])
@@ -439,7 +443,7 @@ class Journal:
     def _durable(self, commits: int, seq: int) -> None:
         self._synced_commits = max(self._synced_commits, commits)
         self._durable_seq = max(self._durable_seq, seq)
-        if self.write_error is not None and self.write_error.startswith("fsync"):
+        if self.write_error is not None and self.write_error.startswith(_FSYNC_FAILED):
             log.warning("journal: the disk takes writes again")
             self.write_error = None
 
@@ -448,7 +452,7 @@ class Journal:
         # (the daemon watches write_error) and the next write or retry fsyncs again
         if self.write_error is None:
             log.error("journal: fsync of the logbook failed: %s", exc)
-        self.write_error = f"fsync failed: {exc}"
+        self.write_error = f"{_FSYNC_FAILED}: {exc}"
 
     def _fsync_wal(self) -> None:
         """fsync the WAL file (the commits live there until a checkpoint, which SQLite syncs

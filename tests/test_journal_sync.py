@@ -140,3 +140,26 @@ def test_a_new_logbook_has_small_pages_and_an_old_one_keeps_its_own(tmp_path: Pa
     j.append([draft(1)])
     assert j.last_seq() == 1 and j.integrity_ok()
     j.close()
+
+
+def test_a_commit_after_a_failed_fsync_does_not_clear_the_trouble(tmp_path: Path) -> None:
+    async def main() -> None:
+        j = open_journal(tmp_path / "j.db")
+        disk = GatedDisk(j)
+        disk.fail = OSError(5, "Input/output error")
+        disk.gate.set()
+        told: list[bool] = []
+        j.flush_listeners.append(told.append)
+        j.append([draft(1)])
+        assert await until(lambda: told == [False])
+        j.append([draft(2)])  # the commit works; nothing is on the card until an fsync does
+        await asyncio.sleep(0)
+        assert j.write_error is not None and "fsync" in j.write_error
+        assert await until(lambda: len(told) == 2)
+        assert told == [False, False] and j.pending_payloads(limit=10) == []
+        disk.fail = None
+        assert j.flush() is True and j.write_error is None
+        assert [s for s, _ in j.pending_payloads(limit=10)] == [1, 2]
+        j.close()
+
+    asyncio.run(main())
