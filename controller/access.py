@@ -20,7 +20,7 @@ Pieces, for the daemon:
 * `AccessGate(lockout, lang, tz)`: pure; turns (attempt, match, now, zone states) into a
   `Decision` (arm/disarm/refused, zones, mode, user, duress, reason, events to journal).
 
-Event kinds used here (all from DESIGN.md's list): a wrong code is `system` with cid `E461`;
+Event kinds used here (all from docs/events.md): a wrong code is `system` with cid `E461`;
 the lockout itself is `keypad_lockout` (also for a remote command source, see detail.channel),
 with no cid since each wrong code already carried its E461; the lockout's end is `system`;
 other refusals (locked out, not permitted, timeout, too long/short, bad mode) are `system`

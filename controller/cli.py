@@ -1,4 +1,4 @@
-"""`officeguard` command line (also `python -m controller`). See DESIGN.md for the contract."""
+"""`officeguard` command line (also `python -m controller`). Reference: docs/cli.md."""
 
 from __future__ import annotations
 

@@ -527,7 +527,7 @@ class _LineMap:
 def _friendly(err: dict[str, Any]) -> str:
     t = err.get("type", "")
     if t == "extra_forbidden":
-        return "unknown key (check the spelling; see config/README or DESIGN.md)"
+        return "unknown key (check the spelling; every key is in docs/config.md)"
     if t == "missing":
         return "required, but missing"
     if t == "literal_error":

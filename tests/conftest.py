@@ -19,8 +19,10 @@ from controller.events import EventDraft
 from tests.mqtt_broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-REFERENCE = SHARED / "contract" / "site.yaml"
+# the project's own copy of the public reference config (the contract's example site, unchanged)
+REFERENCE = ROOT / "config" / "reference-site.yaml"
+# test data the project keeps (see tests/data/README.md for where each file comes from)
+DATA = Path(__file__).resolve().parent / "data"
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

@@ -36,7 +36,7 @@ def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def site_users() -> list[User]:
-    """The reference site's users: plain codes, as in shared/contract/site.yaml."""
+    """The reference site's users: plain codes, as in config/reference-site.yaml."""
     return [
         User(name="bao-ve-1", code="2468", zones=["leadership", "finance", "perimeter"]),
         User(name="giam-doc", code="1357", duress_code="1358", zones=["leadership"]),

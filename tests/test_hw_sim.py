@@ -16,8 +16,8 @@ from hardware.inputs import Inputs
 from hardware.outputs import Buzzer, Outputs
 from hardware.serial_line import SerialLineReader
 from hardware.sim import SimulatedHardware, UnknownDevice, let_loop_run, pass_time
+from tests.conftest import REFERENCE
 
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "contract" / "site.yaml"
 T0 = datetime(2026, 2, 16, 19, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 

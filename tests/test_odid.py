@@ -1,6 +1,6 @@
 """Open Drone ID decoder: external vectors, encoder agreement, sentinels, robustness.
 
-Where the vectors come from (column 2 of /work/shared/vectors/odid.tsv, and its header):
+Where the vectors come from (column 2 of tests/data/odid.tsv, its header and tests/data/README.md):
 - "core-c": bytes produced by the encode functions of opendroneid/opendroneid-core-c
   (Apache-2.0), the reference implementation of ASTM F3411 / ASD-STAN EN 4709-002;
   LOC_a, LOC_init, BASIC, SYSTEM, OPID and SELFID.
@@ -14,15 +14,15 @@ anything this project believes.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.drone import odid
+from tests.conftest import DATA
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors" / "odid.tsv"
+VECTORS = DATA / "odid.tsv"
 KNOWN_SOURCES = {"core-c", "wireshark-bcn"}
 
 

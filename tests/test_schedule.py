@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,8 +14,9 @@ from controller import schedule as S
 from controller.calendar import OfficeCalendar
 from controller.clock import VirtualClock
 from controller.config import Holidays, Schedule, SiteConfig, load_config
+from tests.conftest import REFERENCE
 
-SITE = Path("/work/shared/contract/site.yaml")
+SITE = REFERENCE
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")
 LEAD = ("leadership", "finance")
