@@ -25,6 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+# sensor types, responses and wirings are described in controller/sensor_types.py (the Literals
+# are re-exported: the config's models and their users name them from here)
+from controller.sensor_types import KNOCK_TYPES, SENSOR_TYPES, SensorSpec
+from controller.sensor_types import Response as Response
+from controller.sensor_types import SensorType as SensorType
+from controller.sensor_types import Wiring as Wiring
+
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 # ----------------------------------------------------------------------------- durations
@@ -127,34 +134,7 @@ class _Model(BaseModel):
 
 # ----------------------------------------------------------------------------- sections
 
-SensorType = Literal["door", "window", "motion", "vibration", "tamper", "fire", "panic"]
-Response = Literal["entry", "instant", "follower", "24h"]
 Mode = Literal["away", "home", "night"]
-Wiring = Literal["nc", "no", "active_high", "active_low"]
-
-DEFAULT_RESPONSE: dict[str, Response] = {
-    "door": "entry",
-    "window": "entry",
-    "motion": "follower",
-    "vibration": "24h",
-    "tamper": "24h",
-    "fire": "24h",
-    "panic": "24h",
-}
-
-# How a sensor of each type is usually wired (see hardware/README.md):
-# nc = normally-closed contact to GND, internal pull-up, active when the loop opens (pin high);
-# no = normally-open contact to GND, active when it closes (pin low);
-# active_high / active_low = a module with a push-pull output (PIR, SW-420, smoke detector relay).
-DEFAULT_WIRING: dict[str, Wiring] = {
-    "door": "nc",
-    "window": "nc",
-    "motion": "active_high",
-    "vibration": "active_high",
-    "tamper": "nc",
-    "fire": "nc",
-    "panic": "no",
-}
 
 
 class Location(_Model):
@@ -262,21 +242,27 @@ class Sensor(_Model):
 
     @model_validator(mode="after")
     def _vibration_only(self) -> Sensor:
-        if self.type != "vibration" and (self.pulses is not None or self.window is not None):
-            raise ValueError("pulses and window apply to vibration sensors only")
+        knocks = self.pulses is not None or self.window is not None
+        if knocks and not self.spec.counts_knocks:
+            raise ValueError(f"pulses and window apply to {'/'.join(KNOCK_TYPES)} sensors only")
         return self
 
     @property
+    def spec(self) -> SensorSpec:
+        """What its type means (controller/sensor_types.py)."""
+        return SENSOR_TYPES[self.type]
+
+    @property
     def effective_response(self) -> Response:
-        return self.response or DEFAULT_RESPONSE[self.type]
+        return self.response or SENSOR_TYPES[self.type].default_response
 
     @property
     def effective_wiring(self) -> Wiring:
-        return self.wiring or DEFAULT_WIRING[self.type]
+        return self.wiring or SENSOR_TYPES[self.type].default_wiring
 
     @property
     def is_silent(self) -> bool:
-        return self.silent if self.silent is not None else self.type == "panic"
+        return self.silent if self.silent is not None else SENSOR_TYPES[self.type].silent
 
     @property
     def attack_pulses(self) -> int:

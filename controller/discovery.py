@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller import __version__, texts
 from controller.config import SiteConfig
+from controller.sensor_types import SENSOR_TYPES
 
 if TYPE_CHECKING:
     from controller.journal import Journal
@@ -52,16 +53,8 @@ MANUFACTURER = "OfficeGuard"
 MODEL = "OfficeGuard alarm controller"
 SUPPORT_URL = "https://github.com/officeguard/officeguard"
 
-# sensor type -> Home Assistant binary_sensor device class
-DEVICE_CLASS: dict[str, str] = {
-    "door": "door",
-    "window": "window",
-    "motion": "motion",
-    "vibration": "vibration",
-    "tamper": "tamper",
-    "fire": "smoke",
-    "panic": "safety",
-}
+# sensor type -> Home Assistant binary_sensor device class (from controller/sensor_types.py)
+DEVICE_CLASS: dict[str, str] = {name: t.device_class for name, t in SENSOR_TYPES.items()}
 
 # the arming modes the controller supports, as Home Assistant names them
 SUPPORTED_FEATURES = ["arm_away", "arm_home", "arm_night"]
@@ -173,7 +166,7 @@ def _entities(cfg: SiteConfig) -> list[tuple[str, str, dict[str, Any]]]:
                     **ids("binary_sensor", "sensor", s.id),
                     **base,
                     "availability": [site_online],
-                    "device_class": DEVICE_CLASS[s.type],
+                    "device_class": s.spec.device_class,
                     "state_topic": st,
                     "value_template": "{{ 'ON' if value_json.active else 'OFF' }}",
                     "json_attributes_topic": st,

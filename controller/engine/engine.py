@@ -57,15 +57,6 @@ from controller.events import EventDraft
 
 _ZERO = timedelta(0)
 
-# burglary Contact ID by sensor type for instant/follower alarms
-_INSTANT_CID = {"door": 131, "window": 131, "motion": 132}
-# 24-hour alarm Contact ID and text by sensor type
-_24H = {
-    "fire": (110, "engine.alarm_fire"),
-    "panic": (120, "engine.alarm_panic"),
-    "vibration": (133, "engine.alarm_safe"),
-    "tamper": (137, "engine.alarm_tamper"),
-}
 # kinds whose event carries the zone's new Home Assistant state when it changed
 _ZONE_STATE_KINDS = frozenset({"arm", "disarm", "alarm", "siren", "entry"})
 # Contact ID text by (code, restore): the same few codes over and over
@@ -93,7 +84,7 @@ class Engine:
         self.zones: dict[str, ZoneState] = {z.id: ZoneState() for z in cfg.zones}
         self.sensors: dict[str, SensorState] = {s.id: SensorState() for s in cfg.sensors}
         # the only sensors that ever have a deadline (sustain_due, see _vibration_pulse)
-        self._vibration = [s.id for s in cfg.sensors if s.type == "vibration"]
+        self._vibration = [s.id for s in cfg.sensors if s.spec.counts_knocks]
         self.outputs: dict[str, bool] = {s.id: False for s in cfg.sirens}
         self.output_faults: dict[str, str] = {}
         self._effects: list[Effect] = []
@@ -118,9 +109,11 @@ class Engine:
             if not st.active:
                 continue
             scfg = self.sensor_cfg[sid]
-            if scfg.type == "tamper" and not st.bypassed:
+            if scfg.spec.tamper and not st.bypassed:
                 st.tamper_open = True
-                self._emit("tamper", now, "engine.tamper", cid_code=137, sensor=sid, zone=scfg.zone)
+                self._emit(
+                    "tamper", now, "engine.tamper", cid_code=scfg.spec.cid, sensor=sid, zone=scfg.zone
+                )
             elif self._armed_for(sid) and scfg.effective_response != "24h" and not st.stuck:
                 st.stuck = True
                 self._emit(
@@ -465,14 +458,15 @@ class Engine:
         if not active:
             self._sensor_restored(sid, now)
             return
-        if scfg.type == "tamper" and not (st.bypassed or st.force_bypassed):
+        spec = scfg.spec
+        if spec.tamper and not (st.bypassed or st.force_bypassed):
             if z.phase == "armed" and not st.shutdown:
-                self._sensor_alarm(sid, now, 137, "engine.alarm_tamper")
+                self._sensor_alarm(sid, now, spec.cid, spec.text)
             else:
                 st.tamper_open = True
-                self._emit("tamper", now, "engine.tamper", cid_code=137, sensor=sid, zone=zid)
+                self._emit("tamper", now, "engine.tamper", cid_code=spec.cid, sensor=sid, zone=zid)
             return
-        if scfg.type == "vibration":
+        if spec.counts_knocks:
             self._vibration_pulse(sid, now)
             return
         resp = scfg.effective_response
@@ -482,15 +476,15 @@ class Engine:
         if not self._armed_for(sid):
             return
         if resp == "24h":
-            code, key = _24H.get(scfg.type, (133, "engine.alarm_24h"))
+            code, key = spec.alarm(resp)
             self._sensor_alarm(sid, now, code, key, audible=not scfg.is_silent)
         elif resp == "entry":
             self._entry_start(sid, now)
         elif resp == "follower" and z.entry_due is not None:
             return  # follows the running entry delay
         else:
-            key = "engine.alarm_motion" if scfg.type == "motion" else "engine.alarm_open"
-            self._sensor_alarm(sid, now, _INSTANT_CID.get(scfg.type, 130), key)
+            code, key = spec.alarm(resp)
+            self._sensor_alarm(sid, now, code, key)
 
     def _sensor_restored(self, sid: str, now: datetime) -> None:
         st = self.sensors[sid]
@@ -517,25 +511,18 @@ class Engine:
                 "tamper",
                 now,
                 "engine.tamper_restore",
-                cid_code=137,
+                cid_code=scfg.spec.cid,
                 restore=True,
                 sensor=sid,
                 zone=zid,
             )
         if st.in_alarm:
             st.in_alarm = False
-            code = (
-                137
-                if scfg.type == "tamper"
-                else _24H.get(scfg.type, (_INSTANT_CID.get(scfg.type, 130), ""))[0]
-            )
-            if scfg.effective_response == "entry" and scfg.type in ("door", "window"):
-                code = 134
             self._emit(
                 "alarm_restore",
                 now,
                 "engine.alarm_restore",
-                cid_code=code,
+                cid_code=scfg.spec.restore_cid(scfg.effective_response),
                 restore=True,
                 sensor=sid,
                 zone=zid,
@@ -556,8 +543,8 @@ class Engine:
             self._sensor_alarm(
                 sid,
                 now,
-                133,
-                "engine.alarm_safe",
+                scfg.spec.cid,
+                scfg.spec.text,
                 pulses=scfg.attack_pulses,
                 window=format_duration(window),
                 detail={"pulses": scfg.attack_pulses, "window_s": window.total_seconds()},
@@ -568,12 +555,13 @@ class Engine:
         st.sustain_due = None
         if st.active and self._armed_for(sid):
             st.pulses.clear()
-            window = self.sensor_cfg[sid].attack_window
+            scfg = self.sensor_cfg[sid]
+            window = scfg.attack_window
             self._sensor_alarm(
                 sid,
                 at,
-                133,
-                "engine.alarm_safe_sustained",
+                scfg.spec.cid,
+                scfg.spec.text_sustained or scfg.spec.text,
                 window=format_duration(window),
                 detail={"sustained_s": window.total_seconds()},
             )
@@ -674,8 +662,7 @@ class Engine:
         zc = self.zone_cfg[zid]
         if sensor is not None and count_trip:
             st = self.sensors[sensor]
-            life_safety = self.sensor_cfg[sensor].type in ("fire", "panic")
-            if st.trips >= zc.swinger_limit and not life_safety:
+            if st.trips >= zc.swinger_limit and not self.sensor_cfg[sensor].spec.life_safety:
                 if not st.shutdown:
                     st.shutdown = True
                     self._emit(
@@ -882,16 +869,16 @@ class Engine:
             st = self.sensors[sid]
             if not st.active or st.stuck or not self._armed_for(sid):
                 continue
-            resp = self.sensor_cfg[sid].effective_response
-            if resp == "24h" or self.sensor_cfg[sid].type in ("tamper", "vibration"):
+            scfg = self.sensor_cfg[sid]
+            resp = scfg.effective_response
+            if resp == "24h" or not scfg.spec.follows_response:
                 continue
             if z.entry_due is None and z.alarm_until is None and resp in ("entry", "follower"):
                 z.exit_error = resp == "entry"
                 self._entry_start(sid, at)
             elif resp == "instant":
-                self._sensor_alarm(
-                    sid, at, _INSTANT_CID.get(self.sensor_cfg[sid].type, 130), "engine.alarm_open"
-                )
+                # still open as the zone arms: "opened while armed", whatever the sensor
+                self._sensor_alarm(sid, at, scfg.spec.alarm(resp)[0], "engine.alarm_open")
 
     def _disarm(self, inp: Disarm, now: datetime) -> None:
         who = self._who(inp.user, inp.source, inp.automatic)
@@ -947,7 +934,7 @@ class Engine:
             z = self.zones[zid]
             if z.entry_sensor == inp.sensor:
                 pass  # a running entry delay is not cancelled by a bypass
-        elif self.sensor_cfg[inp.sensor].type == "tamper" and st.active:
+        elif self.sensor_cfg[inp.sensor].spec.tamper and st.active:
             st.tamper_open = True
         self._emit(
             "bypass",
