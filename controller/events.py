@@ -15,25 +15,10 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-KINDS: tuple[str, ...] = (
-    "alarm",
-    "alarm_restore",
-    "cancel",
-    "arm",
-    "disarm",
-    "arm_failed",
-    "entry",
-    "trouble",
-    "trouble_restore",
-    "tamper",
-    "duress",
-    "drone",
-    "drone_lost",
-    "bypass",
-    "keypad_lockout",
-    "siren",
-    "system",
-)
+from controller.event_kinds import EVENT_KINDS
+
+# every kind an event may have, declared in controller/event_kinds.py
+KINDS: tuple[str, ...] = tuple(EVENT_KINDS)
 _KINDS = frozenset(KINDS)
 
 

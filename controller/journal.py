@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from controller.event_kinds import EVENT_KINDS
 from controller.events import Event, EventDraft
 
 log = logging.getLogger(__name__)
@@ -91,17 +92,8 @@ DELIVERED = 1  # acknowledged by the broker (PUBACK)
 EXPIRED = 2  # never delivered: given up by the outbox's long-outage policy; kept in the logbook
 
 # Kinds the long-outage policy may give up on first (the rest are never expired):
-# book-keeping, not what the security office must act on.
-LOW_PRIORITY_KINDS: tuple[str, ...] = (
-    "system",
-    "siren",
-    "bypass",
-    "entry",
-    "arm_failed",
-    "arm",
-    "disarm",
-    "drone_lost",
-)
+# book-keeping, not what the security office must act on (`expirable` in event_kinds.py).
+LOW_PRIORITY_KINDS: tuple[str, ...] = tuple(k.name for k in EVENT_KINDS.values() if k.expirable)
 # a low-priority kind carrying this code is the policy's own notice: never expired
 NOTICE_CID = "E350"
 

@@ -53,12 +53,13 @@ from controller.engine.model import (
     ZoneState,
     ZoneStateName,
 )
+from controller.event_kinds import EVENT_KINDS
 from controller.events import EventDraft
 
 _ZERO = timedelta(0)
 
 # kinds whose event carries the zone's new Home Assistant state when it changed
-_ZONE_STATE_KINDS = frozenset({"arm", "disarm", "alarm", "siren", "entry"})
+_ZONE_STATE_KINDS = frozenset(k.name for k in EVENT_KINDS.values() if k.zone_state)
 # Contact ID text by (code, restore): the same few codes over and over
 _cid = functools.cache(cid)
 
