@@ -38,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
+from controller.errors import OfficeGuardError
+
 CODE_RE = re.compile(r"^[0-9]{4,8}$")
 PREFIX = "scrypt"
 SALT_BYTES = 16
@@ -94,7 +96,7 @@ class ScryptParams:
 DEFAULT_PARAMS = ScryptParams()
 
 
-class CodeFormatError(ValueError):
+class CodeFormatError(OfficeGuardError, ValueError):
     """A code that is not 4 to 8 digits. The message never contains the code."""
 
 

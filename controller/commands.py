@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from controller.errors import OfficeGuardError
+
 MAX_PAYLOAD = 4096  # bytes; a command is a few hundred
 MAX_ID = 64
 MAX_NONCE = 64
@@ -54,7 +56,7 @@ _NONCE = re.compile(r"[A-Za-z0-9_.:+/=-]{8,64}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class CommandError(ValueError):
+class CommandError(OfficeGuardError, ValueError):
     """A command that cannot be carried out. `str()` is safe to publish: it never holds a code.
     `cmd_id` is the command's correlation id when it could be read."""
 

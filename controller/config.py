@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from controller.errors import OfficeGuardError
+
 # sensor types, responses and wirings are described in controller/sensor_types.py (the Literals
 # are re-exported: the config's models and their users name them from here)
 from controller.sensor_types import KNOCK_TYPES, SENSOR_TYPES, SensorSpec
@@ -453,7 +455,7 @@ class Problem:
 
 
 @dataclass
-class ConfigError(Exception):
+class ConfigError(OfficeGuardError):
     source: str
     problems: list[Problem] = field(default_factory=list)
 

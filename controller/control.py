@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from controller.errors import OfficeGuardError
+
 log = logging.getLogger(__name__)
 
 SOCKET_NAME = "control.sock"
@@ -29,7 +31,7 @@ MAX_REQUEST = 64 * 1024
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class ControlError(Exception):
+class ControlError(OfficeGuardError):
     """A request the daemon refuses: the message is shown to the user as it is."""
 
 

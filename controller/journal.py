@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from controller.errors import OfficeGuardError
 from controller.event_kinds import EVENT_KINDS
 from controller.events import Event, EventDraft
 
@@ -105,7 +106,7 @@ FRESH_LIMIT = 10_000
 _FSYNC_FAILED = "fsync failed"
 
 
-class JournalError(Exception):
+class JournalError(OfficeGuardError):
     pass
 
 

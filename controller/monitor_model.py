@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.errors import OfficeGuardError
+
 DEFAULT_HEARTBEAT_S = 60.0
 STALE_FACTOR = 3.0
 SEEN_IDS = 100_000
@@ -98,7 +100,7 @@ class SiteBoard:
         }
 
 
-class _Malformed(ValueError):
+class _Malformed(OfficeGuardError, ValueError):
     pass
 
 

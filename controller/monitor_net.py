@@ -37,6 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.config import Mqtt
+from controller.errors import OfficeGuardError
 from controller.mqtt import BrokerAddress, MqttConfigError, read_secret, secure_client
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ STATE_TOPICS = (
 )
 
 
-class MonitorError(RuntimeError):
+class MonitorError(OfficeGuardError, RuntimeError):
     """The console cannot reach or use the broker (the message says why, for the operator)."""
 
 

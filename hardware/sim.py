@@ -32,7 +32,7 @@ from typing import Any
 
 from controller.clock import Clock
 from controller.config import Keypad, Sensor, SiteConfig
-from hardware.backend import SimPin, is_simulated
+from hardware.backend import HardwareError, SimPin, is_simulated
 from hardware.inputs import active_level
 
 Advance = Callable[[timedelta], Awaitable[Any] | Any]
@@ -43,7 +43,7 @@ DEFAULT_PULSE_WIDTH = timedelta(milliseconds=100)
 DEFAULT_PULSE_INTERVAL = timedelta(milliseconds=500)
 
 
-class UnknownDevice(KeyError):
+class UnknownDevice(HardwareError, KeyError):
     """An id that the configuration does not have (the message lists the ones it has)."""
 
     def __str__(self) -> str:

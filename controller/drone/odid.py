@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from controller.errors import OfficeGuardError
+
 MESSAGE_SIZE = 25
 MAX_PACK_MESSAGES = 9
 NEWEST_VERSION = 2
@@ -117,7 +119,7 @@ _ALT_DIV = 0.5
 _ALT_ADD = 1000.0
 
 
-class OdidError(ValueError):
+class OdidError(OfficeGuardError, ValueError):
     """Bytes that are not a decodable Open Drone ID message."""
 
 

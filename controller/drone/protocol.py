@@ -34,6 +34,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from controller.errors import OfficeGuardError
+
 VERSION = 1
 MAX_LINE = 1024  # bytes, without the line end
 SEQ_MOD = 65536
@@ -60,7 +62,7 @@ _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(OfficeGuardError, ValueError):
     """A line that breaks the protocol. `reason` is one of REASONS; the message says why."""
 
     def __init__(self, reason: str, message: str) -> None:
