@@ -5,8 +5,8 @@ test, a script) can tell "OfficeGuard refused or failed, with a message meant fo
 from a bug with one `except`. Where an exception also was, and still is, a `ValueError` or a
 `RuntimeError`, that stays its second parent, so every existing `except` keeps working.
 
-The hardware layer keeps its own root, `hardware.backend.HardwareError`: hardware/ must not
-import controller/, and a root inside hardware/ would drag gpiozero (imported by
+The hardware layer keeps its own root, `hardware.backend.HardwareError`: hardware/ is to stop
+importing controller/, and a root inside hardware/ would drag gpiozero (imported by
 hardware/__init__) into the pure modules (config, engine) that raise these errors.
 """
 
