@@ -85,7 +85,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(loaded, state_dir, simulate=simulate, clock=clock)
         return await daemon.run()
 
-    return asyncio.run(main())
+    from controller.statelock import EXIT_LOCKED, StateDirLocked
+
+    try:
+        return asyncio.run(main())
+    except StateDirLocked as e:
+        print(f"officeguard: {e}", file=sys.stderr)
+        return EXIT_LOCKED
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

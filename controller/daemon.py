@@ -45,6 +45,7 @@ from controller.keypads import KeypadStation
 from controller.notify import Notifier
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
+from controller.statelock import StateLock
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Daemon:
         self.notifier = Notifier()
         self.reporting: Reporting | None = None
         self.broker_connected = False
+        self.lock = StateLock(self.state_dir)
 
     # ------------------------------------------------------------------ start / stop
 
@@ -133,6 +135,9 @@ class Daemon:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as e:  # a read-only card: the journal keeps events in memory meanwhile
             log.error("cannot create the state directory %s: %s", self.state_dir, e)
+        # before anything in the state directory is touched: a second daemon stops here
+        # (StateDirLocked), leaving the first one's logbook and socket alone
+        self.lock.acquire()
         # group commit: everything journaled in one loop turn is one transaction, made durable
         # by an fsync on a worker thread, so the loop never waits for the disk
         self.journal = Journal(
@@ -298,6 +303,7 @@ class Daemon:
             self.journal.close()
             self.journal = None
         self._close_site()
+        self.lock.release()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
