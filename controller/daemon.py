@@ -40,9 +40,11 @@ from controller.engine import (
     Silence,
 )
 from controller.events import Event, EventDraft
+from controller.examples import example_secrets
 from controller.journal import Journal
 from controller.keypads import KeypadStation
 from controller.notify import Notifier
+from controller.preflight import loose_secret_files
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
 from controller.statelock import StateLock
@@ -149,6 +151,7 @@ class Daemon:
         )
         self.journal.flush_listeners.append(lambda ok: self._check_journal())
         self.journal.state_provider = self._changed_state
+        self._check_secrets()
         self._build_site(loop)
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
@@ -180,6 +183,27 @@ class Daemon:
             self.cfg.site.id,
             "simulation" if self.simulate else "gpio",
         )
+
+    def _check_secrets(self) -> None:
+        """At start and reload: secret files open beyond owner and group are logged, and on a
+        real site a published example code is a trouble (E300) until it is replaced. Neither
+        stops the alarm: the codes still work, the office just hears about it."""
+        for finding in loose_secret_files(self.cfg.mqtt):
+            log.warning("%s", finding)
+        self.extra_troubles.pop("example_codes", None)
+        examples = [] if self.simulate else example_secrets(self.cfg)
+        if examples:
+            where = ", ".join(examples)
+            log.error(
+                "published example codes in use (%s): anyone who has read the documentation "
+                "can use them; make new ones with `officeguard hash-code`",
+                where,
+            )
+            self.extra_troubles["example_codes"] = {
+                "source": "config",
+                "cid": "E300",
+                "what": f"published example codes in use ({where})",
+            }
 
     def _build_site(self, loop: asyncio.AbstractEventLoop) -> None:
         """Access control, devices and keypads for the current configuration."""
@@ -245,6 +269,7 @@ class Daemon:
             )
             return False
         snapshot = self.engine.snapshot()
+        self._check_secrets()
         self._close_site()
         if self._engine_timer is not None:
             self._engine_timer.cancel()
