@@ -140,6 +140,16 @@ class Daemon:
         # before anything in the state directory is touched: a second daemon stops here
         # (StateDirLocked), leaving the first one's logbook and socket alone
         self.lock.acquire()
+        try:
+            await self._start_locked(loop)
+        except BaseException:  # e.g. no GPIO: let go of the logbook and the state directory
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            self.lock.release()
+            raise
+
+    async def _start_locked(self, loop: asyncio.AbstractEventLoop) -> None:
         # group commit: everything journaled in one loop turn is one transaction, made durable
         # by an fsync on a worker thread, so the loop never waits for the disk
         self.journal = Journal(

@@ -164,3 +164,28 @@ def test_stopping_removes_the_control_socket_it_made(tmp_path: Path) -> None:
         assert not socket_path(tmp_path).exists()
 
     asyncio.run(scenario())
+
+
+def test_a_daemon_that_fails_to_start_lets_go_of_its_state_dir(tmp_path: Path) -> None:
+    """No GPIO here (or a pin another program holds): the refusal leaves nothing locked."""
+    from controller.clock import VirtualClock
+    from controller.config import load_config
+    from controller.daemon import Daemon
+    from hardware.backend import HardwareError
+    from tests.conftest import T0
+    from tests.test_operator_errors import OFFICE_A, _no_gpio_here
+
+    if not _no_gpio_here():
+        pytest.skip("this machine has GPIO")
+
+    async def main() -> None:
+        d = Daemon(load_config(OFFICE_A), tmp_path / "state", clock=VirtualClock(T0))
+        with pytest.raises(HardwareError):
+            await d.start()
+        assert d.journal is None
+
+    asyncio.run(main())
+    after = StateLock(tmp_path / "state", {"RUNTIME_DIRECTORY": str(tmp_path / "run")})
+    after.acquire()
+    assert after.paths == [tmp_path / "state" / LOCK_NAME]
+    after.release()
