@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from controller.config import EXIT_CONFIG, ConfigError, Loaded, load_config, sum
 EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69
 EXIT_REFUSED = 1
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool that wrote to a closed pipe
 
 
 def _load(path: str) -> Loaded:
@@ -85,14 +87,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         daemon = Daemon(loaded, state_dir, simulate=simulate, clock=clock)
         return await daemon.run()
 
-    return asyncio.run(main())
+    from controller.statelock import EXIT_LOCKED, StateDirLocked
+    from hardware.backend import HardwareError
+
+    try:
+        return asyncio.run(main())
+    except StateDirLocked as e:
+        print(f"officeguard: {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    except HardwareError as e:  # no GPIO here, a pin another program holds: nothing to guard with
+        print(f"officeguard: {args.config}: hardware.backend {loaded.config.hardware.backend}: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from controller.preflight import check, report
+
     loaded = _load(args.config)
     print(summary(loaded.config))
     for w in loaded.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    findings = check(loaded.config, simulate=args.simulate, strict=args.strict)
+    errors, warnings = report(args.config, findings)
+    for line in warnings + errors:
+        print(line, file=sys.stderr)
+    if errors:
+        return EXIT_CONFIG
+    if any(f.blocks_ok for f in findings):
+        # valid, but `run` would not start here or would guard the site with a published code
+        print(f"{args.config}: valid, but not ready to guard a site (see the warnings above)")
+        return 0
     print(f"{args.config}: OK")
     return 0
 
@@ -275,8 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check-config", help="validate a configuration file")
+    c = sub.add_parser(
+        "check-config", help="validate a configuration file and what it points at"
+    )
     c.add_argument("-c", "--config", required=True)
+    c.add_argument(
+        "--simulate",
+        action="store_true",
+        help="a simulated site (as run --simulate): no GPIO, pins or ports checked, example codes allowed",
+    )
+    c.add_argument(
+        "--strict",
+        action="store_true",
+        help="for installing a real site: no GPIO here and published example codes are errors "
+        "(exit 78), not warnings",
+    )
     c.set_defaults(func=cmd_check_config)
 
     s = sub.add_parser("status", help="state of a running daemon")
@@ -376,9 +413,22 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(verbose=args.verbose)
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is seen below
+        return rc
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """`officeguard status | head -2`: the reader closed the pipe. Quiet, like other Unix
+    tools: no traceback, nothing more written, and the status a shell shows for SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+    os.close(devnull)
+    return EXIT_SIGPIPE
 
 
 if __name__ == "__main__":

@@ -39,13 +39,21 @@ def socket_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / SOCKET_NAME
 
 
-def fallback_socket_path(state_dir: str | Path, env: Mapping[str, str] | None = None) -> Path:
-    """Where the socket goes when the state directory cannot hold it: the runtime directory,
-    one name per state directory (so that several daemons on a test machine never meet)."""
+def runtime_file(
+    state_dir: str | Path, stem: str, suffix: str, env: Mapping[str, str] | None = None
+) -> Path:
+    """A file in the runtime directory (`$RUNTIME_DIRECTORY`, else /run/officeguard) that
+    stands in for one in the state directory, one name per state directory (so that several
+    daemons on a test machine never meet): `<stem>-<tag><suffix>`."""
     env = os.environ if env is None else env
     runtime = Path(env.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/run/officeguard")
     tag = hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
-    return runtime / f"control-{tag}.sock"
+    return runtime / f"{stem}-{tag}{suffix}"
+
+
+def fallback_socket_path(state_dir: str | Path, env: Mapping[str, str] | None = None) -> Path:
+    """Where the socket goes when the state directory cannot hold it: the runtime directory."""
+    return runtime_file(state_dir, "control", ".sock", env)
 
 
 def find_socket(state_dir: str | Path) -> Path:
@@ -63,6 +71,7 @@ class ControlServer:
         self.path: Path | None = socket_path(state_dir)
         self.handlers = handlers
         self._server: asyncio.base_events.Server | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the socket we made
 
     async def start(self) -> None:
         """Listen in the state directory, else in the runtime directory, else not at all (logged:
@@ -91,6 +100,8 @@ class ControlServer:
             )
         finally:
             os.umask(old)
+        st = path.stat()
+        self._identity = (st.st_dev, st.st_ino)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -98,8 +109,8 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
         if self.path is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            remove_own_socket(self.path, self._identity)
+            self._identity = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -136,6 +147,22 @@ class ControlServer:
             log.exception("control command %s failed", req["cmd"])
             return {"ok": False, "error": f"internal error in {req['cmd']} (see the daemon's log)"}
         return {"ok": True, **result}
+
+
+def remove_own_socket(path: Path, identity: tuple[int, int] | None) -> bool:
+    """Remove the socket at `path` only if it is still the one this process made (same device
+    and inode): another daemon may have put its own there since, and it must stay reachable."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if identity is None or (st.st_dev, st.st_ino) != identity:
+        log.warning("control socket %s is not ours any more: left in place", path)
+        return False
+    with contextlib.suppress(OSError):
+        path.unlink()
+        return True
+    return False
 
 
 def exchange(path: str | Path, data: bytes, timeout: float = 30.0) -> bytes:

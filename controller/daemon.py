@@ -40,11 +40,14 @@ from controller.engine import (
     Silence,
 )
 from controller.events import Event, EventDraft
+from controller.examples import example_secrets
 from controller.journal import Journal
 from controller.keypads import KeypadStation
 from controller.notify import Notifier
+from controller.preflight import loose_secret_files
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
+from controller.statelock import StateLock
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,7 @@ class Daemon:
         self.notifier = Notifier()
         self.reporting: Reporting | None = None
         self.broker_connected = False
+        self.lock = StateLock(self.state_dir)
 
     # ------------------------------------------------------------------ start / stop
 
@@ -133,6 +137,19 @@ class Daemon:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as e:  # a read-only card: the journal keeps events in memory meanwhile
             log.error("cannot create the state directory %s: %s", self.state_dir, e)
+        # before anything in the state directory is touched: a second daemon stops here
+        # (StateDirLocked), leaving the first one's logbook and socket alone
+        self.lock.acquire()
+        try:
+            await self._start_locked(loop)
+        except BaseException:  # e.g. no GPIO: let go of the logbook and the state directory
+            if self.journal is not None:
+                self.journal.close()
+                self.journal = None
+            self.lock.release()
+            raise
+
+    async def _start_locked(self, loop: asyncio.AbstractEventLoop) -> None:
         # group commit: everything journaled in one loop turn is one transaction, made durable
         # by an fsync on a worker thread, so the loop never waits for the disk
         self.journal = Journal(
@@ -144,6 +161,7 @@ class Daemon:
         )
         self.journal.flush_listeners.append(lambda ok: self._check_journal())
         self.journal.state_provider = self._changed_state
+        self._check_secrets()
         self._build_site(loop)
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
@@ -175,6 +193,27 @@ class Daemon:
             self.cfg.site.id,
             "simulation" if self.simulate else "gpio",
         )
+
+    def _check_secrets(self) -> None:
+        """At start and reload: secret files open beyond owner and group are logged, and on a
+        real site a published example code is a trouble (E300) until it is replaced. Neither
+        stops the alarm: the codes still work, the office just hears about it."""
+        for finding in loose_secret_files(self.cfg.mqtt):
+            log.warning("%s", finding)
+        self.extra_troubles.pop("example_codes", None)
+        examples = [] if self.simulate else example_secrets(self.cfg)
+        if examples:
+            where = ", ".join(examples)
+            log.error(
+                "published example codes in use (%s): anyone who has read the documentation "
+                "can use them; make new ones with `officeguard hash-code`",
+                where,
+            )
+            self.extra_troubles["example_codes"] = {
+                "source": "config",
+                "cid": "E300",
+                "what": f"published example codes in use ({where})",
+            }
 
     def _build_site(self, loop: asyncio.AbstractEventLoop) -> None:
         """Access control, devices and keypads for the current configuration."""
@@ -240,6 +279,7 @@ class Daemon:
             )
             return False
         snapshot = self.engine.snapshot()
+        self._check_secrets()
         self._close_site()
         if self._engine_timer is not None:
             self._engine_timer.cancel()
@@ -298,6 +338,7 @@ class Daemon:
             self.journal.close()
             self.journal = None
         self._close_site()
+        self.lock.release()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()

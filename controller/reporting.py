@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from controller.clock import TimerHandle
 from controller.discovery import Discovery
 from controller.events import Event
-from controller.mqtt import MqttLink
+from controller.mqtt import MqttConfigError, MqttLink
 from controller.outbox import Outbox
+from controller.preflight import unreadable_files
 from controller.remote import RemoteCommands
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class Reporting:
     def __init__(self, daemon: Daemon):
         assert daemon.journal is not None
         self.daemon = daemon
-        self.link = MqttLink(daemon.cfg.mqtt, daemon.cfg.site.id, now=daemon.clock.now)
+        self.link_error: str | None = None  # why the link is not even tried (see _make_link)
+        self.link = self._make_link()
         self.prefix = self.link.prefix
         self.outbox = Outbox(
             daemon.journal,
@@ -66,10 +68,38 @@ class Reporting:
         self.link.subscribe(f"{self.prefix}/drone/+", self._on_retained_drone)
         daemon.clock.add_jump_listener(self._clock_stepped)
 
+    def _make_link(self) -> MqttLink:
+        """The broker link. One whose files cannot be read (a missing password file, an
+        unreadable CA) cannot connect, but the alarm runs without it: the link is built without
+        those files and never started, events wait in the outbox, and the broker link is a
+        trouble (E350) with one log line naming the file and the fix."""
+        d = self.daemon
+        unreadable = unreadable_files(d.cfg.mqtt)
+        if not unreadable:
+            try:
+                return MqttLink(d.cfg.mqtt, d.cfg.site.id, now=d.clock.now)
+            except MqttConfigError as e:
+                self.link_error = str(e)
+        else:
+            self.link_error = str(unreadable[0])
+        log.error(
+            "running WITHOUT the broker link: %s, then restart the daemon", self.link_error
+        )
+        d.extra_troubles["mqtt"] = {
+            "source": "mqtt",
+            "cid": "E350",
+            "what": f"no broker link: {self.link_error}",
+        }
+        inert = d.cfg.mqtt.model_copy(
+            update={"password_file": None, "ca_file": None, "cert_file": None, "key_file": None}
+        )
+        return MqttLink(inert, d.cfg.site.id, now=d.clock.now)
+
     def start(self) -> None:
         self.commands.start()
         self.discovery.start()
-        self.link.start()
+        if self.link_error is None:
+            self.link.start()
         self._schedule_heartbeat()
 
     def reload(self) -> None:

@@ -16,9 +16,10 @@
 #     (mqtt.pass, command.key, *.key, *.pass, *.pem) set to 0640 root:officeguard;
 #   - /var/lib/officeguard (0750 officeguard:officeguard): the logbook;
 #   - the unit in /etc/systemd/system/officeguard.service (SupplementaryGroups limited to the
-#     groups that exist); `officeguard check-config` on site.yaml; then, where systemd runs,
-#     `systemctl daemon-reload` and `systemctl enable --now officeguard` (restart when the code,
-#     the unit or nothing but a stopped service changed).
+#     groups that exist); `officeguard check-config` on site.yaml (it refuses the published
+#     example codes, missing secret files, no GPIO); then, only once it passes and where systemd
+#     runs, `systemctl daemon-reload` and `systemctl enable --now officeguard` (restart when the
+#     code, the unit or nothing but a stopped service changed).
 #
 # Everything is overridable through the environment, for packaging and for the tests:
 #   OG_ROOT        root prefix for every path below (DESTDIR-style), default "" (the real /)
@@ -254,8 +255,10 @@ do_config() {
     done
     for secret in mqtt.pass command.key; do
         if [ ! -e "$R_ETC/$secret" ]; then
-            say "no $ETC/$secret yet: if the config names it, create it with"
-            say "  (umask 027; printf '%s' 'SECRET' > $ETC/$secret); chgrp $GROUP_NAME $ETC/$secret"
+            # typed at the terminal, never on a command line (shell history, ps)
+            say "no $ETC/$secret yet: if the config names it, type it in with"
+            say "  sudo sh -c 'umask 027; stty -echo; head -n 1 > $ETC/$secret; stty echo'"
+            say "  and run this again (it sets the file to 0640 root:$GROUP_NAME)"
         fi
     done
 }
@@ -279,7 +282,7 @@ do_unit() {
 do_check() {
     cli=$R_PREFIX/venv/bin/officeguard
     say "checking $ETC/site.yaml"
-    if "$cli" check-config -c "$R_ETC/site.yaml"; then
+    if "$cli" check-config --strict -c "$R_ETC/site.yaml"; then
         CONFIG_OK=1
     else
         CONFIG_OK=0
@@ -294,15 +297,17 @@ systemd_usable() {
 }
 
 do_enable() {
-    if [ "$CONFIG_OK" != 1 ]; then
-        say "not enabling the service until $ETC/site.yaml passes check-config"
-        return 1
-    fi
     if cmp -s "$R_ETC/site.yaml" "$CONFIG_SRC"; then
-        # the example's users and codes are public: never guard a site with them
+        # the first install: the example's users and codes are public, never guard a site with them
         say "$ETC/site.yaml is still the example: set the site id, pins, users (code_hash from"
         say "  '$PREFIX/venv/bin/officeguard hash-code') and broker, then run this again to start it"
         return 0
+    fi
+    if [ "$CONFIG_OK" != 1 ]; then
+        # check-config --strict refuses the published example codes, secret files
+        # the config names but that are missing, no GPIO, pins the Pi keeps for itself
+        say "not enabling the service until $ETC/site.yaml passes check-config"
+        return 1
     fi
     if ! systemd_usable; then
         if [ -n "$OG_ROOT" ]; then

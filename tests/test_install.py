@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.codes import hash_code
+from controller.config import parse_config
 from tests.conftest import ROOT
 
 SCRIPT = "scripts/install.sh"
@@ -34,6 +36,22 @@ def _copy_checkout(dst: Path) -> Path:
     for name in ("controller", "hardware", "config", "scripts", "systemd"):
         shutil.copytree(ROOT / name, src / name, ignore=ignore)
     return src
+
+
+MOCK_PINS = {"GPIOZERO_PIN_FACTORY": "mock"}  # check-config finds "GPIO" on this machine
+
+
+def _own_site(example: str, etc: Path) -> str:
+    """The example config made a site's own: new code hashes, its files under `etc`."""
+    cfg = parse_config(example).config
+    own = example
+    codes = iter(("9731", "8642", "8643"))
+    for user in cfg.users:
+        for old in (user.code_hash, user.duress_code_hash):
+            if old is not None:
+                own = own.replace(old, hash_code(next(codes)))
+    own = own.replace("/etc/officeguard/mqtt.pass", str(etc / "mqtt.pass"))
+    return own.replace("/etc/officeguard/ca.pem", str(etc / "ca.pem"))
 
 
 def _run(src: Path, root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -91,7 +109,9 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
         else:
             assert f"group {g} does not exist here" in out
     assert "would run: systemctl daemon-reload" in out  # the new unit
-    assert f"{etc}/site.yaml: OK" in out  # check-config ran on the installed config
+    # check-config ran on the installed config and said what a real site must change
+    assert "users[0].code_hash: published example" in r.stdout + r.stderr
+    assert f"{etc}/site.yaml: OK" not in out
     # the example's users and codes are public: the service is not started with them
     assert "is still the example" in out
     assert "enable --now" not in out
@@ -126,19 +146,38 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     assert "nothing changed" in r.stdout
     assert "venv " in r.stdout and "is up to date" in r.stdout
 
-    # 3. the installer's own config and a secret: the config is never overwritten, the secret's
-    #    mode is fixed, and the owners are real when the service user exists (nobody here)
+    # 3. the example with only its site id changed: its codes are published, its password
+    #    file is missing: not enabled, and check-config says why
     site = etc / "site.yaml"
-    site.write_text(site.read_text().replace("Khu nhà A", "Khu nhà A (sửa tại chỗ)"))
+    example = site.read_text()
+    site.write_text(example.replace("id: office-a", "id: office-b"))
+    r = _run(src, root, "install", **MOCK_PINS)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "not enabling the service" in out and "enable --now" not in out
+    for path in ("users[0].code_hash", "users[1].code_hash", "users[1].duress_code_hash"):
+        assert f"{path}: published example" in out
+    assert "mqtt.password_file: /etc/officeguard/mqtt.pass cannot be read" in out
+    assert "scrypt$" not in out
+
+    # 4. the installer's own config (own codes, its files under this root) and a secret: the
+    #    config is never overwritten, the service waits for the secret file, the secret's mode
+    #    is fixed, and the owners are real when the service user exists (nobody here)
+    site.write_text(_own_site(example, etc).replace("Khu nhà A", "Khu nhà A (sửa tại chỗ)"))
+    (etc / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup", **MOCK_PINS)
+    assert r.returncode != 0
+    assert f"mqtt.password_file: {etc}/mqtt.pass cannot be read" in r.stdout + r.stderr
+    assert "enable --now" not in r.stdout
+    assert "would run: systemctl daemon-reload" in r.stdout  # User= changed in the unit
     secret = etc / "mqtt.pass"
     secret.write_text("s3cret")
     secret.chmod(0o644)
-    r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup")
+    r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup", **MOCK_PINS)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "keeping the existing" in r.stdout
     assert "(sửa tại chỗ)" in site.read_text()
     assert "would run: systemctl enable --now officeguard.service" in r.stdout  # edited: start
-    assert "would run: systemctl daemon-reload" in r.stdout  # User= changed in the unit
     assert _mode(secret) == 0o640
     assert "s3cret" not in r.stdout + r.stderr
     assert "User=nobody" in unit.read_text()
@@ -147,10 +186,10 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
         assert _owner(site) == ("root", "nogroup")
         assert _owner(secret) == ("root", "nogroup")
         assert _owner(state) == ("nobody", "nogroup")
-    r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup")
+    r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup", **MOCK_PINS)
     assert "nothing changed" in r.stdout, r.stdout
 
-    # 4. a broken config: not enabled, exit status says so, the file is left alone
+    # 5. a broken config: not enabled, exit status says so, the file is left alone
     good = site.read_text()
     site.write_text(good.replace("pin: 17", "pin: 5"))  # GPIO 5 is the siren's
     r = _run(src, root, "install", OG_USER="nobody", OG_GROUP="nogroup")
@@ -160,7 +199,7 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     assert "pin 5" in r.stdout + r.stderr  # check-config's own explanation
     site.write_text(good)
 
-    # 5. uninstall keeps the config and the logbook
+    # 6. uninstall keeps the config and the logbook
     (state / "journal.db").write_bytes(b"logbook")
     r = _run(src, root, "uninstall")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -173,7 +212,7 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     r = _run(src, root, "uninstall")
     assert "nothing to remove" in r.stdout
 
-    # 6. PURGE=1 removes them too
+    # 7. PURGE=1 removes them too
     r = _run(src, root, "uninstall", PURGE="1")
     assert r.returncode == 0, r.stdout + r.stderr
     assert not etc.exists() and not state.exists()
