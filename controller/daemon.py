@@ -27,7 +27,6 @@ from controller.config import (
     Loaded,
     Problem,
     SiteConfig,
-    format_duration,
     load_config,
     parse_duration,
 )
@@ -808,7 +807,7 @@ class Daemon:
         except ValueError:
             raise self._refusal("bad_duration", value=repr(req.get("duration"))) from None
         if delta > MAX_ADVANCE:
-            raise self._refusal("advance_too_long", limit=format_duration(MAX_ADVANCE))
+            raise self._refusal("advance_too_long", days=MAX_ADVANCE.days)
         fired = await self._advance(self.clock, delta)
         await self._settle()
         return {

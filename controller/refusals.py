@@ -85,8 +85,8 @@ texts.register(
             "en": "bad duration {value}: use a number with a unit, like 30s, 4m, 1h or 1h30m",
         },
         "refused.advance_too_long": {
-            "vi": "mỗi lần chỉ tiến đồng hồ ảo tối đa {limit}",
-            "en": "advance the virtual clock by at most {limit} at a time",
+            "vi": "mỗi lần chỉ tiến đồng hồ ảo tối đa {days} ngày",
+            "en": "advance the virtual clock by at most {days} days at a time",
         },
         "refused.bad_switch": {"vi": "hãy chọn on hoặc off", "en": "say on or off"},
     }

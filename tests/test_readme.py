@@ -220,7 +220,7 @@ CHECKS: dict[tuple[str, str], Callable[[Walk], None]] = {
         "officeguard status",
         "troubles: E333 rf.roof: detector silent",
     ): lambda w: w.out.split("troubles:", 1)[1].split()
-    == "E333 rf.roof: detector silent".split()
+    == ["E333", "rf.roof:", "detector", "silent"]
     or pytest.fail(w.out),
     (
         "officeguard log",
