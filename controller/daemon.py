@@ -745,7 +745,7 @@ class Daemon:
         layout = "".join(self.hw.sim.keypad(keypad).layout)
         missing = next((k for k in keys if k not in layout), None)
         if missing is not None:  # checked before any key is pressed
-            raise self._refusal("no_such_key", keypad=keypad, key=repr(missing), known=layout)
+            raise self._refusal("no_such_key", keypad=keypad, name=repr(missing), known=layout)
         await self.hw.sim_keys(keypad, keys)
         await self.keypads[keypad].idle()
         await self._settle()

@@ -73,8 +73,8 @@ texts.register(
             "en": "give 1 to 64 keys, e.g. 1234#",
         },
         "refused.no_such_key": {
-            "vi": "bàn phím {keypad} không có phím {key} (các phím: {known})",
-            "en": "keypad {keypad} has no key {key} (keys: {known})",
+            "vi": "bàn phím {keypad} không có phím {name} (các phím: {known})",
+            "en": "keypad {keypad} has no key {name} (keys: {known})",
         },
         "refused.bad_line": {
             "vi": "hãy đưa một dòng dài tối đa 4096 ký tự",

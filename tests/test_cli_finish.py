@@ -231,3 +231,19 @@ def test_refusals_read_in_english_on_an_english_site(tmp_path: Path) -> None:
         assert r.stderr.strip() == "Refused: wrong code"
     finally:
         en.stop()
+
+
+def test_every_refusal_renders_as_one_sentence_in_each_language():
+    import string
+
+    from controller import texts
+    from controller.refusals import refusal
+
+    for key, by_lang in texts.known().items():
+        if not key.startswith("refused."):
+            continue
+        for lang in ("vi", "en"):
+            names = {f for _, f, _, _ in string.Formatter().parse(by_lang[lang]) if f}
+            e = refusal(lang, key.removeprefix("refused."), **{n: "X" for n in names})
+            assert str(e).startswith("Từ chối: " if lang == "vi" else "Refused: "), (key, lang)
+            assert e.reason == key.removeprefix("refused.")
