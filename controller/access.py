@@ -55,6 +55,7 @@ Reason = Literal[
     "too_long",
     "too_short",
     "bad_mode",
+    "no_code",
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -103,6 +104,10 @@ texts.register(
         "access.bad_mode": {
             "vi": "Từ chối tại {source}: chế độ không hợp lệ (dùng *1, *2 hoặc *3)",
             "en": "Entry refused at {source}: unknown mode (use *1, *2 or *3)",
+        },
+        "access.no_code": {
+            "vi": "Từ chối tại {source}: không có mã",
+            "en": "Refused at {source}: no code given",
         },
         "access.lockout": {
             "vi": "Khóa {source} trong {minutes} phút sau {failures} lần nhập sai mã",
@@ -519,8 +524,8 @@ class AccessGate:
       3. `decide(attempt, match, now, zone_states)` -> Decision; counts the failure or clears
          the count, checks the lockout again (another attempt may have locked it meanwhile),
          checks zone permissions, resolves `toggle` from the zone states, adds events.
-    A remote command that comes with no code at all is `decide(attempt, None, now)`: a wrong
-    code. `tick(now)` at `next_due()` reports lockouts that ended.
+    A command that comes with no code at all (or an empty one) is `refuse_entry("no_code")`:
+    refused and logged, but not a wrong code toward the lockout. `tick(now)` at `next_due()` reports lockouts that ended.
     """
 
     def __init__(self, lockout: Lockout | None = None, *, lang: str = "vi", tz: tzinfo = UTC):
@@ -614,7 +619,7 @@ class AccessGate:
         zones: Sequence[str] = (),
     ) -> Decision:
         """A refusal decided before any code was checked (keypad timeout, too long, too short,
-        bad mode). Not counted toward the lockout: no code was tried."""
+        bad mode, no code at all). Not counted toward the lockout: no code was tried."""
         if reason not in REASONS:
             raise ValueError(f"unknown reason {reason!r}")
         return self._refusal(reason, source, channel, now, tuple(zones))

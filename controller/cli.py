@@ -20,6 +20,7 @@ EXIT_USAGE = 64
 EXIT_UNAVAILABLE = 69
 EXIT_REFUSED = 1
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool that wrote to a closed pipe
+ADVANCE_TIMEOUT = 600.0  # seconds a `sim advance` of the longest allowed span may take
 
 
 def _load(path: str) -> Loaded:
@@ -45,7 +46,7 @@ def _request(args: argparse.Namespace, cmd: str, **kw: Any) -> dict[str, Any]:
     try:
         return request(_state_dir(args), cmd, **kw)
     except ControlError as e:
-        print(f"refused: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)  # a whole sentence in the site's language
         raise SystemExit(EXIT_REFUSED) from None
     except (ConnectionError, OSError) as e:
         print(f"officeguard: {e}", file=sys.stderr)
@@ -177,8 +178,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     elif action == "serial":
         r = _request(args, "sim.serial", detector=args.detector, line=args.line)
         print(f"{r['detector']}: {r['bytes']} byte(s) written")
+    elif action == "heartbeat":
+        r = _request(args, "sim.heartbeat", detector=args.detector, state=args.state)
+        print(f"{r['detector']}: heartbeat {r['heartbeat']}")
     elif action == "advance":
-        r = _request(args, "sim.advance", duration=args.duration)
+        r = _request(args, "sim.advance", duration=args.duration, timeout=ADVANCE_TIMEOUT)
         print(f"now {r['now']} ({r['timers']} timer(s) fired)")
     elif action == "outputs":
         r = _request(args, "sim.outputs")
@@ -222,21 +226,57 @@ def cmd_silence(args: argparse.Namespace) -> int:
     return 0
 
 
+LOG_FIELDS = ("seq", "ts", "kind", "cid", "zone", "sensor", "user", "text", "id", "detail")
+
+
+def _log_bound(option: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        print(
+            f"officeguard: bad {option} {value!r}: use ISO 8601, e.g. 2026-01-01 or "
+            "2026-02-17T01:00+07:00",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def _log_in_range(ts: str, since: datetime | None, until: datetime | None) -> bool:
+    """since <= ts < until. A bound without an offset is the site's time of day, as the
+    logbook writes it (each event's own offset)."""
+    at = datetime.fromisoformat(ts)
+    for bound, after in ((since, True), (until, False)):
+        if bound is None:
+            continue
+        here = at if bound.tzinfo is not None else at.replace(tzinfo=None)
+        if (here < bound) if after else (here >= bound):
+            return False
+    return True
+
+
 def cmd_log(args: argparse.Namespace) -> int:
+    import csv
+
     from controller.daemon import JOURNAL_NAME
     from controller.journal import JournalError, read_events
 
     path = Path(_state_dir(args)) / JOURNAL_NAME
-    since = args.since
-    if since:
-        try:
-            datetime.fromisoformat(since)
-        except ValueError:
-            print(f"officeguard: bad --since {since!r}: use ISO 8601", file=sys.stderr)
-            return EXIT_USAGE
+    since = _log_bound("--since", args.since)
+    until = _log_bound("--until", args.until)
+    fmt = "json" if args.json else args.format
+    writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
     try:
-        for ev in read_events(path, since=since, kind=args.kind):
-            if args.json:
+        if writer is not None:
+            writer.writerow(LOG_FIELDS)
+        for ev in read_events(path, kind=args.kind):
+            if not _log_in_range(ev.ts, since, until):
+                continue
+            if writer is not None:
+                row = {**ev.to_dict(), "detail": json.dumps(ev.detail, ensure_ascii=False)}
+                writer.writerow([row.get(f, "") for f in LOG_FIELDS])
+            elif fmt == "json":
                 print(ev.to_json())
             else:
                 where = " ".join(x for x in (ev.zone, ev.sensor) if x)
@@ -270,39 +310,88 @@ def cmd_hash_code(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples under each command's help as they are written."""
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from controller.events import KINDS
+
     p = argparse.ArgumentParser(
-        prog="officeguard", description="OfficeGuard intrusion-alarm controller"
+        prog="officeguard",
+        description="OfficeGuard intrusion-alarm controller",
+        epilog="`officeguard COMMAND --help` explains each command, with an example.",
     )
     p.add_argument("--version", action="version", version=f"officeguard {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, libraries' logs included"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        parent: Any, name: str, text: str, example: str, more: str = ""
+    ) -> argparse.ArgumentParser:
+        """A sub-command whose --help starts with its one-line description and ends with an
+        example."""
+        return parent.add_parser(  # type: ignore[no-any-return]
+            name,
+            help=text,
+            description=text + (f"\n\n{more}" if more else ""),
+            epilog="example:\n  " + example.replace("\n", "\n  "),
+            formatter_class=_Help,
+        )
 
     def with_config(sp: argparse.ArgumentParser, required: bool = False, suppress: bool = False) -> None:
         # suppress: on a sub-action, accept the options there too without hiding the parent's value
         default = argparse.SUPPRESS if suppress else None
-        sp.add_argument("-c", "--config", required=required, default=default, help="site configuration (YAML)")
+        sp.add_argument(
+            "-c",
+            "--config",
+            required=required,
+            default=default,
+            help="site configuration (YAML)" + ("" if required else "; read for its state_dir"),
+        )
         sp.add_argument(
             "--state-dir",
             default=default,
-            help="state directory (default: config state_dir, then /var/lib/officeguard)",
+            help="state directory: logbook and control socket (default: $OFFICEGUARD_STATE_DIR, "
+            "then the config's state_dir, then /var/lib/officeguard)",
         )
 
-    r = sub.add_parser("run", help="run the controller daemon")
+    r = command(
+        sub,
+        "run",
+        "run the controller daemon",
+        "officeguard run -c config/demo.yaml --simulate --clock 2026-03-04T10:00+07:00",
+    )
     with_config(r, required=True)
-    r.add_argument("--simulate", action="store_true", help="simulated hardware (no GPIO needed)")
+    r.add_argument(
+        "--simulate",
+        action="store_true",
+        help="simulated hardware: no GPIO needed, driven with `officeguard sim` "
+        "(default: the config's hardware.backend)",
+    )
     r.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
     )
     r.add_argument(
-        "--clock", help="simulation only: start a virtual clock at this ISO 8601 instant"
+        "--clock",
+        metavar="ISO8601",
+        help="simulation only: a virtual clock that starts at this instant and moves only "
+        "with `sim advance` (default: the real clock)",
     )
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser(
-        "check-config", help="validate a configuration file and what it points at"
+    c = command(
+        sub,
+        "check-config",
+        "validate a configuration file and what it points at, and summarise it",
+        "officeguard check-config -c /etc/officeguard/site.yaml",
+        "Exit 78 with every problem and its line. It says OK only when `run` will start\n"
+        "here and guard the site with codes of its own; no GPIO on this machine or the\n"
+        "public example's plain codes are warnings that withhold OK (errors with --strict).",
     )
-    c.add_argument("-c", "--config", required=True)
+    c.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
     c.add_argument(
         "--simulate",
         action="store_true",
@@ -316,92 +405,233 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_check_config)
 
-    s = sub.add_parser("status", help="state of a running daemon")
+    s = command(
+        sub,
+        "status",
+        "zones, sensors, outputs, troubles, outbox and broker link of a running daemon",
+        "officeguard status --state-dir /var/lib/officeguard --json",
+    )
     with_config(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     s.set_defaults(func=cmd_status)
 
-    sim = sub.add_parser("sim", help="drive a simulated daemon (started with --simulate)")
+    sim = command(
+        sub,
+        "sim",
+        "drive a simulated daemon (one started with --simulate)",
+        "officeguard sim set door.director active",
+    )
     with_config(sim)
     ssub = sim.add_subparsers(dest="sim_action", required=True, metavar="ACTION")
-    x = ssub.add_parser("set", help="set a simulated input")
+    x = command(
+        ssub,
+        "set",
+        "open/close a simulated input (door, window, PIR, tamper...)",
+        "officeguard sim set door.director active",
+    )
     with_config(x, suppress=True)
-    x.add_argument("sensor")
-    x.add_argument("state", choices=["active", "inactive"])
-    x = ssub.add_parser("pulse", help="pulses on a simulated input")
+    x.add_argument("sensor", help="sensor id from the config")
+    x.add_argument(
+        "state", choices=["active", "inactive"], help="active: open, moving, tampered; inactive: quiet"
+    )
+    x = command(
+        ssub,
+        "pulse",
+        "short pulses on a simulated input (knocks on a safe, movement before a PIR)",
+        "officeguard sim pulse vib.safe1 --count 3 --interval 0.5",
+    )
     with_config(x, suppress=True)
-    x.add_argument("sensor")
-    x.add_argument("--count", type=int, default=1)
-    x.add_argument("--interval", type=float, default=0.3, help="seconds between pulses")
-    x = ssub.add_parser("keys", help="key presses on a simulated keypad")
+    x.add_argument("sensor", help="sensor id from the config")
+    x.add_argument("--count", type=int, default=1, help="number of pulses, 1-1000 (default: 1)")
+    x.add_argument(
+        "--interval",
+        type=float,
+        default=0.3,
+        help="seconds from one pulse to the next, 0.001-3600 (default: 0.3)",
+    )
+    x = command(
+        ssub,
+        "keys",
+        "key presses on a simulated keypad",
+        "officeguard sim keys keypad.hall 2468*1",
+        "CODE# disarms if a zone is armed, else arms away; CODE*1, *2, *3 arm away,\n"
+        "home, night.",
+    )
     with_config(x, suppress=True)
-    x.add_argument("keypad")
-    x.add_argument("keys")
-    x = ssub.add_parser("serial", help="one raw line into a drone detector's simulated port")
+    x.add_argument("keypad", help="keypad id from the config")
+    x.add_argument("keys", help="1 to 64 keys: 0-9, * and #")
+    x = command(
+        ssub,
+        "serial",
+        "one raw line into a drone detector's simulated serial port (a real pty)",
+        """officeguard sim serial rf.roof \\\n  '{"v":1,"t":"hb","seq":7,"up":35,"adv":0,"drop":0}*4c347136'""",
+        "A line is <JSON>*<crc32 hex>: a JSON object with \"v\": 1, \"t\" (hello, hb,\n"
+        "rid, rf, err) and \"seq\", then '*' and the CRC-32 (zlib) of the JSON bytes\n"
+        "as 8 lowercase hex digits. A line with a bad CRC, bad JSON or over 1024 bytes\n"
+        "is counted and dropped.",
+    )
     with_config(x, suppress=True)
-    x.add_argument("detector")
-    x.add_argument("line")
-    x = ssub.add_parser("advance", help="move the virtual clock forward")
+    x.add_argument("detector", help="drone detector id from the config")
+    x.add_argument("line", help="<JSON>*<crc32 hex>, at most 4096 characters")
+    x = command(
+        ssub,
+        "heartbeat",
+        "switch a simulated detector's heartbeats off (a hung detector) or on again",
+        "officeguard sim heartbeat rf.roof off",
+        "The simulated detector sends `hello` at start and `hb` every 5 s of the\n"
+        "daemon's clock, like the real firmware; off, it falls silent, and\n"
+        "`heartbeat_timeout` later the site has a trouble (E333).",
+    )
     with_config(x, suppress=True)
-    x.add_argument("duration")
-    x = ssub.add_parser("outputs", help="output states as JSON")
+    x.add_argument("detector", help="drone detector id from the config")
+    x.add_argument("state", choices=["on", "off"], help="on (the default at start) or off")
+    x = command(
+        ssub,
+        "advance",
+        "move the virtual clock forward, firing everything due on the way, in order",
+        "officeguard sim advance 1h30m",
+        "Needs a daemon started with --clock. At most 7 days per call.",
+    )
+    with_config(x, suppress=True)
+    x.add_argument(
+        "duration", help="a number with a unit, as in the config: 250ms, 30s, 4m, 1h, 2d, 1h30m"
+    )
+    x = command(
+        ssub, "outputs", "output states as JSON", "officeguard sim outputs   # {\"siren.hall\": true}"
+    )
     with_config(x, suppress=True)
     sim.set_defaults(func=cmd_sim)
 
-    for name, func, helptext in (
-        ("arm", cmd_arm, "arm zones"),
-        ("disarm", cmd_disarm, "disarm zones"),
+    for name, func, text, example in (
+        ("arm", cmd_arm, "arm zones", "echo 2468 | officeguard arm leadership --mode night"),
+        ("disarm", cmd_disarm, "disarm zones", "officeguard disarm leadership finance"),
     ):
-        a = sub.add_parser(name, help=helptext + " (code prompted, or read from stdin)")
+        a = command(
+            sub,
+            name,
+            text + " with a user's code (prompted for, or one line read from stdin)",
+            example,
+            "An empty code is no code: refused, but not counted toward the lockout.",
+        )
         with_config(a)
-        a.add_argument("zones", nargs="+", metavar="ZONE")
+        a.add_argument("zones", nargs="+", metavar="ZONE", help="zone id(s) from the config")
         if name == "arm":
-            a.add_argument("--mode", choices=["away", "home", "night"], default="away")
             a.add_argument(
-                "--force", action="store_true", help="bypass open sensors for this arming"
+                "--mode",
+                choices=["away", "home", "night"],
+                default="away",
+                help="away: everything; home: without interior sensors; night: interior "
+                "sensors only where night: true (default: away)",
+            )
+            a.add_argument(
+                "--force", action="store_true", help="bypass open sensors until the next disarm"
             )
         a.set_defaults(func=func)
 
-    b = sub.add_parser("bypass", help="bypass a sensor (or --undo)")
+    b = command(
+        sub,
+        "bypass",
+        "bypass a sensor, or --undo it (code prompted, or read from stdin)",
+        "officeguard bypass pir.director",
+    )
     with_config(b)
-    b.add_argument("sensor")
-    b.add_argument("--undo", action="store_true", help="unbypass")
+    b.add_argument("sensor", help="sensor id from the config")
+    b.add_argument("--undo", action="store_true", help="unbypass instead")
     b.set_defaults(func=cmd_bypass)
 
-    si = sub.add_parser("silence", help="silence the sirens of zones (alarm stays in memory)")
+    si = command(
+        sub,
+        "silence",
+        "silence the sirens of zones, keeping the alarm in memory (code as for arm)",
+        "officeguard silence leadership",
+    )
     with_config(si)
-    si.add_argument("zones", nargs="+", metavar="ZONE")
+    si.add_argument("zones", nargs="+", metavar="ZONE", help="zone id(s) from the config")
     si.set_defaults(func=cmd_silence)
 
-    lg = sub.add_parser("log", help="the local logbook, oldest first")
+    lg = command(
+        sub,
+        "log",
+        "the local logbook, oldest first",
+        "officeguard log --since 2026-01-01 --until 2027-01-01 --format csv > 2026.csv",
+        "Times without an offset are the site's time of day. CSV (UTF-8) has a header row\n"
+        "and the columns " + ", ".join(LOG_FIELDS) + "\n(detail as JSON).",
+    )
     with_config(lg)
-    lg.add_argument("--since", help="ISO 8601 time")
-    lg.add_argument("--kind", help="only this event kind")
-    lg.add_argument("--json", action="store_true", help="one JSON event per line")
+    lg.add_argument("--since", metavar="ISO8601", help="only events at or after this time")
+    lg.add_argument("--until", metavar="ISO8601", help="only events before this time")
+    lg.add_argument(
+        "--kind", choices=KINDS, metavar="KIND", help="only this event kind: " + ", ".join(KINDS)
+    )
+    lg.add_argument(
+        "--format",
+        choices=["text", "json", "csv"],
+        default="text",
+        help="text: aligned columns; json: one event per line; csv: for a spreadsheet "
+        "(default: text)",
+    )
+    lg.add_argument("--json", action="store_true", help="the same as --format json")
     lg.set_defaults(func=cmd_log)
 
-    sc = sub.add_parser("schedule", help="upcoming arm/disarm transitions")
-    sc.add_argument("-c", "--config", required=True)
-    sc.add_argument("--from", dest="from_date", help="start date YYYY-MM-DD (default: today)")
-    sc.add_argument("--days", type=int, default=7)
-    sc.add_argument("--json", action="store_true")
+    sc = command(
+        sub,
+        "schedule",
+        "upcoming arm/disarm transitions, with the holiday that shaped each",
+        "officeguard schedule -c config/demo.yaml --from 2026-02-13 --days 10",
+    )
+    sc.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
+    sc.add_argument(
+        "--from", dest="from_date", metavar="DATE", help="first day, YYYY-MM-DD (default: today)"
+    )
+    sc.add_argument("--days", type=int, default=7, help="how many days, 1-3660 (default: 7)")
+    sc.add_argument("--json", action="store_true", help="JSON instead of the table")
     sc.set_defaults(func=cmd_schedule)
 
-    m = sub.add_parser("monitor", help="central console of every site under a prefix")
-    m.add_argument("-c", "--config", help="take broker settings from this site config")
-    m.add_argument("--broker", help="mqtt://host:1883")
-    m.add_argument("--prefix", help="topic prefix (default: the config's, else officeguard)")
-    m.add_argument("--once", action="store_true", help="print a snapshot and exit")
-    m.add_argument("--json", action="store_true")
-    m.add_argument(
-        "--wait", type=float, default=2.0, help="with --once: seconds to gather retained state"
+    m = command(
+        sub,
+        "monitor",
+        "the security office's console of every site under a topic prefix",
+        "officeguard monitor --broker mqtts://central:8883 -c office.yaml\n"
+        "officeguard monitor --broker mqtt://127.0.0.1:1883 --once",
+        "Exit 1 when the broker cannot be reached or refuses the login, 64 for a bad URL,\n"
+        "prefix or TLS file, 78 for a bad config.",
     )
-    m.add_argument("--share", help="MQTT 5 shared-subscription group, to split the event load")
-    m.add_argument("--duration", type=float, help="exit after this many seconds")
+    m.add_argument("-c", "--config", help="take broker URL, login and TLS files from this config")
+    m.add_argument(
+        "--broker", metavar="URL", help="mqtt://host:1883 or mqtts://host:8883 (wins over -c)"
+    )
+    m.add_argument(
+        "--prefix", help="topic prefix (default: the config's topic_prefix, else officeguard)"
+    )
+    m.add_argument(
+        "--once",
+        action="store_true",
+        help="print one snapshot and exit: each site's status, zones, troubles and drones from "
+        "the broker's retained state, with no events (events are not retained: only the live "
+        "view shows them)",
+    )
+    m.add_argument("--json", action="store_true", help="with --once: one JSON object")
+    m.add_argument(
+        "--wait",
+        type=float,
+        default=2.0,
+        help="with --once: seconds to gather the retained state (default: 2)",
+    )
+    m.add_argument(
+        "--share",
+        metavar="GROUP",
+        help="MQTT 5 shared-subscription group, so several consoles split the event load",
+    )
+    m.add_argument(
+        "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
+    )
     m.set_defaults(func=cmd_monitor)
 
-    h = sub.add_parser(
-        "hash-code", help="read a code from the terminal, print a code_hash for the config"
+    h = command(
+        sub,
+        "hash-code",
+        "read a code from the terminal, print a code_hash for the config",
+        "officeguard hash-code",
     )
     h.set_defaults(func=cmd_hash_code)
     return p

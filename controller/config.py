@@ -43,18 +43,16 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> timedelta:
-    """`30s`, `4m`, `1h`, `1h30m`, `250ms`, or a plain number of seconds."""
+    """`30s`, `4m`, `1h`, `1h30m`, `250ms`, `2d`. A number needs its unit (`10` could be
+    seconds or minutes), except 0. The one parser of durations: the config and `sim advance`."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError("a duration like 30s, 4m or 1h is expected")
     if isinstance(value, int | float):
-        try:
-            return _checked_seconds(float(value))
-        except OverflowError:
-            raise ValueError(_TOO_LONG) from None
-    if not isinstance(value, str):
-        raise ValueError("a duration like 30s, 4m or 1h is expected")
+        if value == 0:
+            return timedelta(0)
+        raise ValueError(f"bad duration {value!r}: give its unit, like {value:g}s or {value:g}m")
     text = value.strip().lower().replace(" ", "")
     if not text:
         raise ValueError("empty duration")
@@ -86,13 +84,12 @@ def _parse_duration_text(value: str, text: str) -> float:
             break
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
-    if pos != len(text):
-        try:
-            total = float(text)
-        except ValueError:
-            raise ValueError(
-                f"bad duration {value!r}: use a number with a unit, like 30s, 4m, 1h or 1h30m"
-            ) from None
+    if pos != len(text) or not text:
+        if text == "0":
+            return 0.0
+        raise ValueError(
+            f"bad duration {value!r}: use a number with a unit, like 30s, 4m, 1h or 1h30m"
+        )
     return total
 
 

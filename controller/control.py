@@ -32,7 +32,12 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ControlError(OfficeGuardError):
-    """A request the daemon refuses: the message is shown to the user as it is."""
+    """A request the daemon refuses: the message is shown to the user as it is; `reason`, a
+    stable key (wrong_code, unknown_zone...), goes along in the reply for scripts."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason
 
 
 def socket_path(state_dir: str | Path) -> Path:
@@ -142,7 +147,7 @@ class ControlServer:
         try:
             result = await handler(req)
         except ControlError as e:
-            return {"ok": False, "error": str(e)}
+            return {"ok": False, "error": str(e), **({"reason": e.reason} if e.reason else {})}
         except Exception:
             log.exception("control command %s failed", req["cmd"])
             return {"ok": False, "error": f"internal error in {req['cmd']} (see the daemon's log)"}
@@ -202,5 +207,5 @@ def request(state_dir: str | Path, cmd: str, timeout: float = 30.0, **args: Any)
         raise ConnectionError("the daemon closed the connection without a reply")
     reply: dict[str, Any] = json.loads(buf)
     if not reply.get("ok"):
-        raise ControlError(reply.get("error", "refused"))
+        raise ControlError(reply.get("error", "refused"), reply.get("reason"))
     return reply

@@ -22,7 +22,14 @@ from controller.access import Attempt
 from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
 from controller.commands import Command
-from controller.config import ConfigError, Loaded, Problem, SiteConfig, load_config, parse_duration
+from controller.config import (
+    ConfigError,
+    Loaded,
+    Problem,
+    SiteConfig,
+    load_config,
+    parse_duration,
+)
 from controller.control import ControlError, ControlServer
 from controller.devices import Devices
 from controller.drones import DetectorStation
@@ -45,6 +52,7 @@ from controller.journal import Journal
 from controller.keypads import KeypadStation
 from controller.notify import Notifier
 from controller.preflight import loose_secret_files
+from controller.refusals import refusal
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
 from controller.statelock import StateLock
@@ -55,6 +63,7 @@ DEFAULT_STATE_DIR = "/var/lib/officeguard"
 JOURNAL_NAME = "journal.db"
 JOURNAL_RETRY = timedelta(seconds=30)  # a logbook that refused a write is tried again
 PRUNE_EVERY = timedelta(days=1)  # retention upkeep
+MAX_ADVANCE = timedelta(days=7)  # `sim advance` at most this far in one request
 
 texts.register(
     {
@@ -98,12 +107,17 @@ class Daemon:
         *,
         simulate: bool = False,
         clock: Clock,
+        detector_nodes: bool = True,
     ):
+        """`detector_nodes=False`: in simulation, the drone detectors' firmware twins stay
+        off (tests that write every line themselves)."""
         self.loaded = loaded
         self.cfg: SiteConfig = loaded.config
         self.state_dir = Path(state_dir)
         self.simulate = simulate
         self.clock = clock
+        self.detector_nodes = detector_nodes
+        self._advancing = asyncio.Lock()
         self.engine = Engine(self.cfg)
         self.journal: Journal | None = None
         self.control: ControlServer | None = None
@@ -235,6 +249,8 @@ class Daemon:
         self.detectors = {d.id: DetectorStation(self, d, loop) for d in self.cfg.drone_detectors}
         for station in self.detectors.values():
             station.start()
+        if self.hw is not None and self.detector_nodes:
+            self.hw.start_detector_nodes()  # simulation: the detectors' heartbeats
 
     def _close_site(self) -> None:
         for station in self.keypads.values():
@@ -611,27 +627,32 @@ class Daemon:
             "sim.keys": self._h_sim_keys,
             "sim.serial": self._h_sim_serial,
             "sim.outputs": self._h_sim_outputs,
+            "sim.heartbeat": self._h_sim_heartbeat,
         }
 
     async def _h_status(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"status": self.status()}
 
+    def _refusal(self, reason: str, **fields: Any) -> ControlError:
+        """A refusal in the site's language (controller/refusals.py)."""
+        return refusal(self.cfg.site.language, reason, **fields)
+
     def _zones_arg(self, req: dict[str, Any]) -> tuple[str, ...]:
         zones = req.get("zones")
         if not isinstance(zones, list) or not zones or not all(isinstance(z, str) for z in zones):
-            raise ControlError("name at least one zone")
+            raise self._refusal("no_zone")
         unknown = [z for z in zones if z not in self.engine.zones]
         if unknown:
-            raise ControlError(
-                f"unknown zone {', '.join(unknown)} (zones: {', '.join(self.engine.zones)})"
+            raise self._refusal(
+                "unknown_zone", name=", ".join(unknown), known=", ".join(self.engine.zones)
             )
         return tuple(zones)
 
     def _sensor_arg(self, req: dict[str, Any]) -> str:
         sensor = req.get("sensor")
         if not isinstance(sensor, str) or sensor not in self.engine.sensors:
-            raise ControlError(
-                f"unknown sensor {sensor!r} (sensors: {', '.join(self.engine.sensors)})"
+            raise self._refusal(
+                "unknown_sensor", name=repr(sensor), known=", ".join(self.engine.sensors)
             )
         return sensor
 
@@ -639,7 +660,8 @@ class Daemon:
         """Arm, disarm, bypass, unbypass or silence for a user whose code is checked here, with
         the same permissions, lockout (one counter per channel) and duress rules as the keypad.
         Used by the local CLI and by remote commands. A refusal raises ControlError with the
-        reason, never with the code."""
+        reason in the site's language, never with the code. An empty or missing code is no
+        code: refused and logged, but not a wrong code toward the lockout."""
         if cmd.action in ("bypass", "unbypass"):
             sensor = self._sensor_arg({"sensor": cmd.sensor})
             zones: tuple[str, ...] = (self.cfg.sensor(sensor).zone,)
@@ -649,6 +671,9 @@ class Daemon:
         access_action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
         mode = (cmd.mode or "away") if cmd.action == "arm" else None
         assert self.access is not None
+        if not cmd.code:
+            self.access.refuse("no_code", channel, channel, zones)
+            raise self._refusal("no_code")
         attempt = Attempt(
             source=channel,
             zones=zones,
@@ -658,11 +683,13 @@ class Daemon:
         )
         decision = await self.access.check(attempt, cmd.code, self.zone_states())
         if not decision.ok:
-            reason = (decision.reason or "refused").replace("_", " ")
+            reason = decision.reason or "wrong_code"
             if decision.locked_until is not None:
                 until = decision.locked_until.astimezone(self.cfg.tz).strftime("%H:%M:%S")
-                reason += f" (locked until {until})"
-            raise ControlError(reason)
+                raise self._refusal("locked_out", until=until)
+            if reason == "not_permitted":
+                raise self._refusal(reason, user=decision.user or "?", zones=", ".join(zones))
+            raise self._refusal(reason)
         user = decision.user
         if cmd.action == "arm":
             events = self.submit(
@@ -670,7 +697,7 @@ class Daemon:
             )
             failed = [e.text for e in events if e.kind == "arm_failed"]
             if failed:
-                raise ControlError("; ".join(failed))
+                raise self._refusal("arm_failed", why="; ".join(failed))
         elif cmd.action == "disarm":
             self.submit(Disarm(zones, user=user, source=channel))
         elif cmd.action == "silence":
@@ -696,7 +723,7 @@ class Daemon:
 
     async def _h_arm(self, req: dict[str, Any]) -> dict[str, Any]:
         if req.get("mode", "away") not in ("away", "home", "night"):
-            raise ControlError("mode is away, home or night")
+            raise self._refusal("bad_mode")
         return await self.operate(self._cli_command(req, "arm"), "cli")
 
     async def _h_disarm(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -712,19 +739,25 @@ class Daemon:
 
     def _need_sim(self) -> None:
         if not self.simulate:
-            raise ControlError("simulation commands need a daemon started with --simulate")
+            raise self._refusal("not_simulated")
 
     async def _settle(self) -> None:
         """Let pin callbacks handed over with call_soon_threadsafe run before replying."""
         for _ in range(3):
             await asyncio.sleep(0)
 
+    def _detector_arg(self, req: dict[str, Any]) -> str:
+        det = req.get("detector")
+        if not isinstance(det, str) or det not in self.detectors:
+            raise self._refusal("unknown_detector", name=repr(det), known=", ".join(self.detectors))
+        return det
+
     async def _h_sim_set(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
         sensor = self._sensor_arg(req)
         state = req.get("state")
         if state not in ("active", "inactive"):
-            raise ControlError("state is active or inactive")
+            raise self._refusal("bad_state")
         assert self.hw is not None
         await self.hw.sim_set(sensor, state == "active")
         return {"sensor": sensor, "active": self.engine.sensors[sensor].active}
@@ -735,69 +768,110 @@ class Daemon:
         count = req.get("count", 1)
         interval = req.get("interval", 0.3)
         if not isinstance(count, int) or not 1 <= count <= 1000:
-            raise ControlError("count is a whole number from 1 to 1000")
+            raise self._refusal("bad_count")
         if not isinstance(interval, int | float) or not 0.001 <= interval <= 3600:
-            raise ControlError("interval is a number of seconds from 0.001 to 3600")
+            raise self._refusal("bad_interval")
         assert self.hw is not None
         await self.hw.sim_pulse(sensor, count=count, interval=float(interval))
         return {"sensor": sensor, "count": count}
 
     async def _h_sim_keys(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
-        assert self.hw is not None
+        assert self.hw is not None and self.hw.sim is not None
         keypad, keys = req.get("keypad"), req.get("keys")
         if not isinstance(keypad, str) or keypad not in self.keypads:
-            raise ControlError(f"unknown keypad {keypad!r} (keypads: {', '.join(self.keypads)})")
+            raise self._refusal("unknown_keypad", name=repr(keypad), known=", ".join(self.keypads))
         if not isinstance(keys, str) or not keys or len(keys) > 64:
-            raise ControlError("give 1 to 64 keys, e.g. 1234#")
-        try:
-            await self.hw.sim_keys(keypad, keys)  # checks every key before pressing any
-        except ValueError as e:
-            raise ControlError(str(e)) from None
+            raise self._refusal("bad_keys")
+        layout = "".join(self.hw.sim.keypad(keypad).layout)
+        missing = next((k for k in keys if k not in layout), None)
+        if missing is not None:  # checked before any key is pressed
+            raise self._refusal("no_such_key", keypad=keypad, name=repr(missing), known=layout)
+        await self.hw.sim_keys(keypad, keys)
         await self.keypads[keypad].idle()
         await self._settle()
         return {"keypad": keypad, "pressed": len(keys)}
 
+    async def _serial_caught_up(self, marks: dict[str, tuple[int, int]]) -> None:
+        """Wait until each detector's reader has read what was written into its pty since
+        `marks` ({detector: (reader bytes in, bytes written)}), so a line is handled at the
+        virtual time it was sent. Bounded: a reader that is not reading is not waited for."""
+        for det, (bytes_in, written) in marks.items():
+            station = self.detectors.get(det)
+            if station is None:
+                continue
+            want = bytes_in + self._serial_written(det) - written
+            for i in range(400):
+                if station.reader.bytes_in >= want or not station.reader.is_open:
+                    break
+                await asyncio.sleep(0 if i < 50 else 0.005)
+
+    def _serial_written(self, det: str) -> int:
+        sim = self.hw.sim if self.hw is not None else None
+        port = sim.serial.get(det) if sim is not None else None
+        return port.written if port is not None else 0
+
+    def _serial_marks(self) -> dict[str, tuple[int, int]]:
+        return {
+            det: (station.reader.bytes_in, self._serial_written(det))
+            for det, station in self.detectors.items()
+        }
+
     async def _h_sim_serial(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
         assert self.hw is not None
-        det, line = req.get("detector"), req.get("line")
-        if not isinstance(det, str) or det not in self.detectors:
-            raise ControlError(
-                f"unknown drone detector {det!r} (detectors: {', '.join(self.detectors)})"
-            )
+        det, line = self._detector_arg(req), req.get("line")
         if not isinstance(line, str) or len(line) > 4096:
-            raise ControlError("give one line of at most 4096 characters")
+            raise self._refusal("bad_line")
         data = line.encode("utf-8", "surrogateescape").rstrip(b"\n") + b"\n"
-        reader = self.detectors[det].reader
-        before = reader.bytes_in
+        marks = self._serial_marks()
         self.hw.sim_serial(det, data)
-        # the real reader picks the line up from the pty on this loop: wait until it has
-        for _ in range(200):
-            if reader.bytes_in >= before + len(data):
-                break
-            await asyncio.sleep(0.005)
+        await self._serial_caught_up(marks)  # the real reader picks it up from the pty
         await self._settle()
         return {"detector": det, "bytes": len(data)}
+
+    async def _h_sim_heartbeat(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        assert self.hw is not None
+        det, state = self._detector_arg(req), req.get("state")
+        if state not in ("on", "off") or det not in self.hw.detector_nodes:
+            raise self._refusal("bad_switch")
+        self.hw.sim_heartbeat(det, state == "on")
+        return {"detector": det, "heartbeat": state}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()
         if not isinstance(self.clock, VirtualClock):
-            raise ControlError(
-                "advance needs a virtual clock: start the daemon with --simulate --clock ISO8601"
-            )
+            raise self._refusal("no_virtual_clock")
         try:
             delta = parse_duration(req.get("duration"))
-        except ValueError as e:
-            raise ControlError(str(e)) from None
-        if delta > timedelta(days=400):
-            raise ControlError("advance at most 400 days at a time")
-        fired = self.clock.advance(delta)
+        except ValueError:
+            raise self._refusal("bad_duration", value=repr(req.get("duration"))) from None
+        if delta > MAX_ADVANCE:
+            raise self._refusal("advance_too_long", days=MAX_ADVANCE.days)
+        fired = await self._advance(self.clock, delta)
         await self._settle()
         return {
             "now": self.clock.now().astimezone(self.cfg.tz).isoformat(timespec="seconds"),
             "timers": fired,
         }
+
+    async def _advance(self, clock: VirtualClock, delta: timedelta) -> int:
+        """Move the virtual clock timer by timer, in order, and give the loop a turn after
+        each: lines the simulated detectors wrote are read at the time they were sent, and the
+        loop keeps serving (status, MQTT) however far the clock goes. Advances queue up."""
+        async with self._advancing:
+            target = clock.now() + delta
+            fired = 0
+            while True:
+                due = clock.next_due()
+                if due is None or due > target:
+                    break
+                marks = self._serial_marks()
+                fired += clock.advance_to(due)
+                await self._serial_caught_up(marks)
+                await asyncio.sleep(0)
+            return fired + clock.advance_to(target)
 
     async def _h_sim_outputs(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()

@@ -15,7 +15,7 @@ from controller.clock import Clock
 from controller.config import SiteConfig
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
 from hardware.backend import close_pin_factory
-from hardware.sim import SimulatedHardware, let_loop_run
+from hardware.sim import DetectorNode, SimulatedHardware, let_loop_run
 
 OnSensor = Callable[[str, bool, datetime], None]
 OnKey = Callable[[str, str, datetime], None]
@@ -41,6 +41,7 @@ class Devices:
         self.outputs: Outputs | None = None
         self.buzzers: dict[str, Buzzer] = {}
         self.keypads: dict[str, MatrixKeypad] = {}
+        self.detector_nodes: dict[str, DetectorNode] = {}
         self._on_key = on_key
         try:
             if simulate:
@@ -96,6 +97,9 @@ class Devices:
     def close(self) -> None:
         """Close every device, then the pin factory itself (it holds the GPIO chip). Safe to
         call more than once."""
+        for node in self.detector_nodes.values():
+            node.stop()
+        self.detector_nodes = {}
         for kp in self.keypads.values():
             kp.close()
         for bz in self.buzzers.values():
@@ -129,6 +133,19 @@ class Devices:
     async def sim_keys(self, keypad: str, keys: str) -> None:
         assert self.sim is not None
         await self.sim.press_keys(keypad, keys, self.clock)
+
+    def start_detector_nodes(self) -> None:
+        """In simulation, each drone detector's firmware twin boots and starts its heartbeats.
+        Call it once the readers have opened their ports (opening discards what waited)."""
+        if self.sim is None:
+            return
+        for did, port in self.sim.serial.items():
+            if did not in self.detector_nodes:
+                self.detector_nodes[did] = node = DetectorNode(port, self.clock)
+                node.start()
+
+    def sim_heartbeat(self, detector: str, on: bool) -> None:
+        self.detector_nodes[detector].set_beating(on)
 
     def sim_serial(self, detector: str, line: str | bytes) -> None:
         assert self.sim is not None

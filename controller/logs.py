@@ -14,6 +14,11 @@ final line, tracebacks included) replaces the value that follows a secret-lookin
 `signature=...`, with `***`. Log calls should never pass a code in the first place; this is the
 net under them.
 
+Libraries (paho, asyncio, gpiozero...) log for their developers, not for the operator: their
+records below WARNING are dropped unless `-v` is given, and in the human format their lines
+say `library <logger>:` so nobody takes them for the controller's own words. Under systemd the
+`logger=` field already names them.
+
 Use: `setup_logging(verbose=args.verbose)` once, before anything logs.
 """
 
@@ -177,12 +182,34 @@ class JournalFormatter(logging.Formatter):
         return f"<{_priority(record.levelno)}>" + body
 
 
+OUR_LOGGERS = ("controller", "hardware", "officeguard", "bench", "tests", "__main__")
+
+
+def is_library(record: logging.LogRecord) -> bool:
+    """A record from a library's logger rather than the project's own."""
+    return record.name.split(".", 1)[0] not in OUR_LOGGERS
+
+
+class LibraryFilter(logging.Filter):
+    """Keeps the libraries' chatter out of the operator's view: below WARNING only with -v."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.verbose or record.levelno >= logging.WARNING or not is_library(record)
+
+
 class HumanFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
+        if is_library(record):
+            head = f" {record.levelname} {record.name}: "
+            line = line.replace(head, f" {record.levelname} library {record.name}: ", 1)
         extras = _extras(record)
         if extras:
             line += " " + " ".join(f"{k}={_logfmt_value(v)}" for k, v in extras.items())
@@ -224,6 +251,7 @@ def setup_logging(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RedactFilter())
+    handler.addFilter(LibraryFilter(verbose))
     handler.setFormatter(make_formatter(env))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -1,9 +1,15 @@
-"""How the console shows the board: a rich table of sites and the event feed."""
+"""How the console shows the board: a rich table of sites and the event feed.
+
+Both fit an 80-column terminal without splitting a word: no vertical rules, few columns (alarms,
+troubles and drones share one "attention" column), the event time as HH:MM:SS, and each column at
+least as wide as its longest word, so rich wraps lines between words only.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -47,7 +53,7 @@ def _zones(b: SiteBoard) -> Text:
         if i:
             t.append("\n")
         state = str(s.get("state", "?"))
-        t.append(f"{z}:", style="dim")
+        t.append(f"{z} ", style="dim")
         t.append(state, style=STATE_STYLE.get(state, ""))
     return t
 
@@ -85,6 +91,39 @@ def severity(b: SiteBoard, now: float) -> int:
     return 4
 
 
+def _attention(b: SiteBoard) -> Text:
+    """Alarms, troubles and drones of a site, one kind per line; "-" when there is none."""
+    alarms = b.alarms()
+    lines = []
+    if alarms:
+        lines.append(Text("ALARM " + ", ".join(alarms), style="bold white on red"))
+    if b.troubles:
+        lines.append(_troubles(b))
+    if b.drones:
+        lines.append(Text("drone ").append_text(_drones(b)))
+    return Text("\n").join(lines) if lines else Text("-", style="dim")
+
+
+def _table(title: str, headers: list[str], rows: list[list[Text]], wide: tuple[str, ...]) -> Table:
+    """A borderless table whose columns are each at least as wide as their longest word (so
+    wrapping never splits one); the `wide` columns share the room left in proportion to their
+    longest words (rich's ratios do not heed min_width, proportional shares do)."""
+    t = Table(title=title, expand=True, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for i, head in enumerate(headers):
+        words = [w for row in rows for w in row[i].plain.split()] + [head]
+        longest = min(max(len(w) for w in words), 24)
+        t.add_column(
+            head,
+            min_width=longest,
+            ratio=longest if head in wide else None,
+            overflow="fold",
+            justify="right" if head in ("events", "seq") else "left",
+        )
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 def sites_table(console: Console, now: float, max_rows: int | None = None) -> Table:
     """Every site, the ones needing attention first; with `max_rows`, the rest are summed up."""
     boards = sorted(console.sites.values(), key=lambda b: (severity(b, now), b.site))
@@ -94,53 +133,43 @@ def sites_table(console: Console, now: float, max_rows: int | None = None) -> Ta
     if hidden:
         quiet = sum(1 for b in hidden if severity(b, now) == 4)
         title += f" ({len(shown)} shown, {len(hidden)} more, {quiet} of them quiet)"
-    t = Table(title=title, expand=True)
-    t.add_column("site", no_wrap=True)
-    t.add_column("status", no_wrap=True)
-    t.add_column("zones", overflow="fold", ratio=3, min_width=20)
-    for col in ("alarms", "troubles", "drones"):
-        t.add_column(col, overflow="fold", ratio=1, min_width=len(col))
-    t.add_column("events", justify="right", no_wrap=True)
-    for b in shown:
-        site = b.site
-        alarms = b.alarms()
-        t.add_row(
-            Text(site, style="bold"),
+    rows = [
+        [
+            Text(b.site, style="bold"),
             _status(b, now).append(f"\n{b.version}" if b.version else "", style="dim"),
             _zones(b),
-            Text(", ".join(alarms), style="bold white on red") if alarms else Text("-", style="dim"),
-            _troubles(b),
-            _drones(b),
+            _attention(b),
             Text(str(b.events)),
-        )
-    return t
+        ]
+        for b in shown
+    ]
+    return _table(title, ["site", "status", "zones", "attention", "events"], rows, ("zones", "attention"))
 
 
 def _event_row(e: dict[str, Any]) -> list[Text]:
     kind = str(e.get("kind", "?"))
+    what = Text(kind, style=KIND_STYLE.get(kind, ""))
+    if e.get("cid"):
+        what.append(f" {e['cid']}")
+    where = str(e.get("zone") or e.get("sensor") or "")
+    if where:
+        what.append(f"\n{where}", style="dim")
     return [
-        Text(str(e.get("ts", ""))[:19].replace("T", " ")),
-        Text(str(e.get("site", ""))),
-        Text(str(e.get("seq", ""))),
-        Text(kind, style=KIND_STYLE.get(kind, "")),
-        Text(str(e.get("cid") or "")),
-        Text(str(e.get("zone") or e.get("sensor") or "")),
+        Text(str(e.get("ts", ""))[11:19]),
+        Text(f"{e.get('site', '')} #{e.get('seq', '')}"),
+        what,
         Text(str(e.get("text") or "")),  # plain Text: a site's text is never parsed as markup
     ]
 
 
 def feed_table(console: Console, rows: int = 15) -> Table:
-    t = Table(title="Events", expand=True)
-    for col in ("time", "site", "seq", "kind", "cid", "where", "text"):
-        t.add_column(col, overflow="fold")
-    for e in list(console.feed)[-rows:]:
-        t.add_row(*_event_row(e))
-    return t
+    body = [_event_row(e) for e in list(console.feed)[-rows:]]
+    return _table("Events", ["time", "site", "event", "text"], body, ("text",))
 
 
 def footer(console: Console, link: str, shared: bool = False) -> Text:
     return Text(
-        f"broker: {link}   events: {console.events}   duplicates dropped: {console.duplicates}"
+        f"broker: {link}\nevents: {console.events}   duplicates dropped: {console.duplicates}"
         f"   malformed: {console.malformed}   missed (seq gaps): {console.seq_gaps}",
         style="bold red" if console.seq_gaps and not shared else "dim",
     )

@@ -108,8 +108,8 @@ class RemoteCommands:
             return self._refuse(e.cmd_id if cmd is None else cmd.id, e.reason, "malformed")
         try:
             outcome = await self.daemon.operate(cmd, CHANNEL)
-        except ControlError as e:
-            return self._refuse(cmd.id, str(e), "refused")
+        except ControlError as e:  # a sentence in the site's language, and its stable key
+            return self._refuse(cmd.id, str(e), "refused", e.reason)
         except Exception:  # never let one command take the daemon down
             log.exception("remote command %s %s failed", cmd.id, cmd.action)
             return self._refuse(cmd.id, "internal error", "failed")
@@ -117,10 +117,15 @@ class RemoteCommands:
         log.info("remote command %s %s done", cmd.id or "-", cmd.action)
         return self._answer({"id": cmd.id, "ok": True, "action": cmd.action, **outcome})
 
-    def _refuse(self, cmd_id: str | None, reason: str, count: str) -> dict[str, Any]:
+    def _refuse(
+        self, cmd_id: str | None, error: str, count: str, reason: str | None = None
+    ) -> dict[str, Any]:
         self.counts[count] += 1
-        log.warning("remote command %s refused: %s", cmd_id or "-", reason)
-        return self._answer({"id": cmd_id, "ok": False, "error": reason})
+        log.warning("remote command %s refused: %s", cmd_id or "-", error)
+        result: dict[str, Any] = {"id": cmd_id, "ok": False, "error": error}
+        if reason:
+            result["reason"] = reason
+        return self._answer(result)
 
     def _answer(self, result: dict[str, Any]) -> dict[str, Any]:
         if self.link.connected:

@@ -11,6 +11,7 @@
   output_states()              which sirens are sounding, read from the pins
   serial["rf.roof"]            a real pseudo-terminal standing in for the detector's UART; the
                                real SerialLineReader opens it; unplug()/replug() pull the cable
+  DetectorNode                 the detector's firmware on that pty: `hello`, then `hb` every 5 s
 
 Where time must pass (a key held for 100 ms, a gap between knocks), a virtual clock is advanced
 (after letting the loop run what the pins handed over); with a real clock the sim really waits.
@@ -30,8 +31,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.clock import Clock
+from controller.clock import Clock, TimerHandle
 from controller.config import Keypad, Sensor, SiteConfig
+from controller.drone.protocol import Heartbeat, Hello, encode_line
 from hardware.backend import HardwareError, SimPin, is_simulated
 from hardware.inputs import active_level
 
@@ -197,6 +199,7 @@ class SimSerial:
         self._master: int | None = None
         self._slave: int | None = None
         self.tty: str | None = None
+        self.written = 0  # bytes written into the line so far
         self.replug()
 
     @property
@@ -247,6 +250,7 @@ class SimSerial:
                     "the simulated serial line is full: nobody is reading the port"
                 ) from None
             view = view[n:]
+            self.written += n
 
     def write_line(self, line: str | bytes) -> None:
         """One line: adds the final "\\n" when it is missing."""
@@ -260,6 +264,63 @@ class SimSerial:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
+
+
+HEARTBEAT_EVERY = timedelta(seconds=5)  # firmware_py/node.py: HB_MS
+
+
+class DetectorNode:
+    """The simulated drone detector's firmware: `hello` when it starts, then `hb` every 5 s
+    on the daemon's clock, written into its pty as the ESP32 node (firmware_py/node.py)
+    writes them to its UART. So a healthy simulated site shows no "detector silent" trouble,
+    and the real reader and monitor see what they see on a roof. `set_beating(False)` makes
+    it fall silent like a hung node; lines injected with `sim serial` go through the same pty.
+    A write that fails (cable pulled, nobody reading) is counted and dropped, as on the node.
+    """
+
+    FIRMWARE = "og-sim 0.1.0"
+    CAPS = ("ble4", "rf24")
+
+    def __init__(self, port: SimSerial, clock: Clock) -> None:
+        self.port = port
+        self.clock = clock
+        self.seq = 0
+        self.write_errors = 0
+        self.beating = False
+        self._started = clock.now()
+        self._timer: TimerHandle | None = None
+
+    def start(self) -> None:
+        """Boot: `hello`, and a heartbeat every 5 s from now on."""
+        self._started = self.clock.now()
+        self._send(Hello(self.seq, self.FIRMWARE, self.CAPS))
+        self.set_beating(True)
+
+    def set_beating(self, on: bool) -> None:
+        """Heartbeats on (the next one 5 s from now) or off (the node hangs, silent)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.beating = on
+        if on:
+            self._timer = self.clock.call_at(self.clock.now() + HEARTBEAT_EVERY, self._beat)
+
+    def _beat(self) -> None:
+        self._timer = None
+        up = int((self.clock.now() - self._started).total_seconds())
+        self._send(Heartbeat(self.seq, up, 0, 0))
+        self.set_beating(True)
+
+    def _send(self, msg: Hello | Heartbeat) -> None:
+        line = encode_line(msg)
+        self.seq = (self.seq + 1) & 0xFFFF
+        try:
+            self.port.write(line)
+        except OSError:
+            self.write_errors += 1
+
+    def stop(self) -> None:
+        self.set_beating(False)
 
 
 # ----------------------------------------------------------------------------- site

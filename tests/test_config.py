@@ -40,8 +40,10 @@ def test_plain_codes_are_warned_about_without_showing_them():
         ("1h", 3600),
         ("1h30m", 5400),
         ("250ms", 0.25),
-        (15, 15),
+        ("2d", 172800),
         ("0s", 0),
+        (0, 0),
+        ("0", 0),
         ("2.5s", 2.5),
     ],
 )
@@ -49,8 +51,10 @@ def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "5x", "m5", "-3s", "1h-2m", None, True, [1]])
-def test_bad_durations(bad):
+@pytest.mark.parametrize(
+    "bad", ["", "5x", "m5", "-3s", "1h-2m", None, True, [1], "10", 15, 2.5, "inf", "1e400"]
+)
+def test_bad_durations_and_numbers_without_a_unit_are_refused(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
 

@@ -97,13 +97,13 @@ def test_commands_with_code_lockout_and_malformed_payloads(tmp_path, broker):
             r = office.send(bad)
             assert r["ok"] is False and r["error"], r
         r = office.send({"action": "disarm", "zone": "nowhere", "code": "2468"})
-        assert r["ok"] is False and "unknown zone" in r["error"]
+        assert r["ok"] is False and r["reason"] == "unknown_zone"
         # wrong codes: refused, counted, and after five the MQTT channel is locked out
         for _ in range(5):
             r = office.send({"action": "disarm", "zone": "finance", "code": "0000"})
             assert r["ok"] is False
         r = office.send({"action": "disarm", "zone": "finance", "code": "2468"})
-        assert r["ok"] is False and "locked out" in r["error"]
+        assert r["ok"] is False and r["reason"] == "locked_out" and "đang khóa" in r["error"]
         assert site.zone("finance") == "arming"
         kinds = [e["kind"] for e in site.events()]
         assert "keypad_lockout" in kinds  # the office hears of the lockout
@@ -258,14 +258,14 @@ def test_a_lockout_survives_a_restart_and_a_reload(tmp_path):
         site.kill()  # pulling the plug does not reset the count
         site.start("2026-03-04T12:01:00+07:00")
         r = site.og("arm", "finance", input="2468\n", check=False)
-        assert r.returncode != 0 and "locked out" in (r.stdout + r.stderr)
+        assert r.returncode != 0 and "đang khóa" in (r.stdout + r.stderr)
         assert site.zone("finance") == "disarmed"
         site.proc.send_signal(signal.SIGHUP)  # SIGHUP: a reload keeps it too
         assert wait_for(
             lambda: any(e["detail"].get("reload") == "applied" for e in site.events()), timeout=10
         )
         r = site.og("arm", "finance", input="2468\n", check=False)
-        assert "locked out" in (r.stdout + r.stderr)
+        assert "đang khóa" in (r.stdout + r.stderr)
         site.advance("5m")
         site.og("arm", "finance", input="2468\n")
         assert site.zone("finance") == "arming"

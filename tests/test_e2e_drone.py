@@ -52,6 +52,7 @@ def test_remote_id_drone_is_reported_then_lost_and_silence_is_a_trouble(tmp_path
     site = Site(tmp_path / "state")
     site.start("2026-03-04T12:00:00+07:00")
     try:
+        site.og("sim", "heartbeat", "rf.roof", "off")  # the detector hangs after this line
         site.og("sim", "serial", "rf.roof", hb_line(1))
         site.og("sim", "serial", "rf.roof", rid_line(2))
         drones = [e for e in site.events() if e["kind"] == "drone"]

@@ -249,14 +249,20 @@ class InProcess:
     """The real Daemon (simulated hardware, a virtual clock) on this test's own loop, for
     faults the control socket cannot cause: a serial port pulled out, a clock step."""
 
-    def __init__(self, state: Path, start: datetime) -> None:
+    def __init__(self, state: Path, start: datetime, *, detector_nodes: bool = False) -> None:
+        """detector_nodes: the simulated detector's own hello and heartbeats (off: the tests
+        here write every line themselves)."""
         # a broker port nobody listens on: reporting retries quietly, events stay queued
         text = DEMO_CONFIG.read_text(encoding="utf-8").replace(
             "mqtt://127.0.0.1:1883", f"mqtt://127.0.0.1:{free_port()}"
         )
         self.clock = VirtualClock(start)
         self.daemon = Daemon(
-            parse_config(text, "demo.yaml"), state, simulate=True, clock=self.clock
+            parse_config(text, "demo.yaml"),
+            state,
+            simulate=True,
+            clock=self.clock,
+            detector_nodes=detector_nodes,
         )
 
     async def __aenter__(self) -> InProcess:

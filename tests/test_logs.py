@@ -183,3 +183,23 @@ def test_no_code_in_the_daemons_stderr_after_a_keypad_and_cli_session(tmp_path: 
     assert any("duress" in ln.lower() or "E121" in ln for ln in lines)  # the session was logged
     for code in CODES:  # a code standing alone, not digits inside a timestamp or an event id
         assert not re.search(rf"(?<![0-9A-Za-z.:+-]){code}(?![0-9A-Za-z])", log), code
+
+
+def test_library_chatter_stays_out_of_the_operators_view_unless_verbose(
+    restore_root: None,
+) -> None:
+    buf = io.StringIO()
+    setup_logging(verbose=False, stream=buf, env={})
+    logging.getLogger("asyncio").info("using selector: EpollSelector")
+    logging.getLogger("gpiozero").info("pin factory chosen")
+    logging.getLogger("controller.daemon").info("event 1 system started")
+    logging.getLogger("paho.mqtt.client").warning("socket error")
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith("INFO controller.daemon: event 1 system started")
+    assert lines[1].endswith("WARNING library paho.mqtt.client: socket error")
+    setup_logging(verbose=True, stream=buf, env={})
+    logging.getLogger("asyncio").info("using selector: EpollSelector")
+    assert buf.getvalue().splitlines()[-1].endswith(
+        "INFO library asyncio: using selector: EpollSelector"
+    )
