@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from controller.mini_broker import LocalBroker
+from controller.local_mosquitto import LocalMosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
@@ -37,12 +37,6 @@ SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-in
 
 class BenchError(RuntimeError):
     """The bench could not run (no broker binary, a child that did not start...)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------- figures
@@ -108,18 +102,16 @@ def print_figures(title: str, figures: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------- broker
 
 
-class BenchBroker(LocalBroker):
-    """A broker on a free local port (Mosquitto, or the embedded one where it is missing; see
-    `controller.mini_broker.start_local_broker`), configured as the security office's broker
-    would be for throughput: no per-client inflight or queue cap, TCP_NODELAY."""
+class BenchBroker(LocalMosquitto):
+    """Mosquitto on a free local port (controller/local_mosquitto.py), configured as the
+    security office's broker would be for throughput: no per-client inflight or queue cap,
+    TCP_NODELAY on (`nodelay=False` gives Mosquitto's default, for the figures that show it)."""
 
     def __init__(self, workdir: Path, *, nodelay: bool = True) -> None:
         super().__init__(
-            free_port(),
             workdir,
-            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n"
-            + ("set_tcp_nodelay true\n" if nodelay else ""),
-            embedded_args=["--max-inflight", "0", "--max-queued", "0"],
+            nodelay=nodelay,
+            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n",
         )
 
 

@@ -10,14 +10,11 @@ from pathlib import Path
 import pytest
 
 from controller.config import Mqtt
-from controller.mini_broker import LocalBroker, mosquitto_binary
+from controller.local_mosquitto import LocalMosquitto
 from controller.mqtt import MqttLink
-from tests.mqtt_broker import free_port, until
+from tests.mqtt_broker import until
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(mosquitto_binary() is None, reason="TLS needs Mosquitto (the embedded broker has none)"),
-]
+pytestmark = pytest.mark.integration
 
 SITE = "office-a"
 
@@ -72,8 +69,7 @@ def test_tls_with_client_certificate_and_password(pki: Path, tmp_path: Path) -> 
         f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'broker.pem'}\nkeyfile {pki / 'broker.key'}\n"
         f"require_certificate true\npassword_file {tmp_path / 'passwd'}\n"
     )
-    broker = LocalBroker(free_port(), tmp_path / "broker", kind="mosquitto", extra_conf=tls)
-    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))  # type: ignore[union-attr]
+    broker = LocalMosquitto(tmp_path / "broker", allow_anonymous=False, extra_conf=tls)
     broker.start()
     try:
         pw = tmp_path / "mqtt.pass"
