@@ -55,7 +55,9 @@ class LocalMosquitto:
     saves its sessions and retained messages), `kill()` (SIGKILL: nothing saved). With
     `persistent=True` the database lives in `workdir`; `nodelay` sets `set_tcp_nodelay`
     (Mosquitto's default is off, which adds ~40 ms to a small reply); `extra_conf` lines are
-    appended as they are. The configuration is written at once, so a caller may read `conf`.
+    appended as they are. `config` replaces all of that with a whole configuration of the
+    caller's (which must listen on 127.0.0.1:`port`). The file is written at once, so a caller
+    may read `conf`.
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class LocalMosquitto:
         nodelay: bool = True,
         allow_anonymous: bool = True,
         extra_conf: str = "",
+        config: str | None = None,
     ) -> None:
         self.binary = mosquitto_binary()
         self.workdir = Path(workdir)
@@ -75,6 +78,9 @@ class LocalMosquitto:
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        if config is not None:
+            self.conf.write_text(config, encoding="utf-8")
+            return
         lines = [
             f"listener {self.port} 127.0.0.1",
             f"allow_anonymous {'true' if allow_anonymous else 'false'}",
