@@ -77,7 +77,8 @@ def echo_main(port: int, nodelay: bool) -> None:
         nonlocal seq
         cmd = json.loads(msg.payload)
         state = "armed_away" if cmd["action"] == "arm" else "disarmed"
-        kind, cid = ("arm", "R401") if cmd["action"] == "arm" else ("disarm", "R401")
+        # Contact ID 401: closing (R, armed) or opening (E, disarmed) by a user
+        kind, cid = ("arm", "R401") if cmd["action"] == "arm" else ("disarm", "E401")
         seq += 1
         ts = "2026-02-17T01:20:00+07:00"
         result = {"id": cmd["id"], "ok": True, "action": cmd["action"], "zones": {ZONE: state}}
@@ -231,8 +232,7 @@ def run(quick: bool = False, defaults: bool = False) -> dict[str, Any]:
             r = asyncio.run(_measure(cfg, w / "state", b.port, samples + warm, nodelay))
         finally:
             b.stop()
-    site = [s for s in r["site"][warm:]]
-    echo = [s for s in r["echo"][warm:]]
+    site, echo = r["site"][warm:], r["echo"][warm:]
 
     def ms(xs: list[dict[str, float]], key: str, p: float) -> float:
         return 1000 * percentile([x[key] for x in xs], p)
