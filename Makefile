@@ -1,11 +1,12 @@
 # OfficeGuard: `make demo` runs a simulated site end to end; `make test` runs every check.
-# Both create .venv and install what they need on a fresh machine.
+# Both create .venv and install what they need on a fresh machine; Mosquitto comes from the
+# system's packages (scripts/need-mosquitto.sh installs it when run as root, else says how).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv test lint typecheck pytest demo bench clean install uninstall
+.PHONY: mosquitto venv test lint typecheck pytest demo bench clean install uninstall
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,21 +17,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+mosquitto:
+	sh scripts/need-mosquitto.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) mosquitto
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
 
-demo: $(STAMP)
+demo: $(STAMP) mosquitto
 	$(BIN)/python -m controller.demo
 
-bench: $(STAMP)
+bench: $(STAMP) mosquitto
 	$(BIN)/python -m bench
 
 # on the Raspberry Pi, as root (see README "Installing on a Raspberry Pi"); PURGE=1 on uninstall

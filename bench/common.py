@@ -10,7 +10,6 @@ taken in the bench's.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import queue
@@ -29,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from controller.mini_broker import LocalBroker
+from controller.local_mosquitto import LocalMosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
@@ -37,12 +36,6 @@ SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-in
 
 class BenchError(RuntimeError):
     """The bench could not run (no broker binary, a child that did not start...)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ------------------------------------------------------------------------- figures
@@ -108,18 +101,16 @@ def print_figures(title: str, figures: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------- broker
 
 
-class BenchBroker(LocalBroker):
-    """A broker on a free local port (Mosquitto, or the embedded one where it is missing; see
-    `controller.mini_broker.start_local_broker`), configured as the security office's broker
-    would be for throughput: no per-client inflight or queue cap, TCP_NODELAY."""
+class BenchBroker(LocalMosquitto):
+    """Mosquitto on a free local port (controller/local_mosquitto.py), configured as the
+    security office's broker would be for throughput: no per-client inflight or queue cap,
+    TCP_NODELAY on (`nodelay=False` gives Mosquitto's default, for the figures that show it)."""
 
     def __init__(self, workdir: Path, *, nodelay: bool = True) -> None:
         super().__init__(
-            free_port(),
             workdir,
-            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n"
-            + ("set_tcp_nodelay true\n" if nodelay else ""),
-            embedded_args=["--max-inflight", "0", "--max-queued", "0"],
+            nodelay=nodelay,
+            extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n",
         )
 
 
@@ -190,7 +181,7 @@ class Subscriber:
         return self._next(timeout) == "DONE"
 
     def finish(self, timeout: float = 30) -> dict[str, Any]:
-        """Stop and return {"unique", "received", "first", "last", "times"?}."""
+        """Stop and return {"unique", "received", "first", "last", "cpu", "times"?}."""
         assert self.proc.stdin is not None
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
@@ -224,107 +215,84 @@ def _event_key(payload: bytes) -> str:
 
 
 def _subscriber_main(port: int, topic: str, expect: int, keep_times: bool) -> None:
-    """The measuring end: a plain MQTT 3.1.1 QoS 1 subscriber on a raw socket, reading 64 KiB at
-    a time and acknowledging all of a read at once. It is the instrument, not what is measured,
-    so it costs as little as it can (~15 us per message against ~150 us for a paho subscriber):
-    on a 2-core machine that also runs the broker and the publisher, a heavier subscriber would
-    be what the figure measured."""
-    from controller.mqtt_wire import (
-        CONNACK,
-        CONNECT,
-        PINGREQ,
-        PUBLISH,
-        PUBREL,
-        SUBACK,
-        SUBSCRIBE,
-        encode_str,
-        next_packet,
-        packet,
-    )
+    """The measuring end: a plain paho-mqtt 2 QoS 1 subscriber (MQTT 3.1.1, so paho decodes no
+    MQTT 5 properties) with TCP_NODELAY on its socket, run by paho's own loop on this process's
+    main thread. It is the instrument, not what is measured: `python -m bench.common capacity`
+    measures what it takes through Mosquitto from a bare paho publisher (bench/README.md)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
 
     times: dict[str, float] = {}
-    state = {"received": 0, "first": 0.0, "last": 0.0}
-    quit_asked = threading.Event()
+    state = {"received": 0, "first": 0.0, "last": 0.0, "cpu0": 0.0, "cpu1": 0.0, "done": False}
+    perf, cpu = time.perf_counter, time.process_time
+
+    def on_connect(c: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            sys.exit(2)
+        sock = c.socket()
+        if isinstance(sock, socket.socket):
+            # else Nagle holds each PUBACK back behind the broker's delayed ACK
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.subscribe(topic, qos=1)
+
+    def on_subscribe(*args: Any) -> None:
+        print("READY", flush=True)
+
+    def on_message(c: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        t = perf()
+        key = _event_key(msg.payload)
+        state["received"] += 1
+        if key not in times:
+            times[key] = t
+            if not state["first"]:
+                state["first"], state["cpu0"] = t, cpu()
+            state["last"], state["cpu1"] = t, cpu()
+            if expect and not state["done"] and len(times) >= expect:
+                state["done"] = True
+                print("DONE", flush=True)
+
+    c = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-sub-{os.getpid()}",
+        protocol=paho.MQTTv311,
+        clean_session=True,
+    )
+    c.on_connect = on_connect
+    c.on_subscribe = on_subscribe
+    c.on_message = on_message
 
     def read_stdin() -> None:
         for line in sys.stdin:
             if line.strip() == "quit":
                 break
-        quit_asked.set()
+        c.disconnect()  # ends loop_forever() below
 
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    hello = encode_str("MQTT") + bytes([4, 0x02]) + (30).to_bytes(2, "big")
-    sock.sendall(packet(CONNECT, 0, hello + encode_str(f"bench-sub-{os.getpid()}")))
-    sock.sendall(packet(SUBSCRIBE, 2, b"\x00\x01" + encode_str(topic) + b"\x01"))
-    sock.settimeout(0.2)
-    buf = bytearray()
-    ready = done = False
-    last_ping = time.monotonic()
+    c.connect("127.0.0.1", port, keepalive=30)
     threading.Thread(target=read_stdin, daemon=True).start()
-    while not quit_asked.is_set():
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            data = b"-"
-        if not data:
-            break
-        t = time.perf_counter()
-        if time.monotonic() - last_ping > 20:
-            sock.sendall(packet(PINGREQ, 0, b""))
-            last_ping = time.monotonic()
-        if data == b"-":
-            continue
-        buf += data
-        acks: list[bytes] = []
-        pos = 0
-        while (got := next_packet(buf, pos, 1 << 28)) is not None:
-            ptype, flags, body, pos = got
-            if ptype == PUBLISH:
-                tlen = (body[0] << 8) | body[1]
-                off = 2 + tlen
-                qos = (flags >> 1) & 3
-                if qos:
-                    acks.append(bytes([0x40 if qos == 1 else 0x50, 2]) + body[off : off + 2])
-                    off += 2
-                key = _event_key(body[off:])
-                state["received"] += 1
-                if key not in times:
-                    times[key] = t
-                    if not state["first"]:
-                        state["first"] = t
-                    state["last"] = t
-            elif ptype == PUBREL:
-                acks.append(b"\x70\x02" + body[:2])
-            elif ptype == SUBACK and not ready:
-                ready = True
-                print("READY", flush=True)
-            elif ptype == CONNACK and body[1] != 0:
-                sys.exit(2)
-        del buf[:pos]
-        if acks:
-            sock.sendall(b"".join(acks))
-        if expect and not done and len(times) >= expect:
-            done = True
-            print("DONE", flush=True)
+    c.loop_forever()
     out: dict[str, Any] = {
         "unique": len(times),
         "received": state["received"],
         "first": state["first"],
         "last": state["last"],
+        "cpu": state["cpu1"] - state["cpu0"],  # CPU seconds from the first message to the last
     }
     if keep_times:
         out["times"] = times
     print(json.dumps(out), flush=True)
-    with contextlib.suppress(OSError):
-        sock.sendall(b"\xe0\x00")  # DISCONNECT
-        sock.close()
 
 
 def paho_pipeline(port: int, n: int, payload_size: int, topic: str = "bench/baseline") -> float:
     """Baseline: a bare paho client publishing n QoS 1 messages of this size as fast as it can
     to a subscriber in another process. Returns messages/s end to end. No paho inflight cap:
     with one, paho scans every message in flight on each PUBACK (see docs/capacity.md)."""
+    return float(paho_pipeline_run(port, n, payload_size, topic)["rate"])
+
+
+def paho_pipeline_run(
+    port: int, n: int, payload_size: int, topic: str = "bench/baseline"
+) -> dict[str, Any]:
+    """`paho_pipeline`, with what the subscriber reported: {"rate", "sub_cpu_per_msg", ...}."""
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -342,11 +310,28 @@ def paho_pipeline(port: int, n: int, payload_size: int, topic: str = "bench/base
         if not sub.wait_done(120):
             raise BenchError("baseline subscriber did not get every message")
         res = sub.finish()
-        return n / (float(res["last"]) - t0)
+        res["rate"] = n / (float(res["last"]) - t0)
+        res["sub_cpu_per_msg"] = float(res["cpu"]) / max(1, int(res["unique"]) - 1)
+        return res
     finally:
         sub.close()
         c.disconnect()
         c.loop_stop()
+
+
+def instrument_capacity(n: int = 20_000, rounds: int = 3, payload_size: int = 330) -> None:
+    """What the measuring subscriber takes: a bare paho publisher pushes n QoS 1 messages
+    through a bench Mosquitto (TCP_NODELAY) to it, `rounds` times; prints the rates and the
+    subscriber's CPU per message (the ceiling it implies on one core)."""
+    with workspace("capacity") as w, broker(w) as b:
+        for r in range(rounds):
+            res = paho_pipeline_run(b.port, n, payload_size, topic=f"bench/capacity/{r}")
+            per = res["sub_cpu_per_msg"]
+            print(
+                f"round {r + 1}: {res['rate']:,.0f} msgs/s through Mosquitto; subscriber "
+                f"{per * 1e6:.0f} us CPU/msg (ceiling {1 / per if per else 0:,.0f} msgs/s on one core)",
+                flush=True,
+            )
 
 
 # ------------------------------------------------------------------------- site configs
@@ -440,6 +425,11 @@ class InProcessSite:
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "subscribe":
         _subscriber_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1")
+    elif len(sys.argv) in (2, 3) and sys.argv[1] == "capacity":
+        instrument_capacity(int(sys.argv[2]) if len(sys.argv) == 3 else 20_000)
     else:
-        print("usage: python -m bench.common subscribe PORT TOPIC EXPECT TIMES(0|1)")
+        print(
+            "usage: python -m bench.common subscribe PORT TOPIC EXPECT TIMES(0|1)\n"
+            "       python -m bench.common capacity [N]"
+        )
         sys.exit(64)

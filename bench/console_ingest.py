@@ -17,7 +17,6 @@ See docs/mqtt-throughput.md for what limits a plain subscriber and what the cons
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import resource
@@ -33,8 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port
-from controller.mini_broker import mosquitto_binary
+from controller.local_mosquitto import LocalMosquitto
 
 SITES = 100
 PUB_PROCS = 4
@@ -59,40 +57,23 @@ VARIANTS = {
 # ----------------------------------------------------------------------------- broker
 
 
-class Mosquitto:
-    """A throwaway Mosquitto on a free port. `extra` is appended to its config."""
+class Mosquitto(LocalMosquitto):
+    """A throwaway Mosquitto on a free port (controller/local_mosquitto.py), started at once.
+    `extra` is appended to its config; TCP_NODELAY stays off (Mosquitto's default) unless
+    `extra` turns it on, since some variants measure exactly that setting."""
 
     def __init__(self, extra: str = "") -> None:
-        binary = mosquitto_binary()
-        if binary is None:
-            raise RuntimeError("no mosquitto binary (apt-get install mosquitto)")
         self.dir = Path(tempfile.mkdtemp(prefix="og-bench-mosq-"))
-        self.port = free_port()
-        conf = self.dir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-            + extra
-        )
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
+        nodelay = "set_tcp_nodelay true\n" in extra
+        super().__init__(self.dir, nodelay=nodelay, extra_conf=extra.replace("set_tcp_nodelay true\n", ""))
         try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+            self.start()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        super().stop(timeout)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -638,9 +619,6 @@ def run(
     live: 100 sites publish while the subscriber receives (everything competes for the CPU);
     drain: the same events queued at the broker first, then read (the subscriber's capacity).
     """
-    if mosquitto_binary() is None:
-        print("console ingest: skipped (no mosquitto binary)")
-        return {"name": "console_ingest", "skipped": "no mosquitto binary"}
     variants = variants or ["bare", "monitor"]
     per_site = 100 if quick else 300
     repeat = repeat or (1 if quick else 3)

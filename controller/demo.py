@@ -1,7 +1,7 @@
 """`make demo`: a whole simulated site, end to end, that exits by itself.
 
-1. starts a broker on a free local port (Mosquitto when installed, otherwise the embedded Python
-   broker; `OFFICEGUARD_BROKER=embedded` forces the latter);
+1. starts Mosquitto on a free local port (controller/local_mosquitto.py; `make demo` installs
+   it first where it is missing);
 2. starts the security office's console (`officeguard monitor`) on that broker;
 3. starts the real daemon on simulated hardware and a virtual clock, and plays a short scripted
    night through the real CLI: Tết night intrusion, an attack on the safe, a drone over the roof,
@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from controller.drone import geo, odid
 from controller.drone.protocol import encode_line
-from controller.mini_broker import start_local_broker
+from controller.local_mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config" / "demo.yaml"
 START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
 PREFIX = "officeguard/office-a"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def drone_lines(site: tuple[float, float]) -> list[str]:
@@ -100,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", help="keep the state directory here instead of a temporary one")
     args = ap.parse_args(argv)
+    try:
+        mosquitto_binary()
+    except MosquittoMissing as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 1
     state = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="officeguard-demo-"))
     state.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -122,14 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"\n== {text}", flush=True)
 
-    port = free_port()
-    broker = start_local_broker(port, state / "broker")
+    broker = LocalMosquitto(state / "broker")
+    broker.start()
     url = broker.url
+    port = broker.port
     config = state / "site.yaml"
     config.write_text(
         CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url), encoding="utf-8"
     )
-    say(f"broker: {broker.kind} on {url}")
+    say(f"broker: mosquitto on {url}")
     office = Office(port)  # subscribed before the site starts: it must receive every event
     console_log = open(state / "console.log", "w")  # noqa: SIM115 - closed below
     console = subprocess.Popen(

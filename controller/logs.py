@@ -256,6 +256,6 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # libraries that chatter at DEBUG (and could echo a payload) stay at INFO
-    for noisy in ("asyncio", "paho", "paho.mqtt", "apscheduler"):
+    for noisy in ("asyncio", "paho", "paho.mqtt"):
         logging.getLogger(noisy).setLevel(logging.INFO)
     return handler

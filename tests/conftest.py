@@ -102,7 +102,7 @@ class Harness:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    """A broker of its own on a free port (Mosquitto, or the embedded one), for MQTT tests."""
+    """A Mosquitto of its own on a free port, for MQTT tests."""
     work = tmp_path / "broker"
     work.mkdir(exist_ok=True)
     b = Broker(work)

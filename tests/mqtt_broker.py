@@ -1,16 +1,13 @@
-"""Test helper: a real broker on a free local port, plus a small recording subscriber.
+"""Test helper: Mosquitto on a free local port, plus a small recording subscriber.
 
-Used by the MQTT integration tests. The broker is Mosquitto when installed, otherwise (or with
-OFFICEGUARD_BROKER=embedded) the project's embedded broker, controller/mini_broker.py; both
-keep sessions and retained messages across a stop/start. It can be stopped and started again on
-the same port to simulate an outage of the security office's server.
+Used by the MQTT integration tests. The broker keeps sessions and retained messages across a
+stop/start, so it can be stopped and started again on the same port to simulate an outage of the
+security office's server (see controller/local_mosquitto.py, which the demo uses too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -20,15 +17,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.mini_broker import LocalBroker, mosquitto_binary
+from controller.local_mosquitto import LocalMosquitto, free_port
 
-MOSQUITTO = mosquitto_binary()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["Broker", "Recorder", "free_port", "until", "wait_for"]
 
 
 async def until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -51,45 +42,22 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0, step: float = 0.005
     return cond()
 
 
-class Broker:
-    """A broker the tests start, stop and start again on one port (see LocalBroker).
+class Broker(LocalMosquitto):
+    """The tests' Mosquitto: persistent (sessions and retained messages survive `stop()` and
+    `start()`), with no limit on messages in flight or queued per client, so a test that
+    queues thousands of events during an outage gets every one of them."""
 
-    `kind` says which one runs: "mosquitto" or "embedded".
-    """
+    kind = "mosquitto"
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._broker = LocalBroker(
-            self.port,
+        super().__init__(
             workdir,
-            # sessions survive a broker restart; no limit on messages in flight or queued
             persistent=True,
             extra_conf="max_inflight_messages 0\nmax_queued_messages 0\n",
-            embedded_args=["--max-inflight", "0", "--max-queued", "0"],
         )
-        self.kind = self._broker.kind
-        self.conf = self._broker.conf
-        self.log = self._broker.log
-
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        return self._broker.proc
-
-    def start(self) -> None:
-        self._broker.start()
 
     def _accepting(self) -> bool:
-        return self._broker._accepting()
-
-    def stop(self) -> None:
-        self._broker.stop()
-
-    def kill(self) -> None:
-        self._broker.kill()
-
-    @property
-    def url(self) -> str:
-        return self._broker.url
+        return self.accepting()
 
 
 class Recorder:

@@ -10,38 +10,20 @@ from pathlib import Path
 import pytest
 
 from controller.config import Mqtt
-from controller.mini_broker import LocalBroker, mosquitto_binary
+from controller.local_mosquitto import LocalMosquitto
 from controller.mqtt import MqttLink
-from tests.mqtt_broker import free_port, until
+from tests.mqtt_broker import until
+from tests.pki import make_pki
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(mosquitto_binary() is None, reason="TLS needs Mosquitto (the embedded broker has none)"),
-]
+pytestmark = pytest.mark.integration
 
 SITE = "office-a"
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a broker certificate for 127.0.0.1 and a site's client certificate."""
-    d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=office-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip
-    for name, extra in (("broker", "subjectAltName=IP:127.0.0.1"), ("office-a", None)):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
-        ext = []
-        if extra:
-            (d / f"{name}.ext").write_text(extra + "\n")
-            ext = ["-extfile", f"{name}.ext"]
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *ext, cwd=d)  # fmt: skip
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"), clients=("office-a",))
 
 
 def run_link(cfg: Mqtt, wait: float = 10) -> tuple[bool, bool, str | None]:
@@ -72,8 +54,7 @@ def test_tls_with_client_certificate_and_password(pki: Path, tmp_path: Path) -> 
         f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'broker.pem'}\nkeyfile {pki / 'broker.key'}\n"
         f"require_certificate true\npassword_file {tmp_path / 'passwd'}\n"
     )
-    broker = LocalBroker(free_port(), tmp_path / "broker", kind="mosquitto", extra_conf=tls)
-    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))  # type: ignore[union-attr]
+    broker = LocalMosquitto(tmp_path / "broker", allow_anonymous=False, extra_conf=tls)
     broker.start()
     try:
         pw = tmp_path / "mqtt.pass"
