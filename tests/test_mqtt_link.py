@@ -183,6 +183,6 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
         SITE,
     )
     assert (link.host, link.port) == ("broker.example", 8883)
-    assert link._password == b"s3cret"  # noqa: SLF001 - read from file, trimmed
+    assert link._client.password == "s3cret"  # noqa: SLF001 - read from file, trimmed
     v311 = MqttLink(Mqtt(url="mqtt://h:1884", protocol="3.1.1", client_id="x"), SITE)
     assert (v311.port, v311.client_id, v311.v5) == (1884, "x", False)
