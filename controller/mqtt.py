@@ -644,6 +644,8 @@ class MqttLink:
             text = getattr(properties, "ReasonString", None) if properties else None
             if getattr(flags, "is_disconnect_packet_from_server", False):
                 why = f"the broker closed the connection: {text or why}"
+            elif reason_code.value == 0x80:  # what paho calls a socket closed or reset
+                why = "connection lost"
         self._lost(why)
         # paho may be in the middle of its own bookkeeping: the rest waits for the next turn
         if self._loop is not None and not self._loop.is_closed():
