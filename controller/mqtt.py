@@ -481,6 +481,21 @@ class MqttLink:
         self._flush_due = True
         assert self._loop is not None
         self._loop.call_soon(self._flush)
+        # the first message of a loop turn (an alarm, usually alone) leaves at once; what
+        # follows in the same turn (the retained state, a storm's events) waits for the flush.
+        # Not from inside one of paho's callbacks: paho's own rule for writing at once.
+        c = self._client
+        sock = c.socket()
+        if sock is None or sock is not self._reader:
+            return
+        if not c._in_callback_mutex.acquire(False):
+            return
+        c._in_callback_mutex.release()
+        self._flushing = True
+        try:
+            c.loop_write()
+        finally:
+            self._flushing = False
 
     def _flush(self) -> None:
         """Write what paho has queued, corked so that a turn's messages leave in few segments;
