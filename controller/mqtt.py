@@ -248,6 +248,7 @@ class MqttLink:
         self._writer: Any = None  # ... for writing, while the kernel's buffer is full
         self._connack: asyncio.Future[ReasonCode | str] | None = None
         self._ended: asyncio.Future[None] | None = None
+        self._opening: asyncio.Future[None] | None = None  # the connect worker, while it runs
         self._abort_reason: str | None = None  # why this side dropped the connection
         self.connect_listeners: list[Listener] = []
         self.disconnect_listeners: list[Listener] = []
@@ -335,7 +336,8 @@ class MqttLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._drop_socket()
+        if self._opening is None:  # else the worker's socket is closed when it is done
+            self._drop_socket()
         self._started = False
         self._lost("closed")
         self._settle_lost()
@@ -370,18 +372,20 @@ class MqttLink:
         self._abort_reason = None
         self._drop_socket()  # paho's connect closes a left-over socket: not from the thread
         where = f"{self.host}:{self.port}"
-        opening = loop.run_in_executor(None, self._open)
+        self._opening = opening = loop.run_in_executor(None, self._open)
         try:
             await asyncio.shield(opening)
         except asyncio.CancelledError:
             # closing while connecting: the socket the worker opens is closed when it is done
-            opening.add_done_callback(lambda _: self._drop_socket())
+            opening.add_done_callback(self._opened_too_late)
             raise
         except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as e:
+            self._opening = None
             self.last_error = f"cannot connect to {where}: {connect_error_text(e)}"
             log.warning("mqtt: %s", self.last_error)
             self._drop_socket()
             return False
+        self._opening = None
         sock = self._client.socket()
         if sock is None:
             self.last_error = f"cannot connect to {where}: the connection closed at once"
@@ -400,22 +404,36 @@ class MqttLink:
             )
             log.warning("mqtt: %s", self.last_error)
             self._abort("no CONNACK")
-            await asyncio.shield(self._ended)
+            await self._wait_ended()
             return False
         if isinstance(rc, str):
             self.last_error = f"cannot connect to {where}: {rc}"
             log.warning("mqtt: %s", self.last_error)
             self._abort(rc)
-            await asyncio.shield(self._ended)
+            await self._wait_ended()
             return False
         if rc.is_failure:
             self.last_error = f"broker refused the connection: {self._connack_text(rc)}"
             log.warning("mqtt: %s", self.last_error)
             self._abort("refused")
-            await asyncio.shield(self._ended)
+            await self._wait_ended()
             return False
-        await asyncio.shield(self._ended)
+        await self._wait_ended()
         return True
+
+    async def _wait_ended(self) -> None:
+        """Until the connection's loss is settled (at once if its socket is gone already)."""
+        assert self._ended is not None
+        if self._client.socket() is None and not self._connected:
+            self._settle_lost()
+        await asyncio.shield(self._ended)
+
+    def _opened_too_late(self, opening: asyncio.Future[None]) -> None:
+        self._opening = None
+        if not opening.cancelled():
+            opening.exception()  # a failure then is of no interest any more
+        if not self._started:
+            self._drop_socket()
 
     def _open(self) -> None:
         """In a worker thread: name lookup, TCP, TLS handshake and the CONNECT packet (paho's

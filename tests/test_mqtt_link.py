@@ -405,3 +405,37 @@ def test_tcp_nodelay_is_set_on_the_brokers_socket(broker: Broker) -> None:
         await link.close()
 
     asyncio.run(main())
+
+
+def test_closing_while_a_tls_handshake_hangs_returns_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """paho's connect blocks (TLS handshake) in a worker thread: the loop, and close(), never
+    wait for it; the worker's socket is closed when it gives up."""
+    monkeypatch.setattr(mqtt, "CONNECT_TIMEOUT", 0.5)
+
+    async def main() -> None:
+        conns: list[asyncio.StreamWriter] = []
+
+        async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            conns.append(w)
+
+        srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            link = make_link(f"mqtts://127.0.0.1:{port}")
+            link.start()
+            assert await until(lambda: bool(conns))
+            # the worker is stuck in the handshake, and this coroutine runs: the loop is free
+            assert link._opening is not None  # noqa: SLF001
+            await link.close()
+            assert link._opening is not None and not link.connected  # noqa: SLF001 - not waited for
+            assert await until(lambda: link._opening is None)  # noqa: SLF001 - it gives up...
+            assert link._client.socket() is None  # noqa: SLF001 - ...and its socket is closed
+        finally:
+            for w in conns:
+                w.close()
+            srv.close()
+            await srv.wait_closed()
+
+    asyncio.run(main())
