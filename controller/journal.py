@@ -91,6 +91,7 @@ RETENTION_MIN_AGE = timedelta(days=366)
 PENDING = 0  # not yet acknowledged: in the outbox
 DELIVERED = 1  # acknowledged by the broker (PUBACK)
 EXPIRED = 2  # never delivered: given up by the outbox's long-outage policy; kept in the logbook
+REFUSED = 3  # never delivered: the broker refused it (or it is over the broker's size limit)
 
 # Kinds the long-outage policy may give up on first (the rest are never expired):
 # book-keeping, not what the security office must act on (`expirable` in event_kinds.py).
@@ -564,6 +565,31 @@ class Journal:
         seqs = [int(r[0]) for r in rows]
         return len(rows), min(seqs), max(seqs), kinds
 
+    def refuse(self, seq: int) -> str | None:
+        """The broker refused this event (a PUBACK failure code, or too large for it): it stays
+        in the logbook, marked REFUSED, and is never published again, so the events behind it
+        go on. Rare, so one plain statement (autocommit). Returns its kind (None if it was not
+        waiting any more)."""
+        kind: str | None = None
+        for u in self._unwritten:
+            if u.event.seq == seq and not u.sent:
+                u.sent = True
+                kind = u.event.kind
+        try:
+            # fetchall: a RETURNING statement ends (and commits) only once its rows are read
+            rows = self.db.execute(
+                "UPDATE events SET sent=? WHERE seq=? AND sent=0 RETURNING kind", (REFUSED, seq)
+            ).fetchall()
+        except sqlite3.Error as e:
+            # it will be offered again after a restart, and refused again
+            log.warning("could not mark event %d refused: %s", seq, e)
+            return kind
+        if rows:
+            self._pending_on_disk = max(0, self._pending_on_disk - 1)
+            kind = str(rows[0][0])
+        self._fresh.pop(seq, None)
+        return kind
+
     def expired_count(self) -> int:
         """Events the long-outage policy gave up on (kept in the logbook, never delivered)."""
         return int(
@@ -653,7 +679,7 @@ class Journal:
     # ------------------------------------------------------------------ upkeep
 
     def prune(self, now: datetime) -> int:
-        """Drop delivered (or expired) events older than the retention that are beyond the
+        """Drop delivered (or expired, or refused) events older than the retention that are beyond the
         newest RETENTION_MIN_EVENTS. An event still waiting for the broker is never dropped.
         Returns how many were removed."""
         cutoff = (now - RETENTION_MIN_AGE).astimezone(self.tz).isoformat()
@@ -664,8 +690,8 @@ class Journal:
             return 0
         try:
             cur = self.db.execute(
-                "DELETE FROM events WHERE sent IN (?, ?) AND seq<=? AND ts<?",
-                (DELIVERED, EXPIRED, int(keep_from[0]), cutoff),
+                "DELETE FROM events WHERE sent IN (?, ?, ?) AND seq<=? AND ts<?",
+                (DELIVERED, EXPIRED, REFUSED, int(keep_from[0]), cutoff),
             )
         except sqlite3.Error as e:
             log.warning("journal prune failed: %s", e)

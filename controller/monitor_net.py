@@ -38,7 +38,15 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.config import Mqtt
 from controller.errors import OfficeGuardError
-from controller.mqtt import BrokerAddress, MqttConfigError, read_secret, secure_client
+from controller.mqtt import (
+    BUFFERED,
+    BrokerAddress,
+    MqttConfigError,
+    connect_error_text,
+    read_secret,
+    secure_client,
+)
+from controller.mqtt import BufferedClient as _BufferedClient
 
 log = logging.getLogger(__name__)
 
@@ -89,48 +97,6 @@ def subscriptions(prefix: str, share: str | None) -> list[str]:
     return flts
 
 
-class _BufferedClient(paho.Client):
-    """paho's client reading its socket 64 KiB at a time instead of a few bytes per call.
-
-    paho reads each packet with three or more `recv()` calls (the type byte, the length bytes,
-    the body); at thousands of messages a second those system calls are a large part of the
-    cost. This keeps what one `recv()` returned and hands it out in the small pieces paho asks
-    for. It relies on paho's `_sock_recv`, present throughout paho-mqtt 2 (pinned < 3); when it
-    is missing, `BUFFERED` is False and the plain client is used.
-    """
-
-    _RECV = 65536
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._rbuf = b""
-        self._rpos = 0
-        self.would_block = False
-
-    def reset_buffer(self) -> None:
-        self._rbuf, self._rpos = b"", 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._rbuf) - self._rpos
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            try:
-                data = super()._sock_recv(self._RECV)
-            except BlockingIOError:
-                self.would_block = True
-                raise
-            if not data:
-                return data  # closed by the broker: paho handles it
-            self._rbuf, self._rpos = data, 0
-        pos = self._rpos
-        chunk = self._rbuf[pos : pos + bufsize]
-        self._rpos = pos + len(chunk)
-        return chunk
-
-
-BUFFERED = hasattr(paho.Client, "_sock_recv")
 
 
 class MonitorClient:
@@ -375,13 +341,4 @@ def _set_cork(sock: socket.socket, on: bool) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
 
 
-def _reason(e: BaseException) -> str:
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused (is the broker running, and is this its port?)"
-    if isinstance(e, socket.gaierror):
-        return f"unknown host ({e.strerror})"
-    if isinstance(e, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(e, ssl.SSLError):
-        return f"TLS failed: {e.reason or e}"
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+_reason = connect_error_text

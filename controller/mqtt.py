@@ -6,17 +6,25 @@ reconnect in the same second), and tells the office whether this controller is o
 `<prefix>/<site>/status` message says `{"online": true, ...}` while connected, and the broker itself
 publishes `{"online": false}` (the "last will") if the controller dies or loses its network.
 
-The link speaks MQTT 3.1.1 or 5 over TCP or TLS itself, on the daemon's asyncio loop
-(controller/mqtt_wire.py holds the packet codec it shares with the embedded broker): no network
-thread, no lock, no hand-over between threads, and a publish is a few bytes appended to the
-socket's buffer. What one loop turn publishes leaves in one write. paho-mqtt, which the console
-and the tests use, did the same job from its own thread at about four times the CPU per message
-(a condition variable, a message object and two property objects per publish and acknowledgement,
-and a thread hand-over for every acknowledgement): that was half of the controller's CPU in an
-event storm (docs/capacity.md).
+The protocol is paho-mqtt 2's, driven by the daemon's asyncio loop through paho's external-loop
+interface: the loop watches paho's socket (`add_reader`, and `add_writer` only while the kernel's
+buffer is full), a timer calls `loop_misc()` (keepalive), and what one loop turn publishes is
+written at the end of that turn in one corked burst. No network thread runs beside the loop,
+except that paho's blocking connect (name lookup, TCP, TLS handshake, bounded by
+CONNECT_TIMEOUT) runs in a worker thread, so that the alarm loop never waits on it.
 
-Network timing (connect timeout, keepalive, reconnect backoff) follows real time, as the network
-does; nothing in the alarm logic waits on it.
+What paho leaves to us, done here: TCP_NODELAY (Nagle plus delayed ACK cost ~40 ms a hop); no
+in-flight cap in paho (it scans every message in flight on each PUBACK), the broker's Receive
+Maximum is honoured here instead and the outbox's window bounds the rest; the broker's Maximum
+Packet Size (a message over it is refused before it is sent, with its reason); a PUBACK with a
+failure reason code is a refusal, not a delivery; paho keeps unacknowledged messages to re-send
+them after a reconnect, but the journal's outbox re-sends them itself, so they are dropped; and
+a connection that has messages in flight and hears no PUBACK for ACK_TIMEOUT is dropped and
+made again. paho honours the broker's Server Keep Alive (MQTT 5) from version 2.2 on; 2.1 did
+not, and a broker with a lower `max_keepalive` then dropped the link and published its will.
+
+Network timing (connect timeout, keepalive, PUBACK watchdog, reconnect backoff) follows real
+time, as the network does; nothing in the alarm logic waits on it.
 """
 
 from __future__ import annotations
@@ -26,61 +34,44 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import ssl
-import struct
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from controller import __version__
 from controller.config import Mqtt
-from controller.mqtt_wire import (
-    CONNACK,
-    CONNECT,
-    DISCONNECT,
-    P_MAX_PACKET,
-    P_REASON,
-    P_RECEIVE_MAX,
-    P_SESSION_EXPIRY,
-    PINGREQ,
-    PINGRESP,
-    PUBACK,
-    PUBCOMP,
-    PUBLISH,
-    PUBREC,
-    PUBREL,
-    SUBACK,
-    SUBSCRIBE,
-    UNSUBACK,
-    ProtocolError,
-    Reader,
-    encode_bin,
-    encode_props,
-    encode_str,
-    encode_varint,
-    next_packet,
-    packet,
-    prop,
-    topic_matches,
-    valid_filter,
-    valid_topic_name,
-    with_len,
-)
-
-if TYPE_CHECKING:
-    import paho.mqtt.client as paho
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes], None]
 Listener = Callable[[], None]
 
-CONNECT_TIMEOUT = 10.0  # seconds for TCP + TLS + CONNACK
-MAX_PACKET = 256 * 1024 * 1024  # the protocol's own limit on what we accept
-_PUBACK_OK = 0x80  # MQTT 5 reason codes below this are success
+
+class Done(Protocol):
+    """Told once what became of a message: `ok`, or not; `refused` says why when the broker
+    (or its limits) refused that very message, so that sending it again would not help."""
+
+    def __call__(self, ok: bool, refused: str | None = None) -> None: ...
+
+
+CONNECT_TIMEOUT = 10.0  # seconds for the TCP connect, the TLS handshake and then the CONNACK
+ACK_TIMEOUT = 30.0  # seconds with messages in flight and no PUBACK: the connection is dead
+MISC_INTERVAL = 1.0  # seconds between paho's loop_misc() calls (keepalive) and watchdog checks
+READ_BATCH = 4000  # packets read in one go before the loop gets a turn
+# PUBACK failures that say "not now" rather than "never": the message is sent again later
+_TRANSIENT = (0x91, 0x97)  # packet identifier in use, quota exceeded
 
 
 class MqttConfigError(ValueError):
@@ -114,9 +105,9 @@ class BrokerAddress:
 
 
 def secure_client(client: paho.Client, cfg: Mqtt, addr: BrokerAddress) -> None:
-    """Username and password (from `password_file`) and TLS (`ca_file`, client certificate)
-    onto a paho client (the console's), as the site's configuration says. The password is never
-    logged."""
+    """Username and password (from `password_file`) and TLS (`ca_file`, client certificate,
+    the broker's certificate checked against the CA and the host name) onto a paho client, as
+    the site's configuration says. The password is never logged."""
     if cfg.username is not None or cfg.password_file is not None:
         client.username_pw_set(cfg.username or "", read_secret(cfg.password_file))
     if addr.tls:
@@ -133,100 +124,73 @@ def secure_client(client: paho.Client, cfg: Mqtt, addr: BrokerAddress) -> None:
         log.warning("mqtt: TLS files are configured but the URL is not mqtts://; ignored")
 
 
-def tls_context(cfg: Mqtt) -> ssl.SSLContext:
-    """The TLS settings for `mqtts://`: the broker's certificate must chain to `ca_file` (or
-    the system's CAs) and name the host; a client certificate when one is configured."""
-    try:
-        ctx = ssl.create_default_context(cafile=cfg.ca_file)
-        if cfg.cert_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    except (OSError, ssl.SSLError) as e:
-        raise MqttConfigError(f"cannot load TLS files for the broker: {e}") from e
-    return ctx
+def connect_error_text(e: BaseException) -> str:
+    """Why a connection attempt failed, in words an installer can act on."""
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused (is the broker running, and is this its port?)"
+    if isinstance(e, socket.gaierror):
+        return f"unknown host ({e.strerror})"
+    if isinstance(e, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS failed: {e.verify_message or e}"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS failed: {e.reason or e}"
+    if isinstance(e, ssl.CertificateError):
+        return f"TLS failed: {e}"
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+class BufferedClient(paho.Client):
+    """paho's client reading its socket 64 KiB at a time instead of a few bytes per call.
+
+    paho reads each packet with three or more `recv()` calls (the type byte, the length bytes,
+    the body); at thousands of messages a second those system calls are a large part of the
+    cost. This keeps what one `recv()` returned and hands it out in the small pieces paho asks
+    for; `would_block` says the socket had nothing more. It relies on paho's `_sock_recv`,
+    present throughout paho-mqtt 2 (pinned < 3); `BUFFERED` says whether it is there.
+    """
+
+    _RECV = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rbuf = b""
+        self._rpos = 0
+        self.would_block = False
+
+    def reset_buffer(self) -> None:
+        self._rbuf, self._rpos = b"", 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._rbuf) - self._rpos
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rpos >= len(self._rbuf):
+            try:
+                data = super()._sock_recv(self._RECV)
+            except BlockingIOError:
+                self.would_block = True
+                raise
+            if not data:
+                return data  # closed by the broker: paho handles it
+            self._rbuf, self._rpos = data, 0
+        pos = self._rpos
+        chunk = self._rbuf[pos : pos + bufsize]
+        self._rpos = pos + len(chunk)
+        return chunk
+
+
+BUFFERED = hasattr(paho.Client, "_sock_recv")
 
 
 def _now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-class _Wire(asyncio.Protocol):
-    """One TCP/TLS connection: splits the byte stream into packets for the link and joins what
-    one loop turn writes after its first message into a single send."""
-
-    def __init__(self, link: MqttLink) -> None:
-        self.link = link
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.out: list[bytes] = []
-        self.flush_due = False
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.connack: asyncio.Future[tuple[int, list[tuple[int, Any]]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.received_at = 0.0  # loop time of the last bytes from the broker
-        self.reason: str | None = None  # why this side ended the connection, if it did
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if not self.connack.done():
-            self.connack.set_exception(ConnectionError(str(exc) if exc else "connection closed"))
-            self.connack.exception()  # nobody may be waiting for it any more
-        self.link._wire_lost(self, exc)  # noqa: SLF001 - the link owns its wire
-
-    def write(self, data: bytes) -> None:
-        if self.flush_due:
-            self.out.append(data)  # joined with the rest of this loop turn's writes
-            return
-        # the first message of a loop turn (an alarm, usually alone) leaves at once; what
-        # follows in the same turn (a storm's events) goes out in one send at its end
-        self.flush_due = True
-        asyncio.get_running_loop().call_soon(self.flush)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def flush(self) -> None:
-        self.flush_due = False
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
-            self.transport.write(data)
-        self.out.clear()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def data_received(self, data: bytes) -> None:
-        self.received_at = asyncio.get_running_loop().time()
-        buf = self.buf
-        buf += data
-        pos = 0
-        link = self.link
-        try:
-            while True:
-                got = next_packet(buf, pos, MAX_PACKET)
-                if got is None:
-                    break
-                ptype, flags, body, pos = got
-                if ptype == PUBACK:
-                    # the hot path: one per event delivered
-                    ok = len(body) == 2 or body[2] < _PUBACK_OK
-                    link._acked((body[0] << 8) | body[1], ok)  # noqa: SLF001
-                else:
-                    link._packet(self, ptype, flags, body)  # noqa: SLF001
-        except (ProtocolError, IndexError, struct.error, UnicodeDecodeError) as e:
-            self.reason = f"malformed packet from the broker: {e}"
-            log.warning("mqtt: %s; reconnecting", self.reason)
-            del buf[:]
-            self.abort()
-            return
-        if pos:
-            del buf[:pos]
+def _varint_len(n: int) -> int:
+    return 1 if n < 128 else 2 if n < 16384 else 3 if n < 2097152 else 4
 
 
 class MqttLink:
@@ -234,8 +198,9 @@ class MqttLink:
 
     - `start()` returns at once; connecting (and every reconnect) happens in the background.
     - `publish()` returns a future resolved True on the broker's acknowledgement (PUBACK for
-      QoS 1; "handed to the socket" for QoS 0) and False on refusal or when the connection drops
+      QoS 1; "handed to paho" for QoS 0) and False on refusal or when the connection drops
       first. It never raises for network reasons and never blocks.
+    - `send()` is publish() with a callback instead of a future, for the outbox's stream.
     - `subscribe(filter, handler)`: `handler(topic, payload)` is called on the asyncio loop; the
       subscriptions are renewed after every reconnect.
     - `connect_listeners` / `disconnect_listeners`: plain callables run on the asyncio loop after
@@ -252,30 +217,39 @@ class MqttLink:
         version: str = __version__,
         reconnect_min: float = 1.0,
         reconnect_max: float = 60.0,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         self.cfg = cfg
         self.site_id = site_id
         self.prefix = f"{cfg.topic_prefix}/{site_id}"
         self.status_topic = f"{self.prefix}/status"
         self._loop = loop
+        self._loop_thread = 0
         self._now = now
         self._version = version
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max
+        self.ack_timeout = ack_timeout
         self._connected = False
+        self._told_up = False  # the connect listeners ran and the disconnect ones not yet
         self._closing = False
         self._started = False
         self._task: asyncio.Task[None] | None = None
-        self._wire: _Wire | None = None
-        self._pending: dict[int, Callable[[bool], None]] = {}  # mid -> told of its PUBACK
-        self._waiting: deque[tuple[int, bytes]] = deque()  # over the broker's Receive Maximum
-        self._next_mid = 0
+        self._pending: dict[int, Done] = {}  # mid -> told of its PUBACK
+        self._waiting: deque[tuple[str, bytes, bool, Done]] = deque()  # over Receive Maximum
+        self._ack_heard = 0.0  # loop time of the last PUBACK (or of the first message in flight)
         self._send_quota = 65535
         self._server_max_packet = 0
-        self._qos2_in: set[int] = set()
         self._subs: dict[str, tuple[int, list[MessageHandler]]] = {}
-        self._keepalive_timer: asyncio.TimerHandle | None = None
-        self._ping_sent_at: float | None = None
+        self._misc_timer: asyncio.TimerHandle | None = None
+        self._flush_due = False
+        self._flushing = False
+        self._reader: Any = None  # the socket the loop watches for reading, while it does
+        self._writer: Any = None  # ... for writing, while the kernel's buffer is full
+        self._connack: asyncio.Future[ReasonCode | str] | None = None
+        self._ended: asyncio.Future[None] | None = None
+        self._opening: asyncio.Future[None] | None = None  # the connect worker, while it runs
+        self._abort_reason: str | None = None  # why this side dropped the connection
         self.connect_listeners: list[Listener] = []
         self.disconnect_listeners: list[Listener] = []
         self.connects = 0
@@ -291,18 +265,35 @@ class MqttLink:
         self.port = addr.port
         self.client_id = cfg.client_id or f"officeguard-{site_id}"
         self.v5 = cfg.protocol == "5"
-        self.keepalive = max(5, int(cfg.keepalive.total_seconds()))
-        self.ping_interval = float(self.keepalive)  # a PINGREQ when due; no answer in one: dead
-        self._username = cfg.username
-        if cfg.password_file is not None and cfg.username is None:
-            self._username = ""
-        password = read_secret(cfg.password_file)
-        self._password = password.encode("utf-8") if password is not None else None
-        self._ssl: ssl.SSLContext | None = None
-        if addr.tls:
-            self._ssl = tls_context(cfg)
-        elif cfg.cert_file or cfg.ca_file:
-            log.warning("mqtt: TLS files are configured but the URL is not mqtts://; ignored")
+        self.requested_keepalive = max(5, int(cfg.keepalive.total_seconds()))
+        self.keepalive = self.requested_keepalive  # the broker's Server Keep Alive once connected
+
+        cls = BufferedClient if BUFFERED else paho.Client
+        c = cls(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
+            clean_session=None if self.v5 else True,
+            reconnect_on_failure=False,  # the link reconnects itself, and never downgrades
+        )
+        secure_client(c, cfg, addr)
+        c.connect_timeout = CONNECT_TIMEOUT
+        c.will_set(self.status_topic, json.dumps({"online": False}), qos=1, retain=True)
+        c.max_inflight_messages_set(0)
+        c.max_queued_messages_set(0)
+        # an exception in a callback must not leave paho half-way through a packet: every
+        # callback here catches and logs its own
+        c.suppress_exceptions = True
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_want_write
+        c.on_socket_unregister_write = _noop
+        self._client = c
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -316,6 +307,7 @@ class MqttLink:
             return
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._started = True
         self._closing = False
         self._task = self._loop.create_task(self._run(), name="mqtt-link")
@@ -328,29 +320,27 @@ class MqttLink:
         if not self._started:
             return
         self._closing = True
-        wire = self._wire
-        if self._connected and wire is not None:
+        if self._connected:
             payload = offline_payload if offline_payload is not None else {"online": False}
             fut = self.publish(self.status_topic, json.dumps(payload), qos=1, retain=True)
             try:
                 await asyncio.wait_for(asyncio.shield(fut), timeout)
             except TimeoutError:
                 log.warning("mqtt: broker did not acknowledge the offline status in time")
-            if wire.transport is not None:
+            if self._client.socket() is not None:
                 # a normal DISCONNECT: the broker drops the last will
-                wire.write(packet(DISCONNECT, 0, b"\x00\x00" if self.v5 else b""))
-                wire.flush()
-                wire.transport.close()
+                self._client.disconnect()
+                self._flush()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._wire is not None:
-            self._wire.abort()
-            self._wire = None
+        if self._opening is None:  # else the worker's socket is closed when it is done
+            self._drop_socket()
         self._started = False
-        self._set_disconnected()
+        self._lost("closed")
+        self._settle_lost()
 
     async def _run(self) -> None:
         delay = self._reconnect_min
@@ -361,10 +351,9 @@ class MqttLink:
                 raise
             except Exception:  # a bug must not end the link: log it and connect again
                 log.exception("mqtt: the connection failed unexpectedly")
-                if self._wire is not None:
-                    self._wire.abort()
-                    self._wire = None
-                self._set_disconnected()
+                self._drop_socket()
+                self._lost("internal error")
+                self._settle_lost()
                 was_up = False
             if self._closing:
                 return
@@ -378,98 +367,346 @@ class MqttLink:
     async def _session(self) -> bool:
         """One connection, from TCP connect to its loss; True if the broker accepted it."""
         loop = asyncio.get_running_loop()
-        wire: _Wire | None = None
+        self._connack = loop.create_future()
+        self._ended = loop.create_future()
+        self._abort_reason = None
+        self._drop_socket()  # paho's connect closes a left-over socket: not from the thread
+        where = f"{self.host}:{self.port}"
+        self._opening = opening = loop.run_in_executor(None, self._open)
         try:
-            _, w = await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: _Wire(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                    server_hostname=self.host if self._ssl is not None else None,
-                ),
-                CONNECT_TIMEOUT,
+            await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # closing while connecting: the socket the worker opens is closed when it is done
+            opening.add_done_callback(self._opened_too_late)
+            raise
+        except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as e:
+            self._opening = None
+            self.last_error = f"cannot connect to {where}: {connect_error_text(e)}"
+            log.warning("mqtt: %s", self.last_error)
+            self._drop_socket()
+            return False
+        self._opening = None
+        sock = self._client.socket()
+        if sock is None:
+            self.last_error = f"cannot connect to {where}: the connection closed at once"
+            log.warning("mqtt: %s", self.last_error)
+            return False
+        self._reader = sock
+        loop.add_reader(sock, self._read)
+        self._schedule_misc()
+        if self._client.want_write():
+            self._want_write_here()
+        try:
+            rc = await asyncio.wait_for(asyncio.shield(self._connack), CONNECT_TIMEOUT)
+        except TimeoutError:
+            self.last_error = (
+                f"cannot connect to {where}: no answer to CONNECT within {CONNECT_TIMEOUT:g} s"
             )
-            self._wire = wire = w
-            w.write(self._connect_packet())
-            rc, props = await asyncio.wait_for(asyncio.shield(w.connack), CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ssl.SSLError, ConnectionError) as e:
-            self.last_error = f"cannot connect to {self.host}:{self.port}: {e or type(e).__name__}"
             log.warning("mqtt: %s", self.last_error)
-            if wire is not None:
-                wire.abort()
-            self._wire = None
+            self._abort("no CONNACK")
+            await self._wait_ended()
             return False
-        if rc != 0:
-            self.last_error = f"broker refused the connection: {_connack_text(rc, self.v5)}"
+        if isinstance(rc, str):
+            self.last_error = f"cannot connect to {where}: {rc}"
             log.warning("mqtt: %s", self.last_error)
-            w.abort()
-            self._wire = None
+            self._abort(rc)
+            await self._wait_ended()
             return False
-        self._send_quota = int(prop(props, P_RECEIVE_MAX, 65535)) or 65535
-        self._server_max_packet = int(prop(props, P_MAX_PACKET, 0))
-        self._qos2_in.clear()
-        self._on_connected(w)
-        await asyncio.shield(w.closed)
+        if rc.is_failure:
+            self.last_error = f"broker refused the connection: {self._connack_text(rc)}"
+            log.warning("mqtt: %s", self.last_error)
+            self._abort("refused")
+            await self._wait_ended()
+            return False
+        await self._wait_ended()
         return True
 
-    def _connect_packet(self) -> bytes:
-        will = json.dumps({"online": False}).encode()
-        flags = 0x02  # clean session / clean start
-        flags |= 0x04 | (1 << 3) | 0x20  # will, will QoS 1, will retained
-        if self._username is not None:
-            flags |= 0x80
-        if self._password is not None:
-            flags |= 0x40
-        body = bytearray(encode_str("MQTT"))
-        body += bytes([5 if self.v5 else 4, flags]) + struct.pack("!H", self.keepalive)
-        if self.v5:
-            body += with_len(encode_props([(P_SESSION_EXPIRY, 0)]))
-        body += encode_str(self.client_id)
-        if self.v5:
-            body += b"\x00"  # will properties
-        body += encode_str(self.status_topic) + encode_bin(will)
-        if self._username is not None:
-            body += encode_str(self._username)
-        if self._password is not None:
-            body += encode_bin(self._password)
-        return packet(CONNECT, 0, bytes(body))
+    async def _wait_ended(self) -> None:
+        """Until the connection's loss is settled (at once if its socket is gone already)."""
+        assert self._ended is not None
+        if self._client.socket() is None and not self._connected:
+            self._settle_lost()
+        await asyncio.shield(self._ended)
 
-    def _on_connected(self, wire: _Wire) -> None:
-        # the status first, then the subscriptions, before anything the listeners send
+    def _opened_too_late(self, opening: asyncio.Future[None]) -> None:
+        self._opening = None
+        if not opening.cancelled():
+            opening.exception()  # a failure then is of no interest any more
+        if not self._started:
+            self._drop_socket()
+
+    def _open(self) -> None:
+        """In a worker thread: name lookup, TCP, TLS handshake and the CONNECT packet (paho's
+        connect blocks for all of it). The loop touches nothing of the client meanwhile."""
+        props = None
+        if self.v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self._client.connect(
+            self.host,
+            self.port,
+            keepalive=self.requested_keepalive,
+            clean_start=True if self.v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+
+    def _connack_text(self, rc: ReasonCode) -> str:
+        text = f"{rc} (code {rc.value})"
+        if not self.v5 and rc.value == 2:
+            # what Mosquitto answers a 3.1.1 client whose keepalive is over its max_keepalive
+            text += (
+                f"; a broker whose max_keepalive is below {self.requested_keepalive} s refuses"
+                " MQTT 3.1.1 clients this way: lower mqtt.keepalive or use MQTT 5"
+            )
+        return text
+
+    # ------------------------------------------------------------------ the socket on the loop
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # in the connect worker: paho does not set it, and Nagle plus the broker's delayed ACK
+        # hold every small message ~40 ms
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(client, BufferedClient):
+            client.reset_buffer()
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho is about to close the socket: the loop must stop watching it first
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            if self._reader is sock:
+                loop.remove_reader(sock)
+            if self._writer is sock:
+                loop.remove_writer(sock)
+        if self._reader is sock:
+            self._reader = None
+        if self._writer is sock:
+            self._writer = None
+        if isinstance(client, BufferedClient):
+            client.reset_buffer()
+
+    def _on_want_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        """paho has queued a packet: write it, with the rest of this loop turn's, at its end."""
+        if threading.get_ident() == self._loop_thread:
+            self._want_write_here()
+        elif self._loop is not None and not self._loop.is_closed():
+            # the CONNECT, queued in the connect worker: the loop writes it
+            self._loop.call_soon_threadsafe(self._want_write_here)
+
+    def _want_write_here(self) -> None:
+        if self._flush_due or self._flushing or self._writer is not None:
+            return
+        self._flush_due = True
+        assert self._loop is not None
+        self._loop.call_soon(self._flush)
+        # the first message of a loop turn (an alarm, usually alone) leaves at once; what
+        # follows in the same turn (the retained state, a storm's events) waits for the flush.
+        # Not from inside one of paho's callbacks: paho's own rule for writing at once.
+        c = self._client
+        sock = c.socket()
+        if sock is None or sock is not self._reader:
+            return
+        if not c._in_callback_mutex.acquire(False):
+            return
+        c._in_callback_mutex.release()
+        self._flushing = True
+        try:
+            c.loop_write()
+        finally:
+            self._flushing = False
+
+    def _flush(self) -> None:
+        """Write what paho has queued, corked so that a turn's messages leave in few segments;
+        if the kernel's buffer fills, wait until the socket is writable again."""
+        self._flush_due = False
+        c = self._client
+        sock = c.socket()
+        if sock is None or sock is not self._reader or not c.want_write():
+            return
+        self._flushing = True
+        raw = sock if isinstance(sock, socket.socket) and hasattr(socket, "TCP_CORK") else None
+        try:
+            if raw is not None:
+                _set_cork(raw, True)
+            c.loop_write()
+        finally:
+            self._flushing = False
+            if raw is not None and raw.fileno() != -1:
+                _set_cork(raw, False)
+        sock = c.socket()
+        if sock is None:
+            return
+        loop = self._loop
+        assert loop is not None
+        if c.want_write():
+            if self._writer is None:
+                self._writer = sock
+                loop.add_writer(sock, self._flush)
+        elif self._writer is not None:
+            loop.remove_writer(self._writer)
+            self._writer = None
+
+    def _read(self) -> None:
+        """The socket is readable: let paho take every packet already here (PUBACKs come in
+        bursts), then write what it queued in answer."""
+        c = self._client
+        for _ in range(READ_BATCH):
+            if isinstance(c, BufferedClient):
+                c.would_block = False
+            if c.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or c.socket() is None:
+                return
+            if not isinstance(c, BufferedClient) or (c.would_block and not c.buffered):
+                return
+        # more is waiting (inside our buffer, where the selector cannot see it): next turn
+        assert self._loop is not None
+        self._loop.call_soon(self._read)
+
+    def _schedule_misc(self) -> None:
+        assert self._loop is not None
+        self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc)
+
+    def _misc(self) -> None:
+        """Every second: paho's keepalive (PINGREQ, and a silent broker dropped) and the
+        PUBACK watchdog."""
+        self._misc_timer = None
+        c = self._client
+        if c.socket() is None:
+            return
+        c.loop_misc()
+        if c.socket() is None:
+            return
+        if self._connected and self._pending:
+            assert self._loop is not None
+            quiet = self._loop.time() - self._ack_heard
+            if quiet >= self.ack_timeout:
+                self._abort(
+                    f"no PUBACK from the broker for {quiet:.0f} s with"
+                    f" {len(self._pending)} message(s) in flight"
+                )
+                return
+        self._schedule_misc()
+
+    def _abort(self, why: str) -> None:
+        """Drop the connection from this side (paho then reports it as lost)."""
+        self._abort_reason = why
+        c = self._client
+        sock = c.socket()
+        if sock is None:
+            return
+        if self._connected:
+            log.warning("mqtt: %s; reconnecting", why)
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if isinstance(c, BufferedClient):
+            c.reset_buffer()
+        c.loop_read()  # paho reads the end of the stream, closes and calls on_disconnect
+        if c.socket() is not None:  # it did not: close it all the same
+            self._drop_socket()
+            self._lost(why)
+            assert self._loop is not None
+            self._loop.call_soon(self._settle_lost)
+
+    def _drop_socket(self) -> None:
+        """Close paho's socket, if it has one, without going through the protocol."""
+        if self._client.socket() is not None:
+            # paho's own close (it has no public one that skips DISCONNECT): it tells
+            # _on_socket_close first, so the loop stops watching the socket
+            self._client._sock_close()
+
+    # ------------------------------------------------------------------ paho's callbacks
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason_code)
+        if reason_code.is_failure:
+            return
+        try:
+            self._connected_now(client, properties)
+        except Exception:
+            log.exception("mqtt: handling the CONNACK failed")
+
+    def _connected_now(self, client: paho.Client, properties: Properties | None) -> None:
+        quota = getattr(properties, "ReceiveMaximum", None) if properties else None
+        self._send_quota = int(quota) if quota else 65535
+        self._server_max_packet = int(getattr(properties, "MaximumPacketSize", 0) or 0)
+        server_keepalive = getattr(properties, "ServerKeepAlive", None) if properties else None
+        # paho >= 2.2 uses the Server Keep Alive itself; pyproject pins it
+        self.keepalive = int(server_keepalive) if server_keepalive is not None else (
+            self.requested_keepalive
+        )
         self._connected = True
         self.connects += 1
         self.last_error = None
-        log.info("mqtt: connected to %s:%d", self.host, self.port)
+        log.info(
+            "mqtt: connected to %s:%d (MQTT %s, keepalive %d s)",
+            self.host,
+            self.port,
+            "5" if self.v5 else "3.1.1",
+            self.keepalive,
+        )
+        # the status first, then the subscriptions, before anything the listeners send
         self.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
         for flt, (qos, _) in self._subs.items():
-            self._send_subscribe(flt, qos)
-        self._schedule_keepalive()
+            client.subscribe(flt, qos)
+        self._told_up = True
         for cb in list(self.connect_listeners):
             try:
                 cb()
             except Exception:
                 log.exception("mqtt: connect listener failed")
 
-    def _wire_lost(self, wire: _Wire, exc: Exception | None) -> None:
-        if wire is not self._wire:
-            return
-        self._wire = None
-        if self._connected and not self._closing:
-            self.last_error = wire.reason or f"disconnected: {exc or 'connection closed'}"
-            log.warning("mqtt: %s", self.last_error)
-        self._set_disconnected()
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        why = self._abort_reason
+        if why is None:
+            why = str(reason_code)
+            text = getattr(properties, "ReasonString", None) if properties else None
+            if getattr(flags, "is_disconnect_packet_from_server", False):
+                why = f"the broker closed the connection: {text or why}"
+            elif reason_code.value == 0x80:  # what paho calls a socket closed or reset
+                why = "connection lost"
+        self._lost(why)
+        # paho may be in the middle of its own bookkeeping: the rest waits for the next turn
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon(self._settle_lost)
 
-    def _set_disconnected(self) -> None:
+    def _lost(self, why: str) -> None:
+        """The connection is gone: nothing more is sent on it."""
         was = self._connected
         self._connected = False
-        if self._keepalive_timer is not None:
-            self._keepalive_timer.cancel()
-            self._keepalive_timer = None
-        self._ping_sent_at = None
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+            self._misc_timer = None
+        if was and not self._closing:
+            self.last_error = f"disconnected: {why}"
+            log.warning("mqtt: %s", self.last_error)
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(why)
+
+    def _settle_lost(self) -> None:
+        """After a loss: paho's copies dropped (the outbox re-sends from the journal), the
+        listeners told (the outbox starts a new round), then every message still waiting."""
+        if self._connected:
+            return  # connected again meanwhile: nothing of the old connection is left
+        self._client.drop_out_messages()
         self._waiting.clear()
         pending, self._pending = self._pending, {}
-        if was:  # first the listeners (the outbox starts a new round), then each message
+        if self._told_up:
+            self._told_up = False
             for cb in list(self.disconnect_listeners):
                 try:
                     cb()
@@ -480,28 +717,63 @@ class MqttLink:
                 done(False)
             except Exception:
                 log.exception("mqtt: publish callback failed")
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
-    # ------------------------------------------------------------------ keepalive
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        done = self._pending.pop(mid, None)
+        if done is None:
+            return  # QoS 0 (already told), or from a connection given up
+        assert self._loop is not None
+        self._ack_heard = self._loop.time()
+        if self._waiting:
+            self._send_waiting()
+        try:
+            if not reason_code.is_failure:
+                done(True)
+            elif reason_code.value in _TRANSIENT:
+                log.warning("mqtt: the broker did not take a message now: %s", reason_code)
+                done(False)
+            else:
+                why = f"the broker refused it: {reason_code} (code 0x{reason_code.value:02x})"
+                log.warning("mqtt: a message was refused: %s", why)
+                done(False, why)
+        except Exception:
+            log.exception("mqtt: publish callback failed")
 
-    def _schedule_keepalive(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._keepalive_timer = loop.call_later(self.ping_interval, self._keepalive_due)
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for rc in reason_codes:
+            if rc.is_failure:
+                log.warning("mqtt: the broker refused a subscription: %s", rc)
 
-    def _keepalive_due(self) -> None:
-        self._keepalive_timer = None
-        wire = self._wire
-        if wire is None or not self._connected:
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            log.warning("mqtt: ignored a message whose topic is not UTF-8")
             return
-        sent = self._ping_sent_at
-        if sent is not None and wire.received_at < sent:
-            # a whole keepalive without a word from the broker: the connection is dead
-            wire.reason = f"no answer from the broker for {self.ping_interval:g} s"
-            log.warning("mqtt: %s; reconnecting", wire.reason)
-            wire.abort()
-            return
-        self._ping_sent_at = asyncio.get_running_loop().time()
-        wire.write(packet(PINGREQ, 0, b""))
-        self._schedule_keepalive()
+        payload = bytes(msg.payload)
+        for flt, (_, handlers) in list(self._subs.items()):
+            if paho.topic_matches_sub(flt, topic):
+                for h in list(handlers):
+                    try:
+                        h(topic, payload)
+                    except Exception:
+                        log.exception("mqtt: handler for %r failed", flt)
 
     # ------------------------------------------------------------------ publish / subscribe
 
@@ -513,7 +785,7 @@ class MqttLink:
         loop = self._loop or asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
 
-        def settle(ok: bool) -> None:
+        def settle(ok: bool, refused: str | None = None) -> None:
             if not fut.done():
                 fut.set_result(ok)
 
@@ -527,103 +799,78 @@ class MqttLink:
         payload: str | bytes,
         qos: int,
         retain: bool,
-        done: Callable[[bool], None],
+        done: Done,
     ) -> bool:
         """publish() without a future, for the outbox's stream of events: False when the
-        message is refused at once (then `done` is never called); otherwise `done(ok)` is
-        called exactly once, on the loop: True on the broker's PUBACK (QoS 0: at once), False
-        on a refusal or when the connection drops first."""
-        wire = self._wire
-        if not self._connected or wire is None:
+        message cannot be sent now (not connected, a bad topic; then `done` is never called);
+        otherwise `done(ok)` is called exactly once, on the loop: True on the broker's PUBACK
+        (QoS 0: at once), False when the connection drops first, and `done(False, why)` when
+        the broker refuses that message (a failure reason code, or over its Maximum Packet
+        Size), so that it is not sent again."""
+        if not self._connected:
             return False
-        if not valid_topic_name(topic) or "\x00" in topic or qos not in (0, 1):
+        if qos not in (0, 1) or not topic or "+" in topic or "#" in topic or "\x00" in topic:
             log.warning("mqtt: refused to publish on %r (qos %r)", topic, qos)
             return False
         data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-        t = topic.encode("utf-8")
-        if len(t) > 65535:
-            log.warning("mqtt: refused to publish on a topic of %d bytes", len(t))
+        if self._server_max_packet:
+            size = self._packet_size(topic, data, qos)
+            if size > self._server_max_packet:
+                why = (
+                    f"{size} bytes, over the broker's Maximum Packet Size of"
+                    f" {self._server_max_packet}"
+                )
+                log.warning("mqtt: a message on %s was not sent: %s", topic, why)
+                assert self._loop is not None
+                self._loop.call_soon(done, False, why)
+                return True
+        if qos == 1 and (self._waiting or len(self._pending) >= self._send_quota):
+            self._waiting.append((topic, data, retain, done))  # over Receive Maximum: wait
+            return True
+        return self._hand_over(topic, data, qos, retain, done)
+
+    def _hand_over(self, topic: str, data: bytes, qos: int, retain: bool, done: Done) -> bool:
+        try:
+            info = self._client.publish(topic, data, qos=qos, retain=retain)
+        except ValueError as e:
+            log.warning("mqtt: refused to publish on %r: %s", topic, e)
             return False
-        head = len(t).to_bytes(2, "big") + t
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
         if qos == 0:
-            body = head + (b"\x00" if self.v5 else b"") + data
-            pkt = bytes([0x30 | retain]) + encode_varint(len(body)) + body
-            if self._too_big(pkt):
-                return False
-            wire.write(pkt)
             done(True)
             return True
-        mid = self._new_mid()
-        if mid == 0:
-            log.warning("mqtt: 65,535 messages in flight; refused one more")
-            return False
-        body = head + mid.to_bytes(2, "big") + (b"\x00" if self.v5 else b"") + data
-        pkt = bytes([0x32 | retain]) + encode_varint(len(body)) + body
-        if self._too_big(pkt):
-            return False
-        self._pending[mid] = done
-        if self._waiting or len(self._pending) > self._send_quota:
-            self._waiting.append((mid, pkt))  # over the broker's Receive Maximum: wait a turn
-        else:
-            wire.write(pkt)
+        if not self._pending:
+            assert self._loop is not None
+            self._ack_heard = self._loop.time()  # the watchdog counts from the first in flight
+        self._pending[info.mid] = done
         return True
 
-    def _too_big(self, pkt: bytes) -> bool:
-        if self._server_max_packet and len(pkt) > self._server_max_packet:
-            log.warning("mqtt: a message of %d bytes is over the broker's limit", len(pkt))
-            return True
-        return False
-
-    def _new_mid(self) -> int:
-        if len(self._pending) >= 65535:
-            return 0
-        mid = self._next_mid
-        while True:
-            mid = mid % 65535 + 1
-            if mid not in self._pending:
-                self._next_mid = mid
-                return mid
-
-    def _acked(self, mid: int, ok: bool) -> None:
-        done = self._pending.pop(mid, None)
-        if done is not None:
-            try:
-                done(ok)
-            except Exception:
-                log.exception("mqtt: publish callback failed")
-        if self._waiting:
-            self._send_waiting()
-
     def _send_waiting(self) -> None:
-        wire = self._wire
         quota = self._send_quota
-        inflight = len(self._pending) - len(self._waiting)
-        while self._waiting and inflight < quota and wire is not None:
-            mid, pkt = self._waiting.popleft()
-            if mid in self._pending:
-                wire.write(pkt)
-                inflight += 1
+        while self._waiting and len(self._pending) < quota and self._connected:
+            topic, data, retain, done = self._waiting.popleft()
+            if not self._hand_over(topic, data, 1, retain, done):
+                done(False)
+
+    def _packet_size(self, topic: str, data: bytes, qos: int) -> int:
+        """Bytes of the PUBLISH packet paho will write (no properties of ours)."""
+        rest = 2 + len(topic.encode("utf-8")) + (2 if qos else 0) + len(data)
+        if self.v5:
+            rest += 1  # an empty property length
+        return 1 + _varint_len(rest) + rest
 
     def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
         """Call `handler(topic, payload)` on the asyncio loop for each message matching the filter."""
-        if not valid_filter(topic_filter):
+        if not _valid_filter(topic_filter):
             raise ValueError(f"bad topic filter {topic_filter!r}")
         entry = self._subs.get(topic_filter)
         if entry is None:
             self._subs[topic_filter] = (qos, [handler])
             if self._connected:
-                self._send_subscribe(topic_filter, qos)
+                self._client.subscribe(topic_filter, qos)
         else:
             entry[1].append(handler)
-
-    def _send_subscribe(self, topic_filter: str, qos: int) -> None:
-        wire = self._wire
-        if wire is None:
-            return
-        mid = self._new_mid() or 1
-        body = mid.to_bytes(2, "big") + (b"\x00" if self.v5 else b"")
-        body += encode_str(topic_filter) + bytes([qos])
-        wire.write(packet(SUBSCRIBE, 0x02, body))
 
     def status_payload(self) -> str:
         return json.dumps(
@@ -631,95 +878,27 @@ class MqttLink:
             separators=(",", ":"),
         )
 
-    # ------------------------------------------------------------------ packets from the broker
 
-    def _packet(self, wire: _Wire, ptype: int, flags: int, body: bytes) -> None:
-        if ptype == PUBLISH:
-            self._on_publish(wire, flags, body)
-        elif ptype == CONNACK:
-            r = Reader(body)
-            r.byte()  # session present
-            rc = r.byte()
-            props = r.properties() if self.v5 and r.left() else []
-            if not wire.connack.done():
-                wire.connack.set_result((rc, props))
-        elif ptype == PINGRESP:
-            self._ping_sent_at = None
-        elif ptype == PUBREL:
-            mid = int.from_bytes(body[:2], "big")
-            self._qos2_in.discard(mid)
-            wire.write(packet(PUBCOMP, 0, body[:2]))
-        elif ptype == SUBACK:
-            r = Reader(body)
-            r.u16()
-            if self.v5:
-                r.properties()
-            codes = r.take(r.left())
-            if any(c >= 0x80 for c in codes):
-                log.warning("mqtt: the broker refused a subscription (code 0x%02x)", codes[0])
-        elif ptype in (UNSUBACK, PUBREC, PUBCOMP):
-            pass  # this link never unsubscribes or publishes QoS 2
-        elif ptype == DISCONNECT:
-            r = Reader(body)
-            rc = r.byte() if r.left() else 0
-            props = r.properties() if r.left() else []
-            why = prop(props, P_REASON) or f"reason 0x{rc:02x}"
-            wire.reason = f"the broker closed the connection: {why}"
-            wire.abort()
-        else:
-            raise ProtocolError(0x82, f"unexpected packet type {ptype}")
-
-    def _on_publish(self, wire: _Wire, flags: int, body: bytes) -> None:
-        qos = (flags >> 1) & 3
-        r = Reader(body)
-        topic = r.string()
-        mid = r.u16() if qos else 0
-        if self.v5:
-            r.properties()
-        payload = body[r.pos :]
-        if qos == 1:
-            wire.write(packet(PUBACK, 0, mid.to_bytes(2, "big")))
-        elif qos == 2:
-            wire.write(packet(PUBREC, 0, mid.to_bytes(2, "big")))
-            if mid in self._qos2_in:
-                return  # the same message again before PUBREL: already delivered
-            self._qos2_in.add(mid)
-        self._handle_message(topic, payload)
-
-    def _handle_message(self, topic: str, payload: bytes) -> None:
-        for flt, (_, handlers) in list(self._subs.items()):
-            if topic_matches(flt, topic):
-                for h in list(handlers):
-                    try:
-                        h(topic, payload)
-                    except Exception:
-                        log.exception("mqtt: handler for %r failed", flt)
+def _valid_filter(flt: str) -> bool:
+    """A topic filter MQTT allows: `#` only as a whole last level, `+` only as a whole level."""
+    if not flt or "\x00" in flt:
+        return False
+    levels = flt.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return False
+        if "+" in level and level != "+":
+            return False
+    return True
 
 
-_CONNACK_311 = {
-    1: "unacceptable protocol version",
-    2: "client identifier rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorized",
-}
-_CONNACK_5 = {
-    0x80: "unspecified error",
-    0x84: "unsupported protocol version",
-    0x85: "client identifier not valid",
-    0x86: "bad user name or password",
-    0x87: "not authorized",
-    0x88: "server unavailable",
-    0x89: "server busy",
-    0x8A: "banned",
-    0x95: "packet too large",
-    0x97: "quota exceeded",
-}
+def _noop(*args: Any) -> None:
+    return None
 
 
-def _connack_text(rc: int, v5: bool) -> str:
-    table = _CONNACK_5 if v5 else _CONNACK_311
-    return f"{table.get(rc, 'refused')} (code {rc})"
+def _set_cork(sock: socket.socket, on: bool) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1 if on else 0)
 
 
 def read_secret(path: str | None, what: str = "MQTT password file") -> str | None:

@@ -20,6 +20,14 @@ A very long outage (the policy, with `limit` = config `mqtt.outbox_limit`):
   the trouble says so;
 - the journal's retention never deletes an undelivered event; an expired one ages out like a
   delivered one.
+
+An event the broker refuses (a PUBACK with a failure reason code such as "not authorized", or
+too large for the broker's Maximum Packet Size) would be refused again on every re-send and hold
+up every event behind it. It is marked refused in the logbook (kept, never published again),
+the events behind it go on, and a trouble (E350) says which event and why, through
+`on_refused`. One trouble event is journaled per episode, not per refused event (an ACL that
+refuses the whole event topic would otherwise refuse each new trouble event in turn); it clears
+(R350) when the broker acknowledges an event newer than the last one refused.
 """
 
 from __future__ import annotations
@@ -29,10 +37,13 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from controller import texts
 from controller.events import Event, EventDraft
+
+if TYPE_CHECKING:
+    from controller.mqtt import Done
 
 texts.register(
     {
@@ -49,6 +60,17 @@ texts.register(
             " vẫn giữ trong sổ nhật ký",
             "en": "Outbox full: {n} low-priority event(s) not delivered (seq {first}-{last}),"
             " kept in the logbook",
+        },
+        "outbox.refused": {
+            "vi": "Sự cố truyền tin: máy chủ từ chối sự kiện seq {seq} ({kind}): {why};"
+            " vẫn giữ trong sổ nhật ký",
+            "en": "Communication trouble: the broker refused event seq {seq} ({kind}): {why};"
+            " kept in the logbook",
+        },
+        "outbox.refused_restored": {
+            "vi": "Hết sự cố truyền tin: máy chủ lại nhận sự kiện ({refused} sự kiện bị từ chối)",
+            "en": "Communication trouble restored: the broker takes events again"
+            " ({refused} refused)",
         },
     }
 )
@@ -73,6 +95,8 @@ class JournalLike(Protocol):
 
     def append(self, drafts: Sequence[EventDraft]) -> list[Event]: ...
 
+    def refuse(self, seq: int) -> str | None: ...
+
 
 class LinkLike(Protocol):
     @property
@@ -88,7 +112,7 @@ class LinkLike(Protocol):
         payload: str | bytes,
         qos: int,
         retain: bool,
-        done: Callable[[bool], None],
+        done: Done,
     ) -> bool: ...
 
     connect_listeners: list[Callable[[], None]]
@@ -107,6 +131,9 @@ class Outbox:
     the trouble starts or changes, and with None when it clears; `record(drafts)` journals the
     policy's own events (default: journal.append; the daemon passes its record_external so they
     reach its log and listeners); `now()` gives their time; `language` their text.
+
+    An event the broker refuses is marked refused and skipped (see the module docstring);
+    `on_refused(trouble)` is called like `on_capacity`, with None when that trouble clears.
     """
 
     def __init__(
@@ -120,6 +147,7 @@ class Outbox:
         retry_delay: float = 1.0,
         limit: int | None = None,
         on_capacity: Callable[[dict[str, Any] | None], None] | None = None,
+        on_refused: Callable[[dict[str, Any] | None], None] | None = None,
         record: Callable[[list[EventDraft]], Any] | None = None,
         now: Callable[[], datetime] | None = None,
         language: str = "en",
@@ -146,6 +174,11 @@ class Outbox:
         self.failures = 0
         self.limit = limit
         self.on_capacity = on_capacity
+        self.on_refused = on_refused
+        self.refused = 0  # events the broker refused since this outbox started
+        self.refused_trouble: dict[str, Any] | None = None
+        self._refused_in_trouble = 0
+        self._last_refused = 0  # seq of the last event refused while the trouble is up
         self._record = record if record is not None else journal.append
         self._now = now if now is not None else (lambda: datetime.now(UTC))
         self.language = language
@@ -388,7 +421,7 @@ class Outbox:
             for ev in self.journal.pending(limit=room, after_seq=self._sent_upto)
         ]
 
-    def _done(self, rnd: int, seq: int, ok: bool) -> None:
+    def _done(self, rnd: int, seq: int, ok: bool, refused: str | None = None) -> None:
         """The link's answer for one event (PUBACK, refusal or lost connection)."""
         if rnd != self._round:
             return  # from an abandoned round: that event is re-sent in the current one
@@ -396,9 +429,65 @@ class Outbox:
         if ok:
             self._acked.append(seq)
             self.delivered += 1
+            if self.refused_trouble is not None and seq > self._last_refused:
+                self._clear_refused()
             self._schedule_tick()
+        elif refused is not None:
+            self._refuse(seq, refused)
         else:
             self._on_failure()
+
+    def _refuse(self, seq: int, why: str) -> None:
+        """The broker refused this very event: keep it in the logbook, never send it again,
+        go on with the next ones, and say so with a trouble."""
+        self.refused += 1
+        self._refused_in_trouble += 1
+        self._last_refused = max(self._last_refused, seq)
+        kind = self.journal.refuse(seq) or "?"
+        log.error(
+            "outbox: the broker refused event seq %d (%s): %s; kept in the logbook, not sent again",
+            seq,
+            kind,
+            why,
+        )
+        what = f"broker refused event seq {seq} ({kind}): {why}"
+        if self._refused_in_trouble > 1:
+            what += f" ({self._refused_in_trouble} refused)"
+        if self.refused_trouble is None:
+            self._journal(
+                EventDraft(
+                    kind="trouble",
+                    ts=self._now(),
+                    cid=CID_TROUBLE,
+                    text=texts.render(self.language, "outbox.refused", seq=seq, kind=kind, why=why),
+                    detail={
+                        "source": "outbox",
+                        "refused_seq": seq,
+                        "refused_kind": kind,
+                        "reason": why,
+                    },
+                )
+            )
+        self.refused_trouble = {"source": "outbox", "cid": CID_TROUBLE, "what": what}
+        if self.on_refused is not None:
+            self.on_refused(dict(self.refused_trouble))
+        self._schedule_tick()
+
+    def _clear_refused(self) -> None:
+        n = self._refused_in_trouble
+        self.refused_trouble = None
+        self._refused_in_trouble = 0
+        self._journal(
+            EventDraft(
+                kind="trouble_restore",
+                ts=self._now(),
+                cid="R" + CID_TROUBLE[1:],
+                text=texts.render(self.language, "outbox.refused_restored", refused=n),
+                detail={"source": "outbox", "refused": n},
+            )
+        )
+        if self.on_refused is not None:
+            self.on_refused(None)
 
     def _on_failure(self) -> None:
         """A message was refused or lost: restart from the oldest unacknowledged event so that

@@ -45,7 +45,8 @@ class Reporting:
             self.link,
             f"{self.prefix}/event",
             limit=daemon.cfg.mqtt.outbox_limit,
-            on_capacity=self._on_outbox_capacity,
+            on_capacity=partial(self._on_outbox_trouble, "outbox"),
+            on_refused=partial(self._on_outbox_trouble, "outbox_refused"),
             record=daemon.record_external,
             now=daemon.clock.now,
             language=daemon.cfg.site.language,
@@ -152,12 +153,13 @@ class Reporting:
         if self._state_due:
             self._publish_state_due()
 
-    def _on_outbox_capacity(self, trouble: dict[str, Any] | None) -> None:
-        """The outbox's long-outage policy raised, changed or cleared its trouble (E350)."""
+    def _on_outbox_trouble(self, key: str, trouble: dict[str, Any] | None) -> None:
+        """The outbox raised, changed or cleared a trouble (E350): its long-outage policy
+        ("outbox") or an event the broker refused ("outbox_refused")."""
         if trouble is None:
-            self.daemon.extra_troubles.pop("outbox", None)
+            self.daemon.extra_troubles.pop(key, None)
         else:
-            self.daemon.extra_troubles["outbox"] = trouble
+            self.daemon.extra_troubles[key] = trouble
         self.publish_state_soon()
 
     def _on_connect(self) -> None:

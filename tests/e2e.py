@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from controller.control import fallback_socket_path
+
+
+def shows_code(code: str, text: str) -> bool:
+    """Whether `text` shows `code` as a value of its own: not the same digits inside an event id,
+    a timestamp or a pid, which random ids and clocks produce now and then (a flaky check)."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(code)}(?![0-9A-Za-z])", text) is not None
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+
+from controller.mqtt import Done
 
 
 class SendViaPublish:
-    """MqttLink.send() on top of a fake's publish(): done(ok) once its future is settled."""
+    """MqttLink.send() on top of a fake's publish(): done(ok) once its future is settled (a
+    fake never refuses a message for good: refusals are tested against Mosquitto)."""
 
     connected: bool
 
@@ -22,7 +24,7 @@ class SendViaPublish:
         payload: str | bytes,
         qos: int,
         retain: bool,
-        done: Callable[[bool], None],
+        done: Done,
     ) -> bool:
         if not self.connected:
             return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e import Site
+from tests.e2e import Site, shows_code
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def test_door_opened_in_an_armed_zone_then_safe_knocks_then_sigkill(site):
     assert site.zone("leadership") == "disarmed"
     r = site.og("arm", "leadership", input="2468\n")
     assert "leadership: arming" in r.stdout
-    assert "2468" not in r.stdout + r.stderr
+    assert not shows_code("2468", r.stdout + r.stderr)
     site.advance("61s")
     assert site.zone("leadership") == "armed_away"
 

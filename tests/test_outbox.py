@@ -16,7 +16,8 @@ import pytest
 
 from controller.config import Mqtt
 from controller.events import EventDraft
-from controller.journal import Journal
+from controller.journal import REFUSED, Journal
+from controller.local_mosquitto import LocalMosquitto
 from controller.mqtt import MqttLink
 from controller.outbox import Outbox
 from tests.fake_link import SendViaPublish
@@ -314,3 +315,82 @@ def test_group_commit_journal_publishes_once_on_disk(tmp_path: Path) -> None:
 
     asyncio.run(main())
     j.close()
+
+
+def test_an_event_the_broker_refuses_is_a_trouble_and_the_events_behind_it_go_on(
+    tmp_path: Path,
+) -> None:
+    """An event too large for the broker's max_packet_size can never be delivered: it is kept in
+    the logbook, marked refused, reported as an E350 trouble with its reason, and the events
+    behind it are delivered (before, it was re-sent every second in front of all of them)."""
+    j = Journal(tmp_path / "j.db", SITE, TZ, synchronous="NORMAL")
+    add(j, 3)
+    j.append([EventDraft(kind="system", ts=T0, text="x" * 5000)])  # seq 4: over 4 KiB
+    add(j, 3)
+    broker = LocalMosquitto(tmp_path / "b", extra_conf="max_packet_size 4096\n")
+    broker.start()
+    rec = Recorder(broker.port, TOPIC)
+    troubles: list[dict[str, object] | None] = []
+
+    async def main() -> None:
+        link = make_link(broker.url)
+        ob = Outbox(j, link, TOPIC, on_refused=troubles.append, now=lambda: T0)
+        link.start()
+        assert await until(lambda: ob.depth() == 0)
+        assert ob.refused == 1 and ob.failures == 0
+        await link.close()
+
+    try:
+        asyncio.run(main())
+        assert wait_for(lambda: len(received(rec)) >= 8)
+    finally:
+        rec.close()
+        broker.stop()
+    got = received(rec)
+    # the events behind it, then the trouble (journaled as seq 8) and its restore (seq 9)
+    assert [e["seq"] for e in got] == [1, 2, 3, 5, 6, 7, 8, 9]
+    trouble, restore = got[-2], got[-1]
+    assert trouble["kind"] == "trouble" and trouble["cid"] == "E350"
+    detail = trouble["detail"]
+    assert isinstance(detail, dict)
+    assert detail["refused_seq"] == 4 and "Maximum Packet Size of 4096" in str(detail["reason"])
+    assert restore["kind"] == "trouble_restore" and restore["cid"] == "R350"
+    first = troubles[0]
+    assert first is not None and first["cid"] == "E350" and "seq 4" in str(first["what"])
+    assert troubles[-1] is None  # cleared once a newer event was acknowledged
+    sent = dict(j.db.execute("SELECT seq, sent FROM events"))
+    assert sent[4] == REFUSED and all(sent[s] == 1 for s in sent if s != 4)
+    assert j.outbox_depth() == 0
+
+
+def test_a_topic_the_broker_never_allows_raises_one_trouble_not_one_per_event(
+    tmp_path: Path,
+) -> None:
+    """An ACL that refuses the event topic: each event (and the trouble event itself) is
+    refused with "Not authorized", marked so, and the trouble stays up without feeding itself."""
+    j = journal_with(tmp_path, 5)
+    acl = tmp_path / "acl"
+    acl.write_text(f"topic readwrite officeguard/{SITE}/status\n")
+    broker = LocalMosquitto(tmp_path / "b", extra_conf=f"acl_file {acl}\n")
+    broker.start()
+    troubles: list[dict[str, object] | None] = []
+
+    async def main() -> None:
+        link = make_link(broker.url)
+        ob = Outbox(j, link, TOPIC, on_refused=troubles.append, now=lambda: T0)
+        link.start()
+        assert await until(lambda: ob.depth() == 0)
+        await asyncio.sleep(0.1)  # nothing more comes of it
+        assert ob.refused == 6 and ob.depth() == 0  # the 5 events and the trouble event
+        assert link.connected and link.connects == 1
+        await link.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        broker.stop()
+    assert [t is None for t in troubles] == [False] * 6  # raised, then updated; never cleared
+    last = troubles[-1]
+    assert last is not None and "Not authorized" in str(last["what"]) and "(6 refused)" in str(last["what"])
+    kinds = [k for k, in j.db.execute("SELECT kind FROM events WHERE sent=? ORDER BY seq", (REFUSED,))]
+    assert kinds == ["system"] * 5 + ["trouble"]
