@@ -48,7 +48,7 @@ DEFAULT_PULSE_INTERVAL = timedelta(milliseconds=500)
 
 
 class UnknownDevice(HardwareError, KeyError):
-    """An id that the configuration does not have (the message lists the ones it has)."""
+    """An id the site's pins do not have (the message lists the ones they have)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown device"

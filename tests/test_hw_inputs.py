@@ -38,6 +38,20 @@ class Rig:
         self.threads: set[int] = set()
         self.inputs = Inputs(pins, self.factory, self.clock, self.loop, self.record, debounce)
 
+    def contact(self, sensor_id: str, pin: int, **kwargs) -> SensorInput:
+        """One more normally-closed contact on the rig's pins, clock and loop."""
+        return SensorInput(
+            sensor_id,
+            pin,
+            self.factory,
+            self.clock,
+            self.loop,
+            self.record,
+            pull_up=True,
+            active_high=True,
+            **kwargs,
+        )
+
     def record(self, sensor_id: str, active: bool, at: datetime) -> None:
         self.threads.add(threading.get_ident())
         self.changes.append((sensor_id, active, at))
@@ -345,16 +359,7 @@ def test_closed_input_reports_nothing():
 def test_pin_in_use_is_a_clear_error():
     async def body(rig: Rig):
         with pytest.raises(HardwareError, match=r"sensor dup: GPIO17"):
-            SensorInput(
-                "dup",
-                17,
-                rig.factory,
-                rig.clock,
-                rig.loop,
-                rig.record,
-                pull_up=True,
-                active_high=True,
-            )
+            rig.contact("dup", 17)
 
     run(body)
 
@@ -381,16 +386,6 @@ def test_unknown_sensor_lookup_and_bad_arguments():
         with pytest.raises(KeyError, match="unknown sensor 'nope'"):
             rig.inputs["nope"]
         with pytest.raises(ValueError, match="debounce"):
-            SensorInput(
-                "x",
-                5,
-                rig.factory,
-                rig.clock,
-                rig.loop,
-                rig.record,
-                pull_up=True,
-                active_high=True,
-                debounce=timedelta(seconds=-1),
-            )
+            rig.contact("x", 5, debounce=timedelta(seconds=-1))
 
     run(body)
