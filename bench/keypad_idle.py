@@ -21,6 +21,7 @@ TARGET_EXTRA = 0.1  # percentage points of one core over the idle loop
 def _child(with_keypad: bool, window: float = WINDOW) -> None:
     from controller.clock import RealClock
     from controller.config import Keypad
+    from controller.wiring import keypad_pins
     from hardware import MatrixKeypad, pin_factory_for
 
     async def main() -> dict[str, float]:
@@ -30,8 +31,16 @@ def _child(with_keypad: bool, window: float = WINDOW) -> None:
             cfg = Keypad(
                 id="keypad.hall", zones=["leadership"], rows=[6, 13, 19, 26], cols=[12, 16, 20]
             )
-            kp = MatrixKeypad.from_config(
-                cfg, pin_factory_for("simulated"), RealClock(loop), loop, lambda k, at: None
+            pins = keypad_pins(cfg)
+            kp = MatrixKeypad(
+                pins.rows,
+                pins.cols,
+                pins.layout,
+                pin_factory_for("simulated"),
+                RealClock(loop),
+                loop,
+                lambda k, at: None,
+                name=pins.id,
             )
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.monotonic()

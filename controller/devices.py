@@ -1,6 +1,7 @@
 """The site's devices as the daemon sees them: sensor inputs, sirens, keypads with their
-buzzers, and (in simulation) the simulated twin that plays the wiring. Built from the config
-with the drivers in hardware/; the same code drives real pins and gpiozero's mock pins.
+buzzers, and (in simulation) the simulated twin that plays the wiring and the detectors'
+firmware. The config is mapped onto the drivers' plain values (controller/wiring.py) and the
+drivers in hardware/ are built from them; the same code drives real pins and mock pins.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from controller.clock import Clock
 from controller.config import SiteConfig
+from controller.drone.twin import DetectorNode
+from controller.wiring import site_pins
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
 from hardware.backend import close_pin_factory
-from hardware.sim import DetectorNode, SimulatedHardware, let_loop_run
+from hardware.sim import SimulatedHardware, let_loop_run
 
 OnSensor = Callable[[str, bool, datetime], None]
 OnKey = Callable[[str, str, datetime], None]
@@ -43,16 +47,26 @@ class Devices:
         self.keypads: dict[str, MatrixKeypad] = {}
         self.detector_nodes: dict[str, DetectorNode] = {}
         self._on_key = on_key
+        pins = site_pins(cfg)
         try:
             if simulate:
-                self.sim = SimulatedHardware(cfg, self.factory)
-            self.outputs = Outputs.from_config(cfg, self.factory)
-            self.inputs = Inputs.from_config(cfg, self.factory, clock, loop, on_change)
-            for k in cfg.keypads:
+                self.sim = SimulatedHardware(pins, self.factory)
+            self.outputs = Outputs.from_pins(pins.outputs, self.factory)
+            self.inputs = Inputs(
+                pins.inputs, self.factory, clock, loop, on_change, cfg.hardware.debounce
+            )
+            for k in pins.keypads:
                 if k.buzzer is not None:
                     self.buzzers[k.id] = Buzzer(k.buzzer, self.factory, clock)
-                self.keypads[k.id] = MatrixKeypad.from_config(
-                    k, self.factory, clock, loop, lambda ch, at, kid=k.id: self._key(kid, ch, at)
+                self.keypads[k.id] = MatrixKeypad(
+                    k.rows,
+                    k.cols,
+                    k.layout,
+                    self.factory,
+                    clock,
+                    loop,
+                    partial(self._key, k.id),
+                    name=k.id,
                 )
         except BaseException:
             self.close()

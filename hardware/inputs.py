@@ -1,14 +1,11 @@
 """Sensor inputs: door and window contacts, PIR motion detectors, vibration sensors, tamper loops.
 
-Each sensor is one GPIO pin. How the pin level maps to "active" (door open, motion, knock,
-tamper loop cut) depends on how the sensor is wired (`wiring` in the config, see
-hardware/README.md):
-
-  nc           normally-closed contact to GND, internal pull-up: active when the pin reads HIGH
-               (the loop opened, or the wire was cut, so a cut wire always raises the alarm)
-  no           normally-open contact to GND, internal pull-up: active when the pin reads LOW
-  active_high  a module with its own push-pull output (PIR, SW-420), no pull: active when HIGH
-  active_low   the same, active when LOW
+Each sensor is one GPIO pin, given as plain values like gpiozero's own devices take them: the
+pin, its pull resistor (`pull_up`: True up, False down, None floating) and the level at which
+the sensor is active (`active_high`). A normally-closed loop to GND on the pull-up is active
+when the pin reads HIGH (the loop opened, or the wire was cut); a module with a push-pull output
+(PIR, SW-420) needs no pull. Which config `wiring:` means which values is the controller's
+business (controller/wiring.py, hardware/README.md).
 
 Contacts bounce. The first edge counts at once (an alarm must not wait); further edges are
 ignored for the debounce time, then the pin is read again and a last change is reported if it
@@ -29,32 +26,25 @@ from typing import Any
 
 from gpiozero import DigitalInputDevice
 
-from controller.clock import Clock, TimerHandle
-from controller.config import Sensor, SiteConfig, Wiring
 from hardware.backend import HardwareError
+from hardware.pins import InputPin
+from hardware.timing import Scheduler, TimerHandle
 
 log = logging.getLogger(__name__)
 
 OnChange = Callable[[str, bool, datetime], None]
 
-# wiring -> (gpiozero pull_up, gpiozero active_state, sensor active when gpiozero says active?)
-_WIRING: dict[str, tuple[bool | None, bool | None, bool]] = {
-    # pull-up: gpiozero calls the device active when the pin is LOW (contact closed); for a
-    # normally-closed loop that is the quiet state, so the sensor is active when it is not.
-    "nc": (True, None, False),
-    "no": (True, None, True),
-    "active_high": (None, True, True),
-    "active_low": (None, False, True),
-}
-
 DEFAULT_DEBOUNCE = timedelta(milliseconds=30)
 
 
-def active_level(wiring: Wiring | str) -> bool:
-    """The pin level (True = high) at which a sensor wired this way is active."""
-    if wiring not in _WIRING:
-        raise ValueError(f"unknown wiring {wiring!r}: use nc, no, active_high or active_low")
-    return wiring in ("nc", "active_high")
+def _gpiozero_polarity(pull_up: bool | None, active_high: bool) -> tuple[bool | None, bool]:
+    """gpiozero's `active_state` for these values, and whether its "active" is the inverse of
+    the sensor's. With a pull resistor gpiozero fixes the polarity itself (pulled up: active
+    when LOW) and refuses an active_state, so a sensor active at the pulled level (a
+    normally-closed loop on the pull-up) is read inverted."""
+    if pull_up is None:
+        return active_high, False
+    return None, active_high == pull_up
 
 
 class EdgeHandover:
@@ -103,22 +93,26 @@ class SensorInput:
 
     def __init__(
         self,
-        sensor: Sensor,
+        id: str,
+        pin: int,
         factory: Any,
-        clock: Clock,
+        clock: Scheduler,
         loop: asyncio.AbstractEventLoop,
         on_change: OnChange,
+        *,
+        pull_up: bool | None,
+        active_high: bool,
         debounce: timedelta = DEFAULT_DEBOUNCE,
         handover: EdgeHandover | None = None,
     ) -> None:
         if debounce < timedelta(0):
             raise ValueError("debounce cannot be negative")
         self._handover = handover if handover is not None else EdgeHandover(loop)
-        self.sensor = sensor
-        self.id = sensor.id
-        self.wiring: str = sensor.effective_wiring
-        pull_up, active_state, same = _WIRING[self.wiring]
-        self._invert = not same
+        self.id = id
+        self.pin = pin
+        self.pull_up = pull_up
+        self.active_high = active_high
+        active_state, self._invert = _gpiozero_polarity(pull_up, active_high)
         self._clock = clock
         self._loop = loop
         self._on_change = on_change
@@ -127,10 +121,10 @@ class SensorInput:
         self._closed = False
         try:
             self._dev = DigitalInputDevice(
-                sensor.pin, pull_up=pull_up, active_state=active_state, pin_factory=factory
+                pin, pull_up=pull_up, active_state=active_state, pin_factory=factory
             )
         except Exception as e:
-            raise HardwareError(f"sensor {sensor.id}: GPIO{sensor.pin}: {e}") from None
+            raise HardwareError(f"sensor {id}: GPIO{pin}: {e}") from None
         self._active = self.read()
         self._dev.when_activated = partial(self._edge_from_pin_thread, True)
         self._dev.when_deactivated = partial(self._edge_from_pin_thread, False)
@@ -151,9 +145,7 @@ class SensorInput:
         try:
             return bool(self._dev.is_active) != self._invert
         except Exception as e:
-            raise HardwareError(
-                f"sensor {self.id}: cannot read GPIO{self.sensor.pin}: {e}"
-            ) from None
+            raise HardwareError(f"sensor {self.id}: cannot read GPIO{self.pin}: {e}") from None
 
     def resync(self) -> bool:
         """Read the pin again and report a difference as if an edge had come (call it on the
@@ -215,13 +207,14 @@ class SensorInput:
 
 
 class Inputs:
-    """Every sensor input of a site, by sensor id."""
+    """Every sensor input of a site, by sensor id, all debounced alike. If one pin cannot be
+    set up, the ones already opened are released again before the error is raised."""
 
     def __init__(
         self,
-        sensors: Iterable[Sensor],
+        pins: Iterable[InputPin],
         factory: Any,
-        clock: Clock,
+        clock: Scheduler,
         loop: asyncio.AbstractEventLoop,
         on_change: OnChange,
         debounce: timedelta = DEFAULT_DEBOUNCE,
@@ -229,26 +222,24 @@ class Inputs:
         self._inputs: dict[str, SensorInput] = {}
         handover = EdgeHandover(loop)  # one for every pin: a burst on many pins is one wake-up
         try:
-            for s in sensors:
-                if s.id in self._inputs:
-                    raise HardwareError(f"sensor {s.id} is defined twice")
-                self._inputs[s.id] = SensorInput(
-                    s, factory, clock, loop, on_change, debounce, handover
+            for p in pins:
+                if p.id in self._inputs:
+                    raise HardwareError(f"sensor {p.id} is defined twice")
+                self._inputs[p.id] = SensorInput(
+                    p.id,
+                    p.pin,
+                    factory,
+                    clock,
+                    loop,
+                    on_change,
+                    pull_up=p.pull_up,
+                    active_high=p.active_high,
+                    debounce=debounce,
+                    handover=handover,
                 )
         except BaseException:
             self.close()
             raise
-
-    @classmethod
-    def from_config(
-        cls,
-        config: SiteConfig,
-        factory: Any,
-        clock: Clock,
-        loop: asyncio.AbstractEventLoop,
-        on_change: OnChange,
-    ) -> Inputs:
-        return cls(config.sensors, factory, clock, loop, on_change, config.hardware.debounce)
 
     def __getitem__(self, sensor_id: str) -> SensorInput:
         try:

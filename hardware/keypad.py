@@ -25,9 +25,8 @@ from typing import Any
 
 from gpiozero import DigitalInputDevice, GPIODevice
 
-from controller.clock import Clock, TimerHandle
-from controller.config import Keypad
 from hardware.backend import HardwareError
+from hardware.timing import Scheduler, TimerHandle
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class MatrixKeypad:
         cols: Sequence[int],
         layout: Sequence[str],
         factory: Any,
-        clock: Clock,
+        clock: Scheduler,
         loop: asyncio.AbstractEventLoop,
         on_key: OnKey,
         *,
@@ -108,29 +107,6 @@ class MatrixKeypad:
         if self._any_column_low():
             # a key held (or a short) at start: treat it as held until everything is released
             self._state = _State.HELD
-
-    @classmethod
-    def from_config(
-        cls,
-        keypad: Keypad,
-        factory: Any,
-        clock: Clock,
-        loop: asyncio.AbstractEventLoop,
-        on_key: OnKey,
-        *,
-        debounce: timedelta = DEFAULT_DEBOUNCE,
-    ) -> MatrixKeypad:
-        return cls(
-            keypad.rows,
-            keypad.cols,
-            keypad.layout,
-            factory,
-            clock,
-            loop,
-            on_key,
-            debounce=debounce,
-            name=keypad.id,
-        )
 
     # -- public -------------------------------------------------------------------------
     @property

@@ -31,9 +31,9 @@ from typing import Any, Literal
 
 from gpiozero import DigitalOutputDevice
 
-from controller.clock import Clock, TimerHandle
-from controller.config import SiteConfig
 from hardware.backend import HardwareError
+from hardware.pins import OutputPin
+from hardware.timing import Scheduler, TimerHandle
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,13 @@ class Outputs:
             self._outputs[o.id] = o
 
     @classmethod
-    def from_config(cls, config: SiteConfig, factory: Any) -> Outputs:
+    def from_pins(cls, pins: Iterable[OutputPin], factory: Any) -> Outputs:
+        """An `Output` on each pin, all off; if one cannot be set up, the ones already opened
+        are closed again before the error is raised."""
         made: list[Output] = []
         try:
-            for s in config.sirens:
-                made.append(Output(s.id, s.pin, s.active_high, factory))
+            for p in pins:
+                made.append(Output(p.id, p.pin, p.active_high, factory))
         except BaseException:
             for o in made:
                 o.close()
@@ -160,7 +162,7 @@ Mode = Literal["idle", "delay", "prearm"]
 class Buzzer:
     """The keypad buzzer; see the module docstring for the patterns. Loop thread only."""
 
-    def __init__(self, pin: int, factory: Any, clock: Clock, active_high: bool = True) -> None:
+    def __init__(self, pin: int, factory: Any, clock: Scheduler, active_high: bool = True) -> None:
         self.pin = pin
         self._clock = clock
         self._closed = False

@@ -25,7 +25,7 @@ from typing import Any
 
 import serial
 
-from controller.clock import Clock, TimerHandle
+from hardware.timing import Scheduler, TimerHandle
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SerialLineReader:
         self,
         port: str,
         baudrate: int,
-        clock: Clock,
+        clock: Scheduler,
         loop: asyncio.AbstractEventLoop,
         on_line: OnLine,
         on_port: OnPort,

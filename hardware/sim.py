@@ -11,7 +11,11 @@
   output_states()              which sirens are sounding, read from the pins
   serial["rf.roof"]            a real pseudo-terminal standing in for the detector's UART; the
                                real SerialLineReader opens it; unplug()/replug() pull the cable
-  DetectorNode                 the detector's firmware on that pty: `hello`, then `hb` every 5 s
+                               (what the detector's firmware says on it is the controller's
+                               twin of the node: controller/drone/twin.py)
+
+The twin takes the site's pins as plain values (hardware.pins.SitePins), the same the drivers
+take; the controller maps its config onto them.
 
 Where time must pass (a key held for 100 ms, a gap between knocks), a virtual clock is advanced
 (after letting the loop run what the pins handed over); with a real clock the sim really waits.
@@ -31,11 +35,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.clock import Clock, TimerHandle
-from controller.config import Keypad, Sensor, SiteConfig
-from controller.drone.protocol import Heartbeat, Hello, encode_line
 from hardware.backend import HardwareError, SimPin, is_simulated
-from hardware.inputs import active_level
+from hardware.pins import InputPin, KeypadPins, SitePins
+from hardware.timing import SimScheduler
 
 Advance = Callable[[timedelta], Awaitable[Any] | Any]
 
@@ -46,7 +48,7 @@ DEFAULT_PULSE_INTERVAL = timedelta(milliseconds=500)
 
 
 class UnknownDevice(HardwareError, KeyError):
-    """An id that the configuration does not have (the message lists the ones it has)."""
+    """An id the site's pins do not have (the message lists the ones they have)."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown device"
@@ -65,13 +67,24 @@ def _as_timedelta(value: timedelta | float | int, what: str) -> timedelta:
     return timedelta(seconds=float(value))
 
 
+def _outside_level(spec: InputPin, active: bool) -> bool | None:
+    """What the wiring outside does to a sensor's pin. On a pin with a pull resistor the sensor
+    is a contact: at the pulled level it lets go (None: the pull decides, as an open
+    normally-closed loop or a cut wire does), at the other it holds the pin there (a closed
+    contact to GND). Without a pull it is a module's push-pull output, always driving."""
+    level = spec.active_high if active else not spec.active_high
+    if spec.pull_up is not None and level == spec.pull_up:
+        return None
+    return level
+
+
 async def let_loop_run(rounds: int = 3) -> None:
     """Let the loop run the callbacks the pins handed over (call_soon_threadsafe)."""
     for _ in range(rounds):
         await asyncio.sleep(0)
 
 
-async def pass_time(clock: Clock, delta: timedelta, advance: Advance | None = None) -> None:
+async def pass_time(clock: SimScheduler, delta: timedelta, advance: Advance | None = None) -> None:
     """Let `delta` pass: advance a virtual clock (through `advance` if given, so the daemon
     can fire its own timers), or really wait on a real one."""
     if delta < timedelta(0):
@@ -101,7 +114,7 @@ class SimKeypad:
     row driven high and one driven low were joined through keys (a short on real hardware).
     """
 
-    def __init__(self, keypad: Keypad, factory: Any) -> None:
+    def __init__(self, keypad: KeypadPins, factory: Any) -> None:
         self.id = keypad.id
         self.layout = keypad.layout
         self._rows: list[SimPin] = [factory.pin(p) for p in keypad.rows]
@@ -266,63 +279,6 @@ class SimSerial:
             self._tmpdir = None
 
 
-HEARTBEAT_EVERY = timedelta(seconds=5)  # firmware_py/node.py: HB_MS
-
-
-class DetectorNode:
-    """The simulated drone detector's firmware: `hello` when it starts, then `hb` every 5 s
-    on the daemon's clock, written into its pty as the ESP32 node (firmware_py/node.py)
-    writes them to its UART. So a healthy simulated site shows no "detector silent" trouble,
-    and the real reader and monitor see what they see on a roof. `set_beating(False)` makes
-    it fall silent like a hung node; lines injected with `sim serial` go through the same pty.
-    A write that fails (cable pulled, nobody reading) is counted and dropped, as on the node.
-    """
-
-    FIRMWARE = "og-sim 0.1.0"
-    CAPS = ("ble4", "rf24")
-
-    def __init__(self, port: SimSerial, clock: Clock) -> None:
-        self.port = port
-        self.clock = clock
-        self.seq = 0
-        self.write_errors = 0
-        self.beating = False
-        self._started = clock.now()
-        self._timer: TimerHandle | None = None
-
-    def start(self) -> None:
-        """Boot: `hello`, and a heartbeat every 5 s from now on."""
-        self._started = self.clock.now()
-        self._send(Hello(self.seq, self.FIRMWARE, self.CAPS))
-        self.set_beating(True)
-
-    def set_beating(self, on: bool) -> None:
-        """Heartbeats on (the next one 5 s from now) or off (the node hangs, silent)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.beating = on
-        if on:
-            self._timer = self.clock.call_at(self.clock.now() + HEARTBEAT_EVERY, self._beat)
-
-    def _beat(self) -> None:
-        self._timer = None
-        up = int((self.clock.now() - self._started).total_seconds())
-        self._send(Heartbeat(self.seq, up, 0, 0))
-        self.set_beating(True)
-
-    def _send(self, msg: Hello | Heartbeat) -> None:
-        line = encode_line(msg)
-        self.seq = (self.seq + 1) & 0xFFFF
-        try:
-            self.port.write(line)
-        except OSError:
-            self.write_errors += 1
-
-    def stop(self) -> None:
-        self.set_beating(False)
-
-
 # ----------------------------------------------------------------------------- site
 
 
@@ -337,7 +293,7 @@ class SimulatedHardware:
 
     def __init__(
         self,
-        config: SiteConfig,
+        pins: SitePins,
         factory: Any,
         *,
         serial_dir: str | Path | None = None,
@@ -345,48 +301,42 @@ class SimulatedHardware:
     ) -> None:
         if not is_simulated(factory):
             raise TypeError("SimulatedHardware needs the factory of pin_factory_for('simulated')")
-        self.config = config
+        self.pins = pins
         self._advance = advance
-        self._sensors: dict[str, tuple[Sensor, SimPin]] = {}
-        for s in config.sensors:
-            self._sensors[s.id] = (s, factory.pin(s.pin))
-            self._drive(s.id, False)
-        self.keypads: dict[str, SimKeypad] = {k.id: SimKeypad(k, factory) for k in config.keypads}
+        self._sensors: dict[str, tuple[InputPin, SimPin]] = {}
+        for p in pins.inputs:
+            self._sensors[p.id] = (p, factory.pin(p.pin))
+            self._drive(p.id, False)
+        self.keypads: dict[str, SimKeypad] = {k.id: SimKeypad(k, factory) for k in pins.keypads}
         self._outputs: dict[str, tuple[SimPin, bool]] = {
-            s.id: (factory.pin(s.pin), s.active_high) for s in config.sirens
+            o.id: (factory.pin(o.pin), o.active_high) for o in pins.outputs
         }
         self._buzzers: dict[str, SimPin] = {
-            f"{k.id}.buzzer": factory.pin(k.buzzer) for k in config.keypads if k.buzzer is not None
+            f"{k.id}.buzzer": factory.pin(k.buzzer) for k in pins.keypads if k.buzzer is not None
         }
         self._tmpdir: str | None = None
         self.serial: dict[str, SimSerial] = {}
-        if config.drone_detectors:
+        if pins.serial_ports:
             if serial_dir is None:
                 self._tmpdir = tempfile.mkdtemp(prefix="officeguard-sim-")
                 serial_dir = self._tmpdir
             try:
-                for d in config.drone_detectors:
-                    self.serial[d.id] = SimSerial(Path(serial_dir) / f"{d.id}.tty")
+                for port_id in pins.serial_ports:
+                    self.serial[port_id] = SimSerial(Path(serial_dir) / f"{port_id}.tty")
             except BaseException:
                 self.close()
                 raise
 
     # -- sensors ------------------------------------------------------------------------
-    def _sensor(self, sensor_id: str) -> tuple[Sensor, SimPin]:
+    def _sensor(self, sensor_id: str) -> tuple[InputPin, SimPin]:
         try:
             return self._sensors[sensor_id]
         except KeyError:
             raise _unknown("sensor", sensor_id, self._sensors) from None
 
     def _drive(self, sensor_id: str, active: bool) -> None:
-        sensor, pin = self._sensors[sensor_id]
-        wiring = sensor.effective_wiring
-        if wiring == "nc":  # closed loop to GND when quiet; open (pull-up wins) when active
-            pin.sim_drive(None if active else False)
-        elif wiring == "no":  # open when quiet; closed to GND when active
-            pin.sim_drive(False if active else None)
-        else:  # a module's push-pull output
-            pin.sim_drive(active == active_level(wiring))
+        spec, pin = self._sensors[sensor_id]
+        pin.sim_drive(_outside_level(spec, active))
 
     def set(self, sensor_id: str, active: bool | str) -> None:
         """Make a sensor active (door open, motion, knock, tamper) or quiet again."""
@@ -410,7 +360,7 @@ class SimulatedHardware:
         count: int = 3,
         interval: timedelta | float = DEFAULT_PULSE_INTERVAL,
         width: timedelta | float = DEFAULT_PULSE_WIDTH,
-        clock: Clock | None = None,
+        clock: SimScheduler | None = None,
     ) -> None:
         """`count` pulses, one starting every `interval`, each active for `width`
         (knocks on a safe: vibration sensor; passes in front of a PIR)."""
@@ -444,7 +394,7 @@ class SimulatedHardware:
         self,
         keypad_id: str,
         keys: str,
-        clock: Clock,
+        clock: SimScheduler,
         hold: timedelta = DEFAULT_HOLD,
         gap: timedelta = DEFAULT_GAP,
     ) -> None:

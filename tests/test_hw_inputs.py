@@ -1,4 +1,5 @@
-"""Sensor inputs on mock pins: wiring polarity, debounce on the virtual clock, thread hand-off."""
+"""Sensor inputs on mock pins, from plain values: pull and polarity, debounce on the virtual
+clock, thread hand-off."""
 
 from __future__ import annotations
 
@@ -9,39 +10,46 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.clock import VirtualClock
-from controller.config import Sensor, SiteConfig
 from hardware.backend import HardwareError, SimPin, pin_factory_for
-from hardware.inputs import Inputs, SensorInput, active_level
+from hardware.inputs import Inputs, SensorInput
+from hardware.pins import InputPin, SitePins
 from hardware.sim import SimulatedHardware, let_loop_run
 
 T0 = datetime(2026, 2, 16, 19, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
-SITE = {
-    "site": {"id": "test"},
-    "zones": [{"id": "z"}],
-    "sensors": [
-        {"id": "door", "type": "door", "zone": "z", "pin": 17},  # nc
-        {"id": "pir", "type": "motion", "zone": "z", "pin": 27},  # active_high
-        {"id": "panic", "type": "panic", "zone": "z", "pin": 22},  # no
-        {"id": "smoke", "type": "fire", "zone": "z", "pin": 23, "wiring": "active_low"},
-    ],
-}
+PINS = (
+    InputPin("door", 17, pull_up=True, active_high=True),  # normally-closed loop to GND
+    InputPin("pir", 27, pull_up=None, active_high=True),  # a module's push-pull output
+    InputPin("panic", 22, pull_up=True, active_high=False),  # normally-open button to GND
+    InputPin("smoke", 23, pull_up=None, active_high=False),
+)
 
 
 class Rig:
     """Inputs + simulated wiring on one virtual clock and the running loop."""
 
-    def __init__(self, debounce: timedelta = 30 * MS, site: dict | None = None) -> None:
-        self.config = SiteConfig.model_validate(site or SITE)
+    def __init__(self, debounce: timedelta = 30 * MS, pins: tuple[InputPin, ...] = PINS) -> None:
         self.factory = pin_factory_for("simulated")
         self.clock = VirtualClock(T0)
         self.loop = asyncio.get_running_loop()
-        self.sim = SimulatedHardware(self.config, self.factory)
+        self.sim = SimulatedHardware(SitePins(inputs=pins), self.factory)
         self.changes: list[tuple[str, bool, datetime]] = []
         self.threads: set[int] = set()
-        self.inputs = Inputs(
-            self.config.sensors, self.factory, self.clock, self.loop, self.record, debounce
+        self.inputs = Inputs(pins, self.factory, self.clock, self.loop, self.record, debounce)
+
+    def contact(self, sensor_id: str, pin: int, **kwargs) -> SensorInput:
+        """One more normally-closed contact on the rig's pins, clock and loop."""
+        return SensorInput(
+            sensor_id,
+            pin,
+            self.factory,
+            self.clock,
+            self.loop,
+            self.record,
+            pull_up=True,
+            active_high=True,
+            **kwargs,
         )
 
     def record(self, sensor_id: str, active: bool, at: datetime) -> None:
@@ -74,30 +82,26 @@ def run(coro_fn):
 
 
 @pytest.mark.parametrize(
-    ("wiring", "pull", "level_when_active"),
+    ("pull_up", "active_high", "pull"),
     [
-        ("nc", "up", True),
-        ("no", "up", False),
-        ("active_high", "floating", True),
-        ("active_low", "floating", False),
+        (True, True, "up"),  # normally-closed contact to GND
+        (True, False, "up"),  # normally-open contact to GND
+        (None, True, "floating"),  # push-pull module output
+        (None, False, "floating"),
+        (False, True, "down"),  # normally-open contact to 3.3 V
+        (False, False, "down"),  # normally-closed contact to 3.3 V
     ],
 )
-def test_wiring_sets_pull_and_polarity(wiring, pull, level_when_active):
+def test_pull_and_active_level_set_the_pin_and_its_polarity(pull_up, active_high, pull):
     async def body():
-        site = {
-            "site": {"id": "t"},
-            "zones": [{"id": "z"}],
-            "sensors": [{"id": "s", "type": "door", "zone": "z", "pin": 17, "wiring": wiring}],
-        }
-        rig = Rig(site=site)
+        rig = Rig(pins=(InputPin("s", 17, pull_up=pull_up, active_high=active_high),))
         try:
             pin = rig.factory.pin(17)
             assert pin.pull == pull
-            assert active_level(wiring) is level_when_active
             assert rig.inputs["s"].read() is False and rig.inputs["s"].active is False
-            assert bool(pin.state) is (not level_when_active)
+            assert bool(pin.state) is (not active_high)
             rig.sim.set("s", True)
-            assert bool(pin.state) is level_when_active
+            assert bool(pin.state) is active_high
             await let_loop_run()
             assert [(s, a) for s, a, _ in rig.changes] == [("s", True)]
             assert rig.inputs["s"].read() is True and rig.inputs["s"].active is True
@@ -123,7 +127,7 @@ def test_nc_contact_needs_the_pull_up():
     run(body)
 
 
-def test_default_wiring_of_each_type_reads_quiet_at_boot():
+def test_every_kind_of_input_reads_quiet_at_boot():
     async def body(rig: Rig):
         assert rig.inputs.baseline() == {
             "door": False,
@@ -139,16 +143,13 @@ def test_default_wiring_of_each_type_reads_quiet_at_boot():
 
 def test_baseline_reads_sensors_active_at_boot_without_reporting():
     async def body():
-        config = SiteConfig.model_validate(SITE)
         factory = pin_factory_for("simulated")
-        sim = SimulatedHardware(config, factory)
+        sim = SimulatedHardware(SitePins(inputs=PINS), factory)
         sim.set("door", True)
         sim.set("panic", True)
         loop = asyncio.get_running_loop()
         changes: list = []
-        inputs = Inputs.from_config(
-            config, factory, VirtualClock(T0), loop, lambda *a: changes.append(a)
-        )
+        inputs = Inputs(PINS, factory, VirtualClock(T0), loop, lambda *a: changes.append(a))
         try:
             await let_loop_run()
             assert inputs.baseline() == {"door": True, "pir": False, "panic": True, "smoke": False}
@@ -315,9 +316,8 @@ def test_resync_reports_a_missed_change():
 
 def test_callback_error_does_not_break_debounce():
     async def body():
-        config = SiteConfig.model_validate(SITE)
         factory = pin_factory_for("simulated")
-        sim = SimulatedHardware(config, factory)
+        sim = SimulatedHardware(SitePins(inputs=PINS), factory)
         clock = VirtualClock(T0)
         seen: list = []
 
@@ -325,7 +325,8 @@ def test_callback_error_does_not_break_debounce():
             seen.append(active)
             raise RuntimeError("boom")
 
-        inp = SensorInput(config.sensor("door"), factory, clock, asyncio.get_running_loop(), bad)
+        loop = asyncio.get_running_loop()
+        inp = SensorInput("door", 17, factory, clock, loop, bad, pull_up=True, active_high=True)
         try:
             sim.set("door", True)
             await let_loop_run()
@@ -357,9 +358,8 @@ def test_closed_input_reports_nothing():
 
 def test_pin_in_use_is_a_clear_error():
     async def body(rig: Rig):
-        other = Sensor(id="dup", type="door", zone="z", pin=17)
         with pytest.raises(HardwareError, match=r"sensor dup: GPIO17"):
-            SensorInput(other, rig.factory, rig.clock, rig.loop, rig.record)
+            rig.contact("dup", 17)
 
     run(body)
 
@@ -367,14 +367,14 @@ def test_pin_in_use_is_a_clear_error():
 def test_inputs_are_released_when_one_fails():
     async def body():
         factory = pin_factory_for("simulated")
-        sensors = [
-            Sensor(id="a", type="door", zone="z", pin=17),
-            Sensor(id="b", type="door", zone="z", pin=17),
-        ]
+        pins = [InputPin("a", 17, True, True), InputPin("b", 17, True, True)]
+        loop = asyncio.get_running_loop()
         with pytest.raises(HardwareError, match="sensor b"):
-            Inputs(sensors, factory, VirtualClock(T0), asyncio.get_running_loop(), print)
+            Inputs(pins, factory, VirtualClock(T0), loop, print)
         # sensor a's pin was released again
-        inp = SensorInput(sensors[0], factory, VirtualClock(T0), asyncio.get_running_loop(), print)
+        inp = SensorInput(
+            "a", 17, factory, VirtualClock(T0), loop, print, pull_up=True, active_high=True
+        )
         inp.close()
         factory.close()
 
@@ -386,15 +386,6 @@ def test_unknown_sensor_lookup_and_bad_arguments():
         with pytest.raises(KeyError, match="unknown sensor 'nope'"):
             rig.inputs["nope"]
         with pytest.raises(ValueError, match="debounce"):
-            SensorInput(
-                Sensor(id="x", type="door", zone="z", pin=5),
-                rig.factory,
-                rig.clock,
-                rig.loop,
-                rig.record,
-                timedelta(seconds=-1),
-            )
-        with pytest.raises(ValueError, match="unknown wiring"):
-            active_level("twisted")
+            rig.contact("x", 5, debounce=timedelta(seconds=-1))
 
     run(body)

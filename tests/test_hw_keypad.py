@@ -3,42 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from controller.clock import VirtualClock
-from controller.config import Keypad, SiteConfig
 from hardware.backend import HardwareError, pin_factory_for
 from hardware.keypad import MatrixKeypad
+from hardware.pins import KeypadPins, SitePins
 from hardware.sim import SimKeypad, SimulatedHardware, let_loop_run
 
 T0 = datetime(2026, 2, 16, 19, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 
-KP_4X3 = {"id": "kp3", "zones": ["z"], "rows": [6, 13, 19, 26], "cols": [12, 16, 20]}
-KP_4X4 = {"id": "kp4", "zones": ["z"], "rows": [4, 17, 27, 22], "cols": [5, 23, 24, 25]}
+KP_4X3 = KeypadPins("kp3", (6, 13, 19, 26), (12, 16, 20), ("123", "456", "789", "*0#"))
+KP_4X4 = KeypadPins("kp4", (4, 17, 27, 22), (5, 23, 24, 25), ("123A", "456B", "789C", "*0#D"))
+
+
+def open_keypad(pins: KeypadPins, factory, clock, loop, on_key) -> MatrixKeypad:
+    return MatrixKeypad(
+        pins.rows, pins.cols, pins.layout, factory, clock, loop, on_key, name=pins.id
+    )
 
 
 class Rig:
-    def __init__(self, keypad: dict, *, sim_first: bool = True) -> None:
-        self.config = SiteConfig.model_validate(
-            {"site": {"id": "t"}, "zones": [{"id": "z"}], "keypads": [keypad]}
-        )
-        self.kpconf: Keypad = self.config.keypads[0]
+    def __init__(self, keypad: KeypadPins, *, sim_first: bool = True) -> None:
+        self.pins = SitePins(keypads=(keypad,))
+        self.kpconf = keypad
         self.factory = pin_factory_for("simulated")
         self.clock = VirtualClock(T0)
         self.loop = asyncio.get_running_loop()
         self.keys: list[tuple[str, datetime]] = []
         self.threads: set[int] = set()
         if sim_first:
-            self.sim = SimulatedHardware(self.config, self.factory)
-        self.kp = MatrixKeypad.from_config(
-            self.kpconf, self.factory, self.clock, self.loop, self.on_key
-        )
+            self.sim = SimulatedHardware(self.pins, self.factory)
+        self.kp = open_keypad(keypad, self.factory, self.clock, self.loop, self.on_key)
         if not sim_first:
-            self.sim = SimulatedHardware(self.config, self.factory)
+            self.sim = SimulatedHardware(self.pins, self.factory)
         self.matrix: SimKeypad = self.sim.keypad(self.kpconf.id)
 
     def on_key(self, char: str, at: datetime) -> None:
@@ -74,7 +77,7 @@ def run(keypad: dict, coro_fn, **kw):
 def test_every_key_through_the_emulated_matrix(keypad):
     async def body(rig: Rig):
         everything = "".join(rig.kpconf.layout)
-        assert len(everything) == len(keypad["rows"]) * len(keypad["cols"])
+        assert len(everything) == len(keypad.rows) * len(keypad.cols)
         await rig.sim.press_keys(rig.kpconf.id, everything, rig.clock)
         assert rig.typed() == everything
         assert rig.threads == {threading.get_ident()}
@@ -95,10 +98,10 @@ def test_key_time_is_when_it_was_recognised():
 
 def test_pins_are_set_up_as_designed():
     async def body(rig: Rig):
-        for p in KP_4X3["cols"]:
+        for p in KP_4X3.cols:
             pin = rig.factory.pin(p)
             assert pin.function == "input" and pin.pull == "up" and pin.state
-        for p in KP_4X3["rows"]:
+        for p in KP_4X3.rows:
             pin = rig.factory.pin(p)
             assert pin.function == "output" and not pin.state  # idle: every row driven low
 
@@ -181,8 +184,8 @@ def test_ghost_is_real_in_the_emulation():
     # (key 5's column) reads low although 5 is not pressed
     async def body(rig: Rig):
         rig.kp.close()
-        rows = [rig.factory.pin(p) for p in KP_4X3["rows"]]
-        cols = [rig.factory.pin(p) for p in KP_4X3["cols"]]
+        rows = [rig.factory.pin(p) for p in KP_4X3.rows]
+        cols = [rig.factory.pin(p) for p in KP_4X3.cols]
         for r in rows:
             r.function = "input"
         for c in cols:
@@ -253,16 +256,13 @@ def test_driver_started_after_the_sim_or_before_works_the_same():
 
 def test_key_held_at_start_is_not_reported():
     async def body():
-        config = SiteConfig.model_validate(
-            {"site": {"id": "t"}, "zones": [{"id": "z"}], "keypads": [KP_4X3]}
-        )
         factory = pin_factory_for("simulated")
-        sim = SimulatedHardware(config, factory)
+        sim = SimulatedHardware(SitePins(keypads=(KP_4X3,)), factory)
         sim.keypad("kp3").down("5")  # stuck key, or a guard leaning on it at boot
         clock = VirtualClock(T0)
         keys: list = []
-        kp = MatrixKeypad.from_config(
-            config.keypads[0],
+        kp = open_keypad(
+            KP_4X3,
             factory,
             clock,
             asyncio.get_running_loop(),
@@ -303,7 +303,7 @@ def test_closed_keypad_reports_nothing_and_frees_its_pins():
         rig.kp.close()
         await rig.sim.press_keys("kp3", "1", rig.clock)
         assert rig.keys == [] and rig.kp.state == "closed"
-        again = MatrixKeypad.from_config(rig.kpconf, rig.factory, rig.clock, rig.loop, rig.on_key)
+        again = open_keypad(rig.kpconf, rig.factory, rig.clock, rig.loop, rig.on_key)
         await rig.sim.press_keys("kp3", "2", rig.clock)
         again.close()
         assert rig.typed() == "2"
@@ -312,7 +312,7 @@ def test_closed_keypad_reports_nothing_and_frees_its_pins():
 
 
 def test_custom_layout():
-    kp = {**KP_4X3, "rows": [6, 13], "keys": ["AB#", "CD*"]}
+    kp = dataclasses.replace(KP_4X3, rows=(6, 13), layout=("AB#", "CD*"))
 
     async def body(rig: Rig):
         await rig.sim.press_keys("kp3", "DCBA*#", rig.clock)

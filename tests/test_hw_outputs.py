@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controller.clock import VirtualClock
-from controller.config import SiteConfig
 from hardware.backend import HardwareError, SimPin, pin_factory_for
 from hardware.outputs import Buzzer, Output, Outputs
+from hardware.pins import OutputPin
 
 T0 = datetime(2026, 2, 16, 19, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -58,19 +58,10 @@ def test_output_on_a_busy_pin_is_a_clear_error(factory):
     first.close()
 
 
-def test_outputs_from_config():
-    config = SiteConfig.model_validate(
-        {
-            "site": {"id": "t"},
-            "zones": [{"id": "z"}],
-            "sirens": [
-                {"id": "siren.in", "pin": 5, "zones": ["z"]},
-                {"id": "siren.out", "pin": 6, "zones": ["z"], "active_high": False},
-            ],
-        }
-    )
+def test_outputs_open_on_their_pins_all_off_whatever_their_polarity():
+    pins = [OutputPin("siren.in", 5), OutputPin("siren.out", 6, active_high=False)]
     f = pin_factory_for("simulated")
-    outs = Outputs.from_config(config, f)
+    outs = Outputs.from_pins(pins, f)
     try:
         assert outs.states() == {"siren.in": False, "siren.out": False}
         outs.set("siren.out", True)
@@ -83,6 +74,15 @@ def test_outputs_from_config():
         outs.close()
         assert not f.pin(5).state
         f.close()
+
+
+def test_outputs_that_cannot_all_open_release_the_pins_they_took():
+    f = pin_factory_for("simulated")
+    with pytest.raises(HardwareError, match=r"output b: GPIO5"):
+        Outputs.from_pins([OutputPin("a", 5), OutputPin("b", 5)], f)
+    again = Output("c", 5, True, f)  # output a's pin was released again
+    again.close()
+    f.close()
 
 
 # ----------------------------------------------------------------------------- buzzer

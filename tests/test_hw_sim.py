@@ -11,6 +11,7 @@ from gpiozero.pins.mock import MockFactory
 
 from controller.clock import RealClock, VirtualClock
 from controller.config import load_config
+from controller.wiring import site_pins
 from hardware.backend import HardwareError, SimPin, is_simulated, pin_factory_for
 from hardware.inputs import Inputs
 from hardware.outputs import Buzzer, Outputs
@@ -35,12 +36,18 @@ class Site:
         self.factory = pin_factory_for("simulated")
         self.clock = VirtualClock(T0)
         self.loop = asyncio.get_running_loop()
-        self.sim = SimulatedHardware(config, self.factory, serial_dir=tmp)
+        pins = site_pins(config)
+        self.sim = SimulatedHardware(pins, self.factory, serial_dir=tmp)
         self.changes: list[tuple[str, bool, datetime]] = []
-        self.inputs = Inputs.from_config(
-            config, self.factory, self.clock, self.loop, lambda *a: self.changes.append(a)
+        self.inputs = Inputs(
+            pins.inputs,
+            self.factory,
+            self.clock,
+            self.loop,
+            lambda *a: self.changes.append(a),
+            config.hardware.debounce,
         )
-        self.outputs = Outputs.from_config(config, self.factory)
+        self.outputs = Outputs.from_pins(pins.outputs, self.factory)
 
     def close(self) -> None:
         self.inputs.close()
@@ -196,7 +203,7 @@ def test_outputs_with_no_driver_read_off():
     async def body():
         config = load_config(REFERENCE).config
         factory = pin_factory_for("simulated")
-        sim = SimulatedHardware(config, factory)
+        sim = SimulatedHardware(site_pins(config), factory)
         try:
             assert sim.output_states(include_buzzers=True) == {
                 "siren.hall": False,
@@ -238,7 +245,7 @@ def test_serial_line_reaches_the_real_reader(config, tmp_path):
 
 def test_sim_cleans_up_its_temporary_serial_directory(config):
     factory = pin_factory_for("simulated")
-    sim = SimulatedHardware(config, factory)
+    sim = SimulatedHardware(site_pins(config), factory)
     link = Path(sim.serial_port("rf.roof"))
     assert link.is_symlink()
     sim.close()
@@ -260,7 +267,7 @@ def test_simulated_backend_gives_sim_pins():
 def test_sim_needs_the_simulated_factory(config):
     plain = MockFactory()
     with pytest.raises(TypeError, match="pin_factory_for\\('simulated'\\)"):
-        SimulatedHardware(config, plain)
+        SimulatedHardware(site_pins(config), plain)
     plain.close()
 
 

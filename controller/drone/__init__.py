@@ -5,6 +5,7 @@
 - `geo`: distance and direction from the office to a drone.
 - `tracker`: broadcasts gathered into one track per drone.
 - `detector`: `DetectorMonitor`, one per configured detector: lines in, events out.
+- `twin`: `DetectorNode`, the detector's firmware in simulation (hello, heartbeats).
 """
 
 from controller.drone.detector import DetectorMonitor, format_distance

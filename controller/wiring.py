@@ -1,0 +1,66 @@
+"""From the site config to the drivers' plain values (hardware.pins): the one place that knows
+what a `wiring:` word means for a pin, and which pins a sensor, siren or keypad uses.
+
+hardware/ takes pins, pull resistors and levels as gpiozero does and knows nothing of the
+config; the config knows each sensor type's usual wiring (controller/sensor_types.py). This
+module joins the two, so the drivers and the simulated twin are built from the same values.
+"""
+
+from __future__ import annotations
+
+from controller.config import Keypad, Sensor, Siren, SiteConfig
+from controller.sensor_types import Wiring
+from hardware.pins import InputPin, KeypadPins, OutputPin, SitePins
+
+# wiring -> (gpiozero pull_up, the pin level at which the sensor is active); hardware/README.md
+_WIRING: dict[str, tuple[bool | None, bool]] = {
+    # a normally-closed contact to GND on the pull-up: quiet reads LOW, an opened loop or a cut
+    # wire lets the pull-up win, so active is HIGH
+    "nc": (True, True),
+    "no": (True, False),  # a normally-open contact to GND: active when it closes, LOW
+    "active_high": (None, True),  # a module's own push-pull output: no pull resistor
+    "active_low": (None, False),
+}
+
+
+def pull_and_level(wiring: Wiring | str) -> tuple[bool | None, bool]:
+    """gpiozero's `pull_up` for a sensor wired this way, and the level (True = high) at which it
+    is active. Raises ValueError for a word that is no wiring."""
+    try:
+        return _WIRING[wiring]
+    except KeyError:
+        raise ValueError(
+            f"unknown wiring {wiring!r}: use nc, no, active_high or active_low"
+        ) from None
+
+
+def active_level(wiring: Wiring | str) -> bool:
+    """The pin level (True = high) at which a sensor wired this way is active."""
+    return pull_and_level(wiring)[1]
+
+
+def input_pin(sensor: Sensor) -> InputPin:
+    """A sensor's input, with its type's default wiring where the config gives none."""
+    pull_up, active_high = pull_and_level(sensor.effective_wiring)
+    return InputPin(sensor.id, sensor.pin, pull_up, active_high)
+
+
+def output_pin(siren: Siren) -> OutputPin:
+    return OutputPin(siren.id, siren.pin, siren.active_high)
+
+
+def keypad_pins(keypad: Keypad) -> KeypadPins:
+    """A keypad's matrix and buzzer pins, with its layout (the 4x3 or 4x4 default if not set)."""
+    return KeypadPins(
+        keypad.id, tuple(keypad.rows), tuple(keypad.cols), tuple(keypad.layout), keypad.buzzer
+    )
+
+
+def site_pins(config: SiteConfig) -> SitePins:
+    """Everything the config wires to the Pi; the drone detectors' ids name its serial lines."""
+    return SitePins(
+        inputs=tuple(input_pin(s) for s in config.sensors),
+        outputs=tuple(output_pin(s) for s in config.sirens),
+        keypads=tuple(keypad_pins(k) for k in config.keypads),
+        serial_ports=tuple(d.id for d in config.drone_detectors),
+    )
