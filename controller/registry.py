@@ -12,10 +12,12 @@ from controller.drones import DroneDetectors
 from controller.keypads import Keypads
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
+from controller.selftest import SelfTest
 
 COMPONENTS: tuple[type[Component], ...] = (
     Keypads,
     ScheduleService,
     DroneDetectors,
     Reporting,
+    SelfTest,
 )
