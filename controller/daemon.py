@@ -15,10 +15,10 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from controller import __version__, texts
-from controller.access import Attempt
+from controller.access import Action, Attempt
 from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
 from controller.commands import Command
@@ -47,6 +47,7 @@ from controller.engine import (
     SetOutput,
     Silence,
 )
+from controller.engine.model import Mode
 from controller.events import Event, EventDraft
 from controller.examples import example_secrets
 from controller.journal import Journal
@@ -249,6 +250,7 @@ class Daemon:
         self.journal.state_provider = self._changed_state
         self._check_secrets()
         self._build_site(loop)
+        assert self.hw is not None
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
@@ -735,8 +737,9 @@ class Daemon:
         else:
             zones = self._zones_arg({"zones": list(cmd.zones)})
         # bypassing needs the right to arm the zone; silencing the right to disarm it
-        access_action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
-        mode = (cmd.mode or "away") if cmd.action == "arm" else None
+        access_action: Action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
+        # the command's mode was checked when it was parsed (controller/commands.py)
+        mode = cast(Mode | None, (cmd.mode or "away") if cmd.action == "arm" else None)
         if not cmd.code:
             self.access.refuse("no_code", channel, channel, zones)
             raise self._refusal("no_code")
@@ -745,7 +748,7 @@ class Daemon:
             zones=zones,
             action=access_action,
             mode=mode,
-            channel=channel,  # type: ignore[arg-type]
+            channel=channel,
         )
         decision = await self.access.check(attempt, cmd.code, self.zone_states())
         if not decision.ok:
@@ -759,7 +762,7 @@ class Daemon:
         user = decision.user
         if cmd.action == "arm":
             events = self.submit(
-                Arm(zones, mode or "away", user=user, source=channel, force=cmd.force)  # type: ignore[arg-type]
+                Arm(zones, mode or "away", user=user, source=channel, force=cmd.force)
             )
             failed = [e.text for e in events if e.kind == "arm_failed"]
             if failed:

@@ -42,7 +42,7 @@ class RemoteCommands:
         self.prefix = link.prefix
         self.result_topic = f"{self.prefix}/cmd/result"
         self.counts: Counter[str] = Counter()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[dict[str, Any]]] = set()
         self.verifier = self._verifier()
 
     def _verifier(self) -> CommandVerifier:
@@ -97,6 +97,7 @@ class RemoteCommands:
         """Check and carry out one command; publish and return its result."""
         cmd: Command | None = None
         try:
+            raw: dict[str, Any] | None
             if zone is None:
                 cmd, raw = parse_cmd(payload)
             else:

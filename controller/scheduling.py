@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from controller import texts
 from controller.calendar import OfficeCalendar
 from controller.component import Component
 from controller.engine import Arm, Disarm, Input
+from controller.engine.model import Mode
 from controller.events import EventDraft
 from controller.schedule import AutoArm, AutoDisarm, Postponed, PreArmWarning, ScheduleRunner
 
@@ -125,9 +126,9 @@ class ScheduleService(Component):
                 site.submit(
                     Arm(
                         tuple(a.zones),
-                        a.mode,
+                        cast(Mode, a.mode),  # a schedule's mode is validated by the config
                         source="schedule",
-                        automatic=True,  # type: ignore[arg-type]
+                        automatic=True,
                         force=a.open_sensors == "bypass",
                         instant=True,
                     )
