@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from controller.clock import VirtualClock
 from controller.site import TroubleBoard
-from controller.timers import TimerDriver
+from controller.timers import Deadline, TimerDriver
 
 T0 = datetime(2026, 3, 4, 11, 0, tzinfo=UTC)
 
@@ -27,27 +27,29 @@ class Owner:
         self.due = None
 
 
-def test_a_deadline_fires_at_its_owners_due_time_and_once() -> None:
+def one_deadline(after_s: int) -> tuple[VirtualClock, TimerDriver, Owner, Deadline]:
+    """A clock, its driver, and one owner due `after_s` seconds from now, its timer set."""
     clock = VirtualClock(T0)
     driver = TimerDriver(clock)
-    owner = Owner(clock, T0 + timedelta(seconds=5))
+    owner = Owner(clock, T0 + timedelta(seconds=after_s))
     deadline = driver.deadline(owner.next_due, owner.fire)
     deadline.reschedule()
+    return clock, driver, owner, deadline
+
+
+def test_a_deadline_fires_at_its_owners_due_time_and_once() -> None:
+    clock, driver, owner, deadline = one_deadline(5)
     assert deadline.due == T0 + timedelta(seconds=5) and driver.pending() == 1
     clock.advance(timedelta(seconds=10))
     assert owner.fired == [T0 + timedelta(seconds=5)] and driver.pending() == 0
 
 
 def test_rescheduling_moves_the_one_timer_instead_of_adding_one() -> None:
-    clock = VirtualClock(T0)
-    driver = TimerDriver(clock)
-    owner = Owner(clock, T0 + timedelta(seconds=5))
-    deadline = driver.deadline(owner.next_due, owner.fire)
-    deadline.reschedule()
+    clock, driver, owner, deadline = one_deadline(5)
     owner.due = T0 + timedelta(seconds=8)
     deadline.reschedule()
     clock.advance(timedelta(seconds=10))
-    assert owner.fired == [T0 + timedelta(seconds=8)]
+    assert owner.fired == [T0 + timedelta(seconds=8)] and driver.pending() == 0
 
 
 def test_after_a_clock_step_every_deadline_is_set_again_from_its_owner() -> None:

@@ -32,6 +32,19 @@ def press(site: FakeSite, keys: str) -> None:
         site.key_handler(KEYPAD, key, site.clock.now())
 
 
+def type_keys(site: FakeSite, keys: str) -> None:
+    """Start the keypads, type `keys` at the hall keypad, wait for the code check, close."""
+
+    async def body() -> None:
+        keypads = Keypads(site)
+        keypads.start()
+        press(site, keys)
+        await keypads.idle(KEYPAD)
+        keypads.close()
+
+    asyncio.run(body())
+
+
 def sounds(site: FakeSite) -> list[str]:
     return [what for call, what in site.buzzers[KEYPAD].calls if call == "play"]
 
@@ -39,14 +52,7 @@ def sounds(site: FakeSite) -> list[str]:
 def test_a_good_code_and_arm_away_is_carried_out_through_the_site_and_beeps_accept(
     site: FakeSite,
 ) -> None:
-    async def body() -> None:
-        keypads = Keypads(site)
-        keypads.start()
-        press(site, "2468*1")
-        await keypads.idle(KEYPAD)
-        keypads.close()
-
-    asyncio.run(body())
+    type_keys(site, "2468*1")
     [decision] = site.decisions
     assert (decision.kind, decision.mode, decision.user) == ("arm", "away", "bao-ve-1")
     assert set(decision.zones) == {"leadership", "finance"}
@@ -55,14 +61,7 @@ def test_a_good_code_and_arm_away_is_carried_out_through_the_site_and_beeps_acce
 
 
 def test_a_wrong_code_is_refused_without_reaching_the_engine(site: FakeSite) -> None:
-    async def body() -> None:
-        keypads = Keypads(site)
-        keypads.start()
-        press(site, "9999#")
-        await keypads.idle(KEYPAD)
-        keypads.close()
-
-    asyncio.run(body())
+    type_keys(site, "9999#")
     assert site.decisions == [] and site.submitted == []
     assert sounds(site)[-1] == "refuse"
 
