@@ -11,28 +11,28 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from controller.access import AccessGate, Attempt, Authenticator, Decision, Lockout
-from controller.clock import Clock, TimerHandle
+from controller.access import AccessGate, Attempt, Authenticator, Decision, Lockout, Match
 from controller.config import SiteConfig
 from controller.events import EventDraft
+from controller.timers import TimerDriver
 
 
 class AccessService:
     def __init__(
         self,
         cfg: SiteConfig,
-        clock: Clock,
+        timers: TimerDriver,
         record: Callable[[list[EventDraft]], object],
         saved_lockout: object = None,
     ):
-        self.clock = clock
+        clock = self.clock = timers.clock
         self._record = record
         self.authenticator = Authenticator(cfg.users)
         lockout = Lockout()
         lockout.restore(saved_lockout, clock.now())  # a restart or reload keeps the count
         self.gate = AccessGate(lockout, lang=cfg.site.language, tz=cfg.tz)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="code-check")
-        self._timer: TimerHandle | None = None
+        self._deadline = timers.deadline(self.gate.next_due, self._tick)
 
     async def check(
         self, attempt: Attempt, code: object, zone_states: Mapping[str, str] | None = None
@@ -50,6 +50,11 @@ class AccessService:
         self._done(decision)
         return decision
 
+    async def identify(self, code: object) -> Match | None:
+        """Whose code this is, checked in the worker thread (a keypad decides itself)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.authenticator.identify, code)
+
     def refuse(self, reason: str, source: str, channel: str, zones: Sequence[str] = ()) -> Decision:
         """A refusal decided before any code was checked (keypad timeout, entry too long)."""
         decision = self.gate.refuse_entry(reason, source, channel, self.clock.now(), zones)  # type: ignore[arg-type]
@@ -65,29 +70,23 @@ class AccessService:
     def _done(self, decision: Decision) -> None:
         if decision.events:
             self._record(list(decision.events))
-        self._reschedule()
+        self.reschedule()
 
     def clock_stepped(self, delta: timedelta) -> None:
         """A clock step: lockouts keep their length (see Lockout.clock_stepped)."""
         self.gate.lockout.clock_stepped(delta)
-        self._reschedule()
+        self.reschedule()
 
-    def _reschedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        due = self.gate.next_due()
-        if due is not None:
-            self._timer = self.clock.call_at(due, self._tick)
+    def reschedule(self) -> None:
+        """The gate's next lockout end may have moved (a code was decided)."""
+        self._deadline.reschedule()
 
     def _tick(self) -> None:
-        self._timer = None
         events = self.gate.tick(self.clock.now())
         if events:
             self._record(events)
-        self._reschedule()
+        self.reschedule()
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadline.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -148,6 +148,15 @@ class SiteInfo(_Model):
     timezone: str = "Asia/Ho_Chi_Minh"
     location: Location | None = None
     language: Literal["vi", "en"] = "vi"
+    # the periodic self-test (E602, "controller alive"); 0 = off
+    self_test: Duration = timedelta(0)
+
+    @field_validator("self_test")
+    @classmethod
+    def _self_test(cls, v: timedelta) -> timedelta:
+        if timedelta(0) < v < timedelta(minutes=1):
+            raise ValueError("a self-test more often than once a minute would flood the logbook")
+        return v
 
     @field_validator("timezone")
     @classmethod

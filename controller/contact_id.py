@@ -44,7 +44,10 @@ CODES: dict[int, tuple[str, str]] = {
     459: ("Recent closing", "an alarm within the recent-closing window after arming"),
     461: ("Wrong code", "a wrong code at a keypad or in a remote command"),
     570: ("Zone bypass", "a sensor bypassed (E570) or unbypassed (R570)"),
-    602: ("Periodic test report", "heartbeat (not sent as an event)"),
+    602: (
+        "Periodic test report",
+        "E602 every `site.self_test` (off by default): controller alive, with its uptime",
+    ),
     627: ("Program mode entry", "configuration reloaded"),
     628: ("Program mode exit", "not used"),
 }

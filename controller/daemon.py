@@ -13,15 +13,16 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from controller import __version__, texts
-from controller.access import Attempt
+from controller.access import Action, Attempt
 from controller.authorization import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
 from controller.commands import Command
+from controller.component import Component
 from controller.config import (
     ConfigError,
     Loaded,
@@ -32,7 +33,7 @@ from controller.config import (
 )
 from controller.control import ControlError, ControlServer
 from controller.devices import Devices
-from controller.drones import DetectorStation
+from controller.drones import DetectorStation, DroneDetectors
 from controller.engine import (
     Arm,
     Bypass,
@@ -46,16 +47,20 @@ from controller.engine import (
     SetOutput,
     Silence,
 )
+from controller.engine.model import Mode
 from controller.events import Event, EventDraft
 from controller.examples import example_secrets
 from controller.journal import Journal
-from controller.keypads import KeypadStation
+from controller.keypads import Keypads
 from controller.notify import Notifier
 from controller.preflight import loose_secret_files
 from controller.refusals import refusal
+from controller.registry import COMPONENTS
 from controller.reporting import Reporting
-from controller.scheduling import ScheduleService
+from controller.site import Trouble, TroubleBoard
 from controller.statelock import StateLock
+from controller.timers import TimerDriver
+from hardware import Buzzer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,8 @@ JOURNAL_NAME = "journal.db"
 JOURNAL_RETRY = timedelta(seconds=30)  # a logbook that refused a write is tried again
 PRUNE_EVERY = timedelta(days=1)  # retention upkeep
 MAX_ADVANCE = timedelta(days=7)  # `sim advance` at most this far in one request
+
+C = TypeVar("C", bound=Component)
 
 texts.register(
     {
@@ -100,6 +107,9 @@ texts.register(
 
 
 class Daemon:
+    """The site: owns the engine, the logbook, the devices and access control, implements
+    the port its components get (controller/site.py) and walks them (controller/registry.py)."""
+
     def __init__(
         self,
         loaded: Loaded,
@@ -116,14 +126,16 @@ class Daemon:
         self.state_dir = Path(state_dir)
         self.simulate = simulate
         self.clock = clock
+        self.timers = TimerDriver(clock)
         self.detector_nodes = detector_nodes
         self._advancing = asyncio.Lock()
         self.engine = Engine(self.cfg)
         self.journal: Journal | None = None
         self.control: ControlServer | None = None
         self.hw: Devices | None = None
-        self.access: AccessService | None = None
-        self._engine_timer: TimerHandle | None = None
+        self._access: AccessService | None = None
+        self._engine_deadline = self.timers.deadline(self._engine_due, self._on_engine_timer)
+        self._started_at = clock.now()
         self._saved_state: Any = None
         self._saved_lockout: Any = None
         self._journal_retry: TimerHandle | None = None
@@ -131,21 +143,81 @@ class Daemon:
         self._prune_timer: TimerHandle | None = None
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
-        self.event_listeners: list[Callable[[list[Event]], None]] = []
         self.state_listeners: list[Callable[[], None]] = []
-        self.extra_troubles: dict[str, dict[str, Any]] = {}
-        self.keypads: dict[str, KeypadStation] = {}
-        self.schedules: ScheduleService | None = None
-        self.detectors: dict[str, DetectorStation] = {}
+        self.trouble_board = TroubleBoard()
+        self.components: list[Component] = []  # started, in the registry's order
         self.notifier = Notifier()
-        self.reporting: Reporting | None = None
-        self.broker_connected = False
         self.lock = StateLock(self.state_dir)
+
+    # ------------------------------------------------------------------ the port (site.py)
+
+    @property
+    def config(self) -> SiteConfig:
+        return self.cfg
+
+    @property
+    def logbook(self) -> Journal:
+        assert self.journal is not None, "the logbook is open from start to stop"
+        return self.journal
+
+    @property
+    def access(self) -> AccessService:
+        assert self._access is not None, "access control exists from start to stop"
+        return self._access
+
+    def record(self, drafts: list[EventDraft]) -> list[Event]:
+        return self._record(drafts)
+
+    def started_at(self) -> datetime:
+        return self._started_at
+
+    def buzzer(self, keypad: str) -> Buzzer | None:
+        assert self.hw is not None
+        return self.hw.buzzers.get(keypad)
+
+    def serial_port(self, detector: str, path: str) -> str:
+        assert self.hw is not None
+        return self.hw.serial_port(detector, path)
+
+    def listen_keys(self, handler: Callable[[str, str, datetime], None]) -> None:
+        assert self.hw is not None
+        self.hw.set_key_handler(handler)
+
+    def component_status(self, key: str) -> Any:
+        for comp in self.components:
+            st = comp.status()
+            if st is not None and key in st:
+                return st[key]
+        return None
+
+    def component(self, kind: type[C]) -> C | None:
+        """The running component of this class, if any."""
+        return next((c for c in self.components if isinstance(c, kind)), None)
+
+    @property
+    def reporting(self) -> Reporting | None:
+        return self.component(Reporting)
+
+    @property
+    def keypads(self) -> dict[str, Any]:
+        kp = self.component(Keypads)
+        return kp.stations if kp is not None else {}
+
+    @property
+    def detectors(self) -> dict[str, DetectorStation]:
+        det = self.component(DroneDetectors)
+        return det.stations if det is not None else {}
+
+    @property
+    def broker_connected(self) -> bool:
+        rep = self.reporting
+        return rep is not None and rep.connected
 
     # ------------------------------------------------------------------ start / stop
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._started_at = self.clock.now()
         self.clock.add_jump_listener(self._clock_stepped)
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -157,6 +229,7 @@ class Daemon:
         try:
             await self._start_locked(loop)
         except BaseException:  # e.g. no GPIO: let go of the logbook and the state directory
+            self._close_components()
             if self.journal is not None:
                 self.journal.close()
                 self.journal = None
@@ -177,6 +250,7 @@ class Daemon:
         self.journal.state_provider = self._changed_state
         self._check_secrets()
         self._build_site(loop)
+        assert self.hw is not None
         baseline = self.hw.read_inputs()
         saved = self.journal.load_state("engine")
         self._saved_state = saved
@@ -187,14 +261,9 @@ class Daemon:
             sim=" [simulation]" if self.simulate else "",
         )
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
-        self._reschedule()
         self._check_journal()  # a logbook that could not even be opened is a trouble now
         self._prune_journal()
-        self._start_site(loop)
-        self.reporting = Reporting(self)
-        self.event_listeners.append(self.reporting.on_events)
-        self.state_listeners.append(self.reporting.publish_state_soon)
-        self.reporting.start()
+        self._start_components(COMPONENTS)
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         if self.notifier.enabled:  # systemd's STATUS= line, once per loop turn at most
@@ -214,7 +283,7 @@ class Daemon:
         stops the alarm: the codes still work, the office just hears about it."""
         for finding in loose_secret_files(self.cfg.mqtt):
             log.warning("%s", finding)
-        self.extra_troubles.pop("example_codes", None)
+        self.trouble_board.clear("example_codes")
         examples = [] if self.simulate else example_secrets(self.cfg)
         if examples:
             where = ", ".join(examples)
@@ -223,51 +292,49 @@ class Daemon:
                 "can use them; make new ones with `officeguard hash-code`",
                 where,
             )
-            self.extra_troubles["example_codes"] = {
-                "source": "config",
-                "cid": "E300",
-                "what": f"published example codes in use ({where})",
-            }
+            self.trouble_board.raise_(
+                "example_codes",
+                {"source": "config", "cid": "E300", "what": f"published example codes in use ({where})"},
+            )
 
     def _build_site(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Access control, devices and keypads for the current configuration."""
+        """Access control and devices for the current configuration."""
         saved_lockout = self.journal.load_state("lockout") if self.journal else None
-        self.access = AccessService(self.cfg, self.clock, self._record, saved_lockout)
-        self._saved_lockout = self.access.gate.lockout.snapshot()
+        self._access = AccessService(self.cfg, self.timers, self._record, saved_lockout)
+        self._saved_lockout = self._access.gate.lockout.snapshot()
         self.hw = Devices(
             self.cfg, self.clock, loop, simulate=self.simulate, on_change=self._on_sensor
         )
-        self.keypads = {
-            k.id: KeypadStation(self, k, self.hw.buzzers.get(k.id)) for k in self.cfg.keypads
-        }
-        self.hw.set_key_handler(lambda kid, ch, at: self.keypads[kid].on_key(ch, at))
 
-    def _start_site(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Schedules and drone detectors, once the engine has booted."""
-        self.schedules = ScheduleService(self)
-        self.schedules.start()
-        self.detectors = {d.id: DetectorStation(self, d, loop) for d in self.cfg.drone_detectors}
-        for station in self.detectors.values():
-            station.start()
+    def _start_components(self, kinds: tuple[type[Component], ...]) -> None:
+        """Build and start these components of the registry (once the engine has booted),
+        each seeing the hooks from the moment it is built; then the detectors' twins."""
+        for kind in kinds:
+            comp = kind(self)
+            self.components.append(comp)
+            comp.start()
+        order = {kind: i for i, kind in enumerate(COMPONENTS)}
+        self.components.sort(key=lambda c: order.get(type(c), len(order)))
         if self.hw is not None and self.detector_nodes:
             self.hw.start_detector_nodes()  # simulation: the detectors' heartbeats
 
+    def _close_components(self, keep: bool = False) -> None:
+        """Close the components (a reload keeps those that `keeps_on_reload`)."""
+        kept = []
+        for comp in reversed(self.components):
+            if keep and comp.keeps_on_reload:
+                kept.append(comp)
+            else:
+                comp.close()
+        self.components = kept[::-1]
+
     def _close_site(self) -> None:
-        for station in self.keypads.values():
-            station.close()
-        self.keypads = {}
-        if self.schedules is not None:
-            self.schedules.close()
-            self.schedules = None
-        for det in self.detectors.values():
-            det.close()
-        self.detectors = {}
         if self.hw is not None:
             self.hw.close()
             self.hw = None
-        if self.access is not None:
-            self.access.close()
-            self.access = None
+        if self._access is not None:
+            self._access.close()
+            self._access = None
 
     def reload(self) -> bool:
         """SIGHUP: read the configuration file again. A bad file is refused with all its
@@ -296,10 +363,8 @@ class Daemon:
             return False
         snapshot = self.engine.snapshot()
         self._check_secrets()
+        self._close_components(keep=True)
         self._close_site()
-        if self._engine_timer is not None:
-            self._engine_timer.cancel()
-            self._engine_timer = None
         self.loaded, self.cfg = loaded, loaded.config
         if self.journal is not None:
             self.journal.tz = self.cfg.tz
@@ -311,9 +376,10 @@ class Daemon:
         self._apply(
             [Emit(reloaded), *self.engine.boot(self.clock.now(), self.hw.read_inputs(), snapshot)]
         )
-        self._start_site(loop)
-        if self.reporting is not None:
-            self.reporting.reload()
+        kept = {type(c) for c in self.components}
+        for comp in self.components:
+            comp.reload(self.cfg)
+        self._start_components(tuple(k for k in COMPONENTS if k not in kept))
         log.info("configuration reloaded from %s", self.loaded.source)
         return True
 
@@ -329,7 +395,7 @@ class Daemon:
     def summary(self) -> str:
         """One line for systemd's STATUS=: zone states, alarms, troubles, outbox."""
         zones = " ".join(f"{z}={self.engine.zone_state(z)}" for z in self.engine.zones)
-        troubles = len(self.engine.troubles()) + len(self.extra_troubles)
+        troubles = len(self.engine.troubles()) + len(self.trouble_board)
         outbox = self.journal.outbox_depth() if self.journal else 0
         return f"{zones}; troubles {troubles}; outbox {outbox}"
 
@@ -339,21 +405,21 @@ class Daemon:
         await self.notifier.stop()
         if self.control is not None:
             await self.control.stop()
-        for timer in (self._engine_timer, self._journal_retry, self._prune_timer):
+        self._engine_deadline.cancel()
+        for timer in (self._journal_retry, self._prune_timer):
             if timer is not None:
                 timer.cancel()
         if self.hw is not None:
             self.hw.safe_state()
         if self.journal is not None:
             self._record([self._notice("daemon.stopped", detail={"reason": reason}, reason=reason)])
-        if self.reporting is not None:
-            self.reporting.outbox.wake()
-            await self.reporting.close(reason)
-            self.reporting = None
+        while self.components:  # in reverse: reporting sends the last events before the rest
+            await self.components.pop().stop(reason)
         if self.journal is not None:
             self.journal.close()
             self.journal = None
         self._close_site()
+        self.timers.close()
         self.lock.release()
 
     async def run(self) -> int:
@@ -384,8 +450,8 @@ class Daemon:
         # a sensor's own state is reported (retained topic, status) even without an event
         changed = isinstance(inp, (SensorChange, Bypass))
         events = self._apply(self.engine.handle(inp, self.clock.now()), state_changed=changed)
-        if isinstance(inp, (Arm, Disarm)) and not inp.automatic and self.schedules is not None:
-            self.schedules.note_manual(inp.zones, self.clock.now())
+        for comp in self.components:
+            comp.input_submitted(inp)
         return events
 
     def _clock_stepped(self, delta: timedelta) -> None:
@@ -395,15 +461,20 @@ class Daemon:
         secs = delta.total_seconds()
         log.warning("clock stepped by %+.1f s; running delays keep their length", secs)
         self.engine.clock_stepped(delta)
-        if self.access is not None:
-            self.access.clock_stepped(delta)
+        if self._access is not None:
+            self._access.clock_stepped(delta)
         self._record(
             [self._notice("daemon.clock_stepped", detail={"clock_step_s": secs}, delta=f"{secs:+g} s")]
         )
-        self._reschedule()
+        self._engine_deadline.reschedule()
+        for comp in list(self.components):
+            comp.clock_stepped(delta)
+        self.timers.reschedule_all()
+
+    def _engine_due(self) -> datetime | None:
+        return self.engine.next_due()
 
     def _on_engine_timer(self) -> None:
-        self._engine_timer = None
         self._apply(self.engine.advance(self.clock.now()))
 
     def _apply(self, effects: list[Effect], state_changed: bool = False) -> list[Event]:
@@ -412,23 +483,26 @@ class Daemon:
                 self._set_output(eff.output, eff.on)
         drafts = [eff.event for eff in effects if isinstance(eff, Emit)]
         events = self._record(drafts)
-        self._reschedule()
-        for station in self.keypads.values():
-            station.update_delay_beeps()
+        self._engine_deadline.reschedule()
+        for comp in self.components:
+            comp.engine_stepped()
         if drafts or state_changed:
+            for comp in self.components:
+                comp.state_changed()
             for cb in self.state_listeners:
                 cb()
         return events
-
-    def record_external(self, drafts: list[EventDraft]) -> list[Event]:
-        """Journal events from outside the engine (keypads, access control, schedules...)."""
-        return self._record(drafts)
 
     def zone_states(self) -> dict[str, str]:
         return {z: self.engine.zone_state(z) for z in self.engine.zones}
 
     def apply_decision(self, decision: Any) -> bool:
-        """Carry out an access decision (arm/disarm zones as a user). True when it took effect."""
+        """Carry out an access decision (arm/disarm zones as a user), unless a component
+        claims it (a schedule's pre-arm warning postpones). True when it took effect."""
+        for comp in self.components:
+            claimed = comp.claim_decision(decision)
+            if claimed is not None:
+                return claimed
         if decision.kind == "arm":
             events = self.submit(
                 Arm(
@@ -465,8 +539,8 @@ class Daemon:
         for ev in events:
             log.info("event %s %s %s %s", ev.seq, ev.kind, ev.cid or "", ev.text)
         if events:
-            for cb in self.event_listeners:
-                cb(events)
+            for comp in self.components:
+                comp.events(events)
         return events
 
     def _changed_state(self) -> dict[str, Any] | None:
@@ -511,12 +585,11 @@ class Daemon:
         if journal is None:
             return
         err = journal.write_error
-        if err is not None and "journal" not in self.extra_troubles:
-            self.extra_troubles["journal"] = {
-                "source": "journal",
-                "cid": "E300",
-                "what": f"logbook not writable: {err}",
-            }
+        if err is not None and "journal" not in self.trouble_board:
+            self.trouble_board.raise_(
+                "journal",
+                {"source": "journal", "cid": "E300", "what": f"logbook not writable: {err}"},
+            )
             self._record(
                 [
                     self._notice(
@@ -528,8 +601,8 @@ class Daemon:
                     )
                 ]
             )
-        elif err is None and "journal" in self.extra_troubles:
-            self.extra_troubles.pop("journal", None)
+        elif err is None and "journal" in self.trouble_board:
+            self.trouble_board.clear("journal")
             self._record(
                 [
                     self._notice(
@@ -554,8 +627,9 @@ class Daemon:
                 self._wake_outbox()
 
     def _wake_outbox(self) -> None:
-        if self.reporting is not None:
-            self.reporting.outbox.wake()
+        reporting = self.reporting
+        if reporting is not None:
+            reporting.outbox.wake()
 
     def _prune_journal(self) -> None:
         """Retention (see docs/storage.md): at start and once a day on the daemon's clock."""
@@ -570,22 +644,14 @@ class Daemon:
                 log.info("logbook retention: %d old delivered event(s) removed", removed)
         self._prune_timer = self.clock.call_at(self.clock.now() + PRUNE_EVERY, self._prune_journal)
 
-    def _reschedule(self) -> None:
-        due = self.engine.next_due()
-        if self._engine_timer is not None:
-            self._engine_timer.cancel()
-            self._engine_timer = None
-        if due is not None:
-            self._engine_timer = self.clock.call_at(due, self._on_engine_timer)
-
     # ------------------------------------------------------------------ status
 
-    def troubles(self) -> list[dict[str, Any]]:
-        """Every trouble now: the engine's, the drone detectors' and the daemon's own."""
+    def troubles(self) -> list[Trouble]:
+        """Every trouble now: the engine's, the components' and the trouble board's."""
         return (
             self.engine.troubles()
-            + [t for det in self.detectors.values() for t in det.troubles()]
-            + list(self.extra_troubles.values())
+            + [t for comp in self.components for t in comp.troubles()]
+            + list(self.trouble_board)
         )
 
     def status(self) -> dict[str, Any]:
@@ -593,7 +659,7 @@ class Daemon:
         outputs = dict(st["outputs"])
         if self.hw is not None:
             outputs.update(self.hw.output_states())
-        return {
+        status: dict[str, Any] = {
             "site": self.cfg.site.id,
             "name": self.cfg.site.name,
             "version": __version__,
@@ -604,13 +670,16 @@ class Daemon:
             "sensors": st["sensors"],
             "outputs": outputs,
             "troubles": self.troubles(),
-            "detectors": {did: det.status() for did, det in self.detectors.items()},
+            "detectors": {},
             "outbox": self.journal.outbox_depth() if self.journal else None,
             "unwritten": self.journal.unwritten if self.journal else None,
             "last_seq": self.journal.last_seq() if self.journal else None,
             "broker": {"connected": self.broker_connected, "url": self.cfg.mqtt.url},
-            "commands": self.reporting.commands.status() if self.reporting else None,
+            "commands": None,
         }
+        for comp in self.components:  # a component's entries keep the places shown above
+            status.update(comp.status() or {})
+        return status
 
     # ------------------------------------------------------------------ control socket
 
@@ -668,9 +737,9 @@ class Daemon:
         else:
             zones = self._zones_arg({"zones": list(cmd.zones)})
         # bypassing needs the right to arm the zone; silencing the right to disarm it
-        access_action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
-        mode = (cmd.mode or "away") if cmd.action == "arm" else None
-        assert self.access is not None
+        access_action: Action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
+        # the command's mode was checked when it was parsed (controller/commands.py)
+        mode = cast(Mode | None, (cmd.mode or "away") if cmd.action == "arm" else None)
         if not cmd.code:
             self.access.refuse("no_code", channel, channel, zones)
             raise self._refusal("no_code")
@@ -679,7 +748,7 @@ class Daemon:
             zones=zones,
             action=access_action,
             mode=mode,
-            channel=channel,  # type: ignore[arg-type]
+            channel=channel,
         )
         decision = await self.access.check(attempt, cmd.code, self.zone_states())
         if not decision.ok:
@@ -693,7 +762,7 @@ class Daemon:
         user = decision.user
         if cmd.action == "arm":
             events = self.submit(
-                Arm(zones, mode or "away", user=user, source=channel, force=cmd.force)  # type: ignore[arg-type]
+                Arm(zones, mode or "away", user=user, source=channel, force=cmd.force)
             )
             failed = [e.text for e in events if e.kind == "arm_failed"]
             if failed:
@@ -788,7 +857,9 @@ class Daemon:
         if missing is not None:  # checked before any key is pressed
             raise self._refusal("no_such_key", keypad=keypad, name=repr(missing), known=layout)
         await self.hw.sim_keys(keypad, keys)
-        await self.keypads[keypad].idle()
+        keypads = self.component(Keypads)
+        if keypads is not None:
+            await keypads.idle(keypad)
         await self._settle()
         return {"keypad": keypad, "pressed": len(keys)}
 

@@ -11,76 +11,94 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from controller.component import Component
 from controller.drone.detector import DetectorMonitor
 from controller.engine import ExternalAlarm
 from controller.events import EventDraft
 from hardware import SerialLineReader
 
 if TYPE_CHECKING:
-    from controller.clock import TimerHandle
     from controller.config import DroneDetector
-    from controller.daemon import Daemon
+    from controller.site import Site, Trouble
 
 log = logging.getLogger(__name__)
 
 
 class DetectorStation:
-    def __init__(self, daemon: Daemon, cfg: DroneDetector, loop: asyncio.AbstractEventLoop):
-        self.daemon = daemon
+    """One detector: its serial reader and its pure monitor."""
+
+    def __init__(self, site: Site, cfg: DroneDetector, loop: asyncio.AbstractEventLoop):
+        self.site = site
         self.cfg = cfg
-        self.monitor = DetectorMonitor(cfg, daemon.cfg.site)
-        assert daemon.hw is not None
-        port = daemon.hw.serial_port(cfg.id, cfg.port)
+        self.monitor = DetectorMonitor(cfg, site.config.site)
+        port = site.serial_port(cfg.id, cfg.port)
         self.reader = SerialLineReader(
-            port, cfg.baudrate, daemon.clock, loop, self._on_line, self._on_port
+            port, cfg.baudrate, site.clock, loop, self._on_line, self._on_port
         )
-        self._timer: TimerHandle | None = None
+        self._deadline = site.timers.deadline(self.monitor.next_due, self._tick)
 
     def start(self) -> None:
-        self.daemon.clock.add_jump_listener(self._clock_stepped)
-        self._emit(self.monitor.tick(self.daemon.clock.now()))
+        self._emit(self.monitor.tick(self.site.clock.now()))
         self.reader.start()
-        self._reschedule()
+        self._deadline.reschedule()
 
     def _on_line(self, line: bytes, at: datetime, too_long: bool) -> None:
-        self._emit(self.monitor.feed_line(line, self.daemon.clock.now(), too_long))
+        self._emit(self.monitor.feed_line(line, self.site.clock.now(), too_long))
 
     def _on_port(self, is_open: bool, at: datetime, error: str | None) -> None:
-        self._emit(self.monitor.port_state(is_open, self.daemon.clock.now(), error))
+        self._emit(self.monitor.port_state(is_open, self.site.clock.now(), error))
 
-    def _clock_stepped(self, delta: timedelta) -> None:
+    def clock_stepped(self, delta: timedelta) -> None:
         self.monitor.clock_stepped(delta)
-        self._reschedule()
+        self._deadline.reschedule()
 
     def _tick(self) -> None:
-        self._timer = None
-        self._emit(self.monitor.tick(self.daemon.clock.now()))
+        self._emit(self.monitor.tick(self.site.clock.now()))
 
     def _emit(self, drafts: list[EventDraft]) -> None:
         if drafts:
-            self.daemon.record_external(drafts)
+            self.site.record(drafts)
             if self.cfg.siren:
                 for d in drafts:
                     if d.kind == "drone" and not d.detail.get("update"):
-                        self.daemon.submit(ExternalAlarm(self.cfg.zone, self.cfg.id, 150, d.text))
-        self._reschedule()
-
-    def _reschedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        due = self.monitor.next_due()
-        if due is not None:
-            self._timer = self.daemon.clock.call_at(due, self._tick)
+                        self.site.submit(ExternalAlarm(self.cfg.zone, self.cfg.id, 150, d.text))
+        self._deadline.reschedule()
 
     def status(self) -> dict[str, Any]:
         return self.monitor.status()
 
-    def troubles(self) -> list[dict[str, Any]]:
+    def troubles(self) -> list[Trouble]:
         return self.monitor.troubles()
 
     def close(self) -> None:
-        self.daemon.clock.remove_jump_listener(self._clock_stepped)
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadline.cancel()
         self.reader.stop()
+
+
+class DroneDetectors(Component):
+    """Every drone detector of the site, each a `DetectorStation`."""
+
+    name = "detectors"
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)
+        loop = asyncio.get_running_loop()
+        self.stations = {d.id: DetectorStation(site, d, loop) for d in site.config.drone_detectors}
+
+    def start(self) -> None:
+        for station in self.stations.values():
+            station.start()
+
+    def clock_stepped(self, delta: timedelta) -> None:
+        for station in self.stations.values():
+            station.clock_stepped(delta)
+
+    def status(self) -> dict[str, Any]:
+        return {"detectors": {did: st.status() for did, st in self.stations.items()}}
+
+    def troubles(self) -> list[Trouble]:
+        return [t for station in self.stations.values() for t in station.troubles()]
+
+    def close(self) -> None:
+        for station in self.stations.values():
+            station.close()

@@ -11,69 +11,61 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from controller.component import Component
 from controller.keypad import KeypadController, KeypadStep, Request
 
 if TYPE_CHECKING:
-    from controller.clock import TimerHandle
     from controller.config import Keypad
-    from controller.daemon import Daemon
+    from controller.site import Site
     from hardware import Buzzer
 
 log = logging.getLogger(__name__)
 
 
 class KeypadStation:
-    def __init__(self, daemon: Daemon, keypad: Keypad, buzzer: Buzzer | None):
-        assert daemon.access is not None
-        self.daemon = daemon
+    """One keypad: its key-sequence logic, its buzzer and its code checks under way."""
+
+    def __init__(self, site: Site, keypad: Keypad, buzzer: Buzzer | None):
+        self.site = site
         self.keypad = keypad
-        self.ctl = KeypadController(keypad, daemon.access.gate)
+        self.ctl = KeypadController(keypad, site.access.gate)
         self.buzzer = buzzer
-        self._timer: TimerHandle | None = None
+        self._deadline = site.timers.deadline(self.ctl.next_due, self._tick)
         self._tasks: set[asyncio.Task[None]] = set()
         self._delay_until: datetime | None = None
 
     # ------------------------------------------------------------------ keys
 
     def on_key(self, char: str, at: datetime) -> None:
-        self._handle(self.ctl.key(char, self.daemon.clock.now()))
+        self._handle(self.ctl.key(char, self.site.clock.now()))
 
     def _handle(self, step: KeypadStep) -> None:
         for sound in step.sounds:
             self._play(sound)
         if step.events:
-            self.daemon.record_external(list(step.events))
+            self.site.record(list(step.events))
         if step.verify is not None:
             task = asyncio.get_running_loop().create_task(self._verify(step.verify))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        self._reschedule()
+        self._deadline.reschedule()
 
     async def _verify(self, request: Request) -> None:
-        access = self.daemon.access
-        assert access is not None
-        loop = asyncio.get_running_loop()
+        access = self.site.access
         try:
-            match = await loop.run_in_executor(
-                access._executor, access.authenticator.identify, request.code
-            )
+            match = await access.identify(request.code)
         except Exception:
             log.exception("code check failed at %s", self.keypad.id)
             match = None
-        now = self.daemon.clock.now()
-        decision = self.ctl.complete(request, match, now, self.daemon.zone_states())
+        now = self.site.clock.now()
+        decision = self.ctl.complete(request, match, now, self.site.zone_states())
         if decision.events:
-            self.daemon.record_external(list(decision.events))
-        schedules = self.daemon.schedules
-        if decision.ok and schedules is not None and schedules.warning_running(tuple(decision.zones)):
-            # a valid code during the pre-arm warning puts the automatic arming off
-            ok = schedules.postpone(tuple(decision.zones))
-        else:
-            ok = decision.ok and self.daemon.apply_decision(decision)
-        for sound in self.ctl.result(ok, self.daemon.clock.now()):
+            self.site.record(list(decision.events))
+        ok = decision.ok and self.site.apply_decision(decision)
+        for sound in self.ctl.result(ok, self.site.clock.now()):
             self._play(sound)
-        access._reschedule()
-        self._reschedule()
+        access.reschedule()
+        self._deadline.reschedule()
 
     async def idle(self) -> None:
         """Wait for code checks under way (the simulator's `sim keys` replies after them)."""
@@ -84,17 +76,8 @@ class KeypadStation:
         if self.buzzer is not None:
             self.buzzer.play(sound)
 
-    def _reschedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        due = self.ctl.next_due()
-        if due is not None:
-            self._timer = self.daemon.clock.call_at(due, self._tick)
-
     def _tick(self) -> None:
-        self._timer = None
-        self._handle(self.ctl.tick(self.daemon.clock.now()))
+        self._handle(self.ctl.tick(self.site.clock.now()))
 
     # ------------------------------------------------------------------ delay beeps
 
@@ -104,7 +87,7 @@ class KeypadStation:
             return
         dues = []
         for z in self.keypad.zones:
-            zs = self.daemon.engine.zones[z]
+            zs = self.site.engine.zones[z]
             dues += [d for d in (zs.exit_due, zs.entry_due) if d is not None]
         until = max(dues) if dues else None
         if until == self._delay_until:
@@ -116,7 +99,37 @@ class KeypadStation:
             self.buzzer.start_delay_beeps(until)
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._deadline.cancel()
         for t in self._tasks:
             t.cancel()
+
+
+class Keypads(Component):
+    """Every keypad of the site, each a `KeypadStation`, fed by the keypad drivers."""
+
+    name = "keypads"
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(site)
+        self.stations = {
+            k.id: KeypadStation(site, k, site.buzzer(k.id)) for k in site.config.keypads
+        }
+
+    def start(self) -> None:
+        self.site.listen_keys(self._on_key)
+        self.engine_stepped()  # beep through a delay the engine restored at boot
+
+    def _on_key(self, keypad: str, char: str, at: datetime) -> None:
+        self.stations[keypad].on_key(char, at)
+
+    def engine_stepped(self) -> None:
+        for station in self.stations.values():
+            station.update_delay_beeps()
+
+    async def idle(self, keypad: str) -> None:
+        """Wait for the code checks under way at `keypad`."""
+        await self.stations[keypad].idle()
+
+    def close(self) -> None:
+        for station in self.stations.values():
+            station.close()

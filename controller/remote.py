@@ -1,7 +1,7 @@
 """Remote commands over MQTT: `P/cmd` and Home Assistant's `P/zone/<zone>/set`.
 
 Each command is parsed and checked (`controller.commands`: size, JSON, types, known action,
-optional HMAC signature with time window and nonce), then carried out by the daemon exactly like
+optional HMAC signature with time window and nonce), then carried out by the site (`Site.operate`) exactly like
 a code typed at the CLI: the user's code is checked in a worker thread, with the same
 permissions and duress rules, and the whole MQTT channel shares one lockout counter. The answer
 goes to `P/cmd/result` as `{"id", "ok", "error"?}`; it never contains the code. A malformed or
@@ -27,7 +27,7 @@ from controller.control import ControlError
 from controller.mqtt import MqttConfigError, MqttLink, read_secret
 
 if TYPE_CHECKING:
-    from controller.daemon import Daemon
+    from controller.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,19 @@ CHANNEL = "mqtt"
 
 
 class RemoteCommands:
-    def __init__(self, daemon: Daemon, link: MqttLink) -> None:
-        self.daemon = daemon
+    def __init__(self, site: Site, link: MqttLink) -> None:
+        self.site = site
         self.link = link
         self.prefix = link.prefix
         self.result_topic = f"{self.prefix}/cmd/result"
         self.counts: Counter[str] = Counter()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[dict[str, Any]]] = set()
         self.verifier = self._verifier()
 
     def _verifier(self) -> CommandVerifier:
-        m = self.daemon.cfg.mqtt
+        m = self.site.config.mqtt
         key: bytes | None = None
-        self.daemon.extra_troubles.pop("command_key", None)
+        self.site.trouble_board.clear("command_key")
         try:
             secret = read_secret(m.command_key_file, "command key file")
             key = secret.encode() if secret else None
@@ -58,11 +58,9 @@ class RemoteCommands:
             # commands are refused (signed ones, or all when signatures are required), the
             # alarm keeps working, and the office sees why
             log.error("remote commands: %s", e)
-            self.daemon.extra_troubles["command_key"] = {
-                "source": "command_key",
-                "cid": "E300",
-                "what": str(e),
-            }
+            self.site.trouble_board.raise_(
+                "command_key", {"source": "command_key", "cid": "E300", "what": str(e)}
+            )
             return CommandVerifier(None, required=False, window=m.signature_window).refusing()
         return CommandVerifier(key, required=m.require_signature, window=m.signature_window)
 
@@ -99,15 +97,16 @@ class RemoteCommands:
         """Check and carry out one command; publish and return its result."""
         cmd: Command | None = None
         try:
+            raw: dict[str, Any] | None
             if zone is None:
                 cmd, raw = parse_cmd(payload)
             else:
                 cmd, raw = parse_zone_set(zone, payload)
-            self.verifier.verify(topic, cmd, raw, self.daemon.clock.now())
+            self.verifier.verify(topic, cmd, raw, self.site.clock.now())
         except CommandError as e:
             return self._refuse(e.cmd_id if cmd is None else cmd.id, e.reason, "malformed")
         try:
-            outcome = await self.daemon.operate(cmd, CHANNEL)
+            outcome = await self.site.operate(cmd, CHANNEL)
         except ControlError as e:  # a sentence in the site's language, and its stable key
             return self._refuse(cmd.id, str(e), "refused", e.reason)
         except Exception:  # never let one command take the daemon down

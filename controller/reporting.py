@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import TimerHandle
+from controller.component import Component
 from controller.discovery import Discovery
 from controller.events import Event
 from controller.mqtt import MqttConfigError, MqttLink
@@ -22,7 +23,8 @@ from controller.preflight import unreadable_files
 from controller.remote import RemoteCommands
 
 if TYPE_CHECKING:
-    from controller.daemon import Daemon
+    from controller.config import SiteConfig
+    from controller.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -33,30 +35,37 @@ log = logging.getLogger(__name__)
 SENSOR_STATE_INTERVAL = timedelta(milliseconds=250)
 
 
-class Reporting:
-    def __init__(self, daemon: Daemon):
-        assert daemon.journal is not None
-        self.daemon = daemon
+class Reporting(Component):
+    """The reporting component: one broker link for the site's whole life (a reload keeps
+    it), the outbox on the logbook, the retained state, the heartbeat and remote commands."""
+
+    name = "reporting"
+    keeps_on_reload = True
+
+    def __init__(self, site: Site):
+        super().__init__(site)
+        journal = site.logbook
+        self.connected = False  # the broker link is up (the daemon's status shows it)
         self.link_error: str | None = None  # why the link is not even tried (see _make_link)
         self.link = self._make_link()
         self.prefix = self.link.prefix
         self.outbox = Outbox(
-            daemon.journal,
+            journal,
             self.link,
             f"{self.prefix}/event",
-            limit=daemon.cfg.mqtt.outbox_limit,
+            limit=site.config.mqtt.outbox_limit,
             on_capacity=partial(self._on_outbox_trouble, "outbox"),
             on_refused=partial(self._on_outbox_trouble, "outbox_refused"),
-            record=daemon.record_external,
-            now=daemon.clock.now,
-            language=daemon.cfg.site.language,
+            record=site.record,
+            now=site.clock.now,
+            language=site.config.site.language,
         )
         self._state_due = False
         # after the outbox's own listener: the turn's events go out before the retained state
-        daemon.journal.flush_listeners.append(self._on_journal_flushed)
-        self.commands = RemoteCommands(daemon, self.link)
-        self.discovery = Discovery(self.link, daemon.cfg, daemon.journal)
-        self.started_at = daemon.clock.now()
+        journal.flush_listeners.append(self._on_journal_flushed)
+        self.commands = RemoteCommands(site, self.link)
+        self.discovery = Discovery(self.link, site.config, journal)
+        self.started_at = site.clock.now()
         self._retained: dict[str, Any] = {}  # topic -> body last published (without "ts")
         self._sensor_published: dict[str, datetime] = {}  # sensor -> when its topic last went out
         self._sensor_window: dict[str, TimerHandle] = {}  # sensor -> the end of its window
@@ -67,18 +76,18 @@ class Reporting:
         self.link.disconnect_listeners.append(self._on_disconnect)
         # retained drone topics left by an earlier run (tracks it never saw lost) are cleared
         self.link.subscribe(f"{self.prefix}/drone/+", self._on_retained_drone)
-        daemon.clock.add_jump_listener(self._clock_stepped)
 
     def _make_link(self) -> MqttLink:
         """The broker link. One whose files cannot be read (a missing password file, an
         unreadable CA) cannot connect, but the alarm runs without it: the link is built without
         those files and never started, events wait in the outbox, and the broker link is a
         trouble (E350) with one log line naming the file and the fix."""
-        d = self.daemon
-        unreadable = unreadable_files(d.cfg.mqtt)
+        site = self.site
+        cfg = site.config
+        unreadable = unreadable_files(cfg.mqtt)
         if not unreadable:
             try:
-                return MqttLink(d.cfg.mqtt, d.cfg.site.id, now=d.clock.now)
+                return MqttLink(cfg.mqtt, cfg.site.id, now=site.clock.now)
             except MqttConfigError as e:
                 self.link_error = str(e)
         else:
@@ -86,15 +95,13 @@ class Reporting:
         log.error(
             "running WITHOUT the broker link: %s, then restart the daemon", self.link_error
         )
-        d.extra_troubles["mqtt"] = {
-            "source": "mqtt",
-            "cid": "E350",
-            "what": f"no broker link: {self.link_error}",
-        }
-        inert = d.cfg.mqtt.model_copy(
+        site.trouble_board.raise_(
+            "mqtt", {"source": "mqtt", "cid": "E350", "what": f"no broker link: {self.link_error}"}
+        )
+        inert = cfg.mqtt.model_copy(
             update={"password_file": None, "ca_file": None, "cert_file": None, "key_file": None}
         )
-        return MqttLink(inert, d.cfg.site.id, now=d.clock.now)
+        return MqttLink(inert, cfg.site.id, now=site.clock.now)
 
     def start(self) -> None:
         self.commands.start()
@@ -103,12 +110,22 @@ class Reporting:
             self.link.start()
         self._schedule_heartbeat()
 
-    def reload(self) -> None:
-        """The configuration was reloaded: command rules, retained state for new zones/sensors."""
+    def reload(self, config: SiteConfig) -> None:
+        """The configuration was reloaded: command rules, retained state for new zones/sensors;
+        the link stays up."""
         self.commands.reload()
-        self.outbox.limit = self.daemon.cfg.mqtt.outbox_limit
+        self.outbox.limit = config.mqtt.outbox_limit
         self._republish_state()
-        self.discovery.update(self.daemon.cfg)
+        self.discovery.update(config)
+
+    def status(self) -> dict[str, Any]:
+        return {"commands": self.commands.status()}
+
+    def events(self, events: list[Event]) -> None:
+        self.on_events(events)
+
+    def state_changed(self) -> None:
+        self.publish_state_soon()
 
     def on_events(self, events: list[Event]) -> None:
         self.outbox.wake()
@@ -138,8 +155,7 @@ class Reporting:
         if self._state_due:
             return
         self._state_due = True
-        journal = self.daemon.journal
-        if journal is not None and journal.writing():
+        if self.site.logbook.writing():
             return  # _on_journal_flushed publishes it
         asyncio.get_running_loop().call_soon(self._publish_state_due)
 
@@ -157,20 +173,20 @@ class Reporting:
         """The outbox raised, changed or cleared a trouble (E350): its long-outage policy
         ("outbox") or an event the broker refused ("outbox_refused")."""
         if trouble is None:
-            self.daemon.extra_troubles.pop(key, None)
+            self.site.trouble_board.clear(key)
         else:
-            self.daemon.extra_troubles[key] = trouble
+            self.site.trouble_board.raise_(key, trouble)
         self.publish_state_soon()
 
     def _on_connect(self) -> None:
-        self.daemon.broker_connected = True
+        self.connected = True
         self._republish_state()  # everything again after a reconnect
         self.discovery.announce()
         for track in self._drones:
             self._publish_drone(track)
 
     def _on_disconnect(self) -> None:
-        self.daemon.broker_connected = False
+        self.connected = False
 
     def _on_retained_drone(self, topic: str, payload: bytes) -> None:
         track = topic.rsplit("/", 1)[-1]
@@ -185,17 +201,19 @@ class Reporting:
         SENSOR_STATE_INTERVAL), the others go out at once."""
         if not self.link.connected:
             return
-        d = self.daemon
+        site = self.site
+        engine = site.engine
         p = self.prefix
-        now = d.clock.now()
+        now = site.clock.now()
         ts = self._ts(now)
-        for zid in d.engine.zones:
-            self._put(f"{p}/zone/{zid}/state", d.engine.zone_report(zid), ts)
-        for sid in d.engine.sensors:
+        for zid in engine.zones:
+            self._put(f"{p}/zone/{zid}/state", engine.zone_report(zid), ts)
+        for sid in engine.sensors:
             self._put_sensor(sid, now)
-        self._put(f"{p}/trouble/state", {"troubles": d.troubles()}, ts)
-        for did, station in d.detectors.items():
-            link = station.status().get("link")
+        self._put(f"{p}/trouble/state", {"troubles": site.troubles()}, ts)
+        detectors: dict[str, dict[str, Any]] = site.component_status("detectors") or {}
+        for did, det in detectors.items():
+            link = det.get("link")
             tracks = sum(1 for body in self._drones.values() if body.get("detector") == did)
             self._put(
                 f"{p}/detector/{did}/state",
@@ -205,7 +223,7 @@ class Reporting:
 
     def _ts(self, now: datetime) -> str:
         """The "ts" of a retained state; the sensors whose windows end together share it."""
-        tz = self.daemon.cfg.tz
+        tz = self.site.config.tz
         if self._last_ts[0] != now or self._last_ts[1] is not tz:
             self._last_ts = (now, tz, now.astimezone(tz).isoformat(timespec="seconds"))
         return self._last_ts[2]
@@ -216,7 +234,7 @@ class Reporting:
             return False
         self._retained[topic] = body
         if ts is None:
-            ts = self._ts(self.daemon.clock.now())
+            ts = self._ts(self.site.clock.now())
         self.link.publish(
             topic, json.dumps({**body, "ts": ts}, ensure_ascii=False), qos=1, retain=True
         )
@@ -228,12 +246,12 @@ class Reporting:
         if sid in self._sensor_window:
             return  # the window's end publishes the latest state
         topic = f"{self.prefix}/sensor/{sid}/state"
-        body = self.daemon.engine.sensor_report(sid)
+        body = self.site.engine.sensor_report(sid)
         if self._retained.get(topic) == body:
             return
         last = self._sensor_published.get(sid)
         if last is not None and last <= now < last + SENSOR_STATE_INTERVAL:
-            self._sensor_window[sid] = self.daemon.clock.call_at(
+            self._sensor_window[sid] = self.site.clock.call_at(
                 last + SENSOR_STATE_INTERVAL, partial(self._sensor_window_end, sid)
             )
             return
@@ -242,8 +260,8 @@ class Reporting:
 
     def _sensor_window_end(self, sid: str) -> None:
         self._sensor_window.pop(sid, None)
-        if self.link.connected and sid in self.daemon.engine.sensors:
-            self._put_sensor(sid, self.daemon.clock.now())
+        if self.link.connected and sid in self.site.engine.sensors:
+            self._put_sensor(sid, self.site.clock.now())
 
     def _end_sensor_windows(self) -> None:
         for timer in self._sensor_window.values():
@@ -257,15 +275,15 @@ class Reporting:
         self._end_sensor_windows()
         self.publish_state()
 
-    def _clock_stepped(self, delta: timedelta) -> None:
+    def clock_stepped(self, delta: timedelta) -> None:
         """A step of the time of day must not hold a sensor's state back (a step back would
         leave its window's end in the future): whatever waits goes out now."""
         waiting = list(self._sensor_window)
         self._end_sensor_windows()
         if self.link.connected:
-            now = self.daemon.clock.now()
+            now = self.site.clock.now()
             for sid in waiting:
-                if sid in self.daemon.engine.sensors:
+                if sid in self.site.engine.sensors:
                     self._put_sensor(sid, now)
 
     def _put_raw(self, topic: str, payload: str) -> None:
@@ -275,20 +293,23 @@ class Reporting:
     # ------------------------------------------------------------------ heartbeat
 
     def _schedule_heartbeat(self) -> None:
-        every = self.daemon.cfg.mqtt.heartbeat
+        every = self.site.config.mqtt.heartbeat
         if every > timedelta(0):
-            self._heartbeat = self.daemon.clock.call_at(self.daemon.clock.now() + every, self._beat)
+            clock = self.site.clock
+            self._heartbeat = clock.call_at(clock.now() + every, self._beat)
 
     def heartbeat_payload(self) -> dict[str, Any]:
-        d = self.daemon
-        now = d.clock.now()
+        site = self.site
+        cfg = site.config
+        journal = site.logbook
+        now = site.clock.now()
         return {
-            "ts": now.astimezone(d.cfg.tz).isoformat(timespec="seconds"),
-            "seq": d.journal.last_seq() if d.journal else None,
-            "outbox": d.journal.outbox_depth() if d.journal else None,
+            "ts": now.astimezone(cfg.tz).isoformat(timespec="seconds"),
+            "seq": journal.last_seq(),
+            "outbox": journal.outbox_depth(),
             "uptime_s": int((now - self.started_at).total_seconds()),
-            "troubles": len(d.engine.troubles()) + len(d.extra_troubles),
-            "interval_s": int(d.cfg.mqtt.heartbeat.total_seconds()),
+            "troubles": len(site.engine.troubles()) + len(site.trouble_board),
+            "interval_s": int(cfg.mqtt.heartbeat.total_seconds()),
         }
 
     def _beat(self) -> None:
@@ -299,8 +320,10 @@ class Reporting:
             )
         self._schedule_heartbeat()
 
-    async def close(self, reason: str = "stopped") -> None:
-        self.daemon.clock.remove_jump_listener(self._clock_stepped)
+    async def stop(self, reason: str = "stopped") -> None:
+        """Last events out (the outbox is woken), then the link closes with an offline
+        status giving `reason`."""
+        self.outbox.wake()
         self._end_sensor_windows()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
@@ -308,8 +331,8 @@ class Reporting:
         await self.commands.close()
         await self.discovery.close()
         self.outbox.close()
-        journal = self.daemon.journal
-        if journal is not None and self._on_journal_flushed in journal.flush_listeners:
+        journal = self.site.logbook
+        if self._on_journal_flushed in journal.flush_listeners:
             journal.flush_listeners.remove(self._on_journal_flushed)
-        ts = self.daemon.clock.now().astimezone(self.daemon.cfg.tz).isoformat(timespec="seconds")
+        ts = self.site.clock.now().astimezone(self.site.config.tz).isoformat(timespec="seconds")
         await self.link.close({"online": False, "ts": ts, "reason": reason})

@@ -1,0 +1,23 @@
+"""The daemon's components, in the order it starts them (and stops them in reverse).
+
+Adding a component is its package and one line here; the daemon walks this list for every
+step of the lifecycle (controller/component.py) and never names a component itself, except
+for the simulator's handlers that press keys and write detector lines.
+"""
+
+from __future__ import annotations
+
+from controller.component import Component
+from controller.drones import DroneDetectors
+from controller.keypads import Keypads
+from controller.reporting import Reporting
+from controller.scheduling import ScheduleService
+from controller.selftest import SelfTest
+
+COMPONENTS: tuple[type[Component], ...] = (
+    Keypads,
+    ScheduleService,
+    DroneDetectors,
+    Reporting,
+    SelfTest,
+)
