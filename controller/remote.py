@@ -1,11 +1,18 @@
 """Remote commands over MQTT: `P/cmd` and Home Assistant's `P/zone/<zone>/set`.
 
-Each command is parsed and checked (`controller.commands`: size, JSON, types, known action,
-optional HMAC signature with time window and nonce), then carried out by the daemon exactly like
-a code typed at the CLI: the user's code is checked in a worker thread, with the same
-permissions and duress rules, and the whole MQTT channel shares one lockout counter. The answer
-goes to `P/cmd/result` as `{"id", "ok", "error"?}`; it never contains the code. A malformed or
-refused command changes nothing.
+Before anything else a message must pass the rate limits of `controller.command_guard` (per
+topic, and for all command topics together): over them it is dropped and counted, unparsed and
+unanswered. A retained message on a command topic is ignored (the link drops it). Each command
+is then parsed and checked (`controller.commands`: size, JSON, types, known action, id, HMAC
+signature with time window and nonce; with `require_signature`, the default, disarm, bypass and
+silence must be signed), then carried out by the daemon exactly like a code typed at the CLI:
+the user's code is checked in a worker thread, with the same permissions and duress rules.
+Lockout sources: unsigned MQTT is one source (a broker does not say who published), commands
+signed with the site's key another, so junk on the unsigned path never locks out the office's
+signed console. The answer goes to `P/cmd/result` as `{"id", "ok", "error"?}`, as a "bulk"
+message that cannot take the link's in-flight window from events; it never contains the code.
+Refusals decided before a code check (malformed, busy) are answered within a budget, then only
+counted. A malformed or refused command changes nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from controller.command_guard import CommandGuard
 from controller.commands import (
+    SIGNED_ONLY,
     Command,
     CommandError,
     CommandVerifier,
@@ -33,6 +43,9 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 16  # commands waiting for their code check; more are refused as busy
 CHANNEL = "mqtt"
+UNSIGNED = "mqtt"  # the lockout source of every unsigned command
+SIGNED = "mqtt:signed"  # ... of commands signed with the site's key
+STATE_KEY = "commands"  # the logbook's record of nonces and the last signed command's time
 
 
 class RemoteCommands:
@@ -42,10 +55,27 @@ class RemoteCommands:
         self.prefix = link.prefix
         self.result_topic = f"{self.prefix}/cmd/result"
         self.counts: Counter[str] = Counter()
-        self._pending: set[asyncio.Task[None]] = set()
-        self.verifier = self._verifier()
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.guard = CommandGuard(time.monotonic)
+        self.verifier = self._verifier(self._saved_nonces())
 
-    def _verifier(self) -> CommandVerifier:
+    def _saved_nonces(self) -> object:
+        journal = self.daemon.journal
+        return journal.load_state(STATE_KEY) if journal is not None else None
+
+    def _verifier(self, saved: object) -> CommandVerifier:
+        verifier = self._make_verifier()
+        verifier.restore(saved)  # a restart or reload: nonces already used stay used
+        m = self.daemon.cfg.mqtt
+        if m.require_signature and verifier.key is None and verifier.off_reason is None:
+            log.warning(
+                "remote commands: no command key (mqtt.command_key_file): %s commands are"
+                " refused until the site has one (see docs/security.md)",
+                ", ".join(sorted(SIGNED_ONLY)),
+            )
+        return verifier
+
+    def _make_verifier(self) -> CommandVerifier:
         m = self.daemon.cfg.mqtt
         key: bytes | None = None
         self.daemon.extra_troubles.pop("command_key", None)
@@ -67,15 +97,17 @@ class RemoteCommands:
         return CommandVerifier(key, required=m.require_signature, window=m.signature_window)
 
     def start(self) -> None:
-        self.link.subscribe(f"{self.prefix}/cmd", self._on_cmd)
-        self.link.subscribe(f"{self.prefix}/zone/+/set", self._on_zone_set)
+        # a command left retained on the broker would otherwise run again at every start
+        self.link.subscribe(f"{self.prefix}/cmd", self._on_cmd, retained=False)
+        self.link.subscribe(f"{self.prefix}/zone/+/set", self._on_zone_set, retained=False)
 
     def reload(self) -> None:
         """The configuration changed (SIGHUP): read the key and the signature rules again."""
-        self.verifier = self._verifier()
+        self.verifier = self._verifier(self.verifier.snapshot())
 
     def status(self) -> dict[str, Any]:
-        return {"pending": len(self._pending), **self.counts}
+        dropped = {k: v for k, v in self.guard.counts.items() if k != "received"}
+        return {"pending": len(self._pending), **self.counts, **dropped}
 
     # ------------------------------------------------------------------ incoming
 
@@ -86,28 +118,65 @@ class RemoteCommands:
         zone = topic[len(self.prefix) + len("/zone/") : -len("/set")]
         self._spawn(topic, payload, zone)
 
+    def _meter_key(self, topic: str, zone: str | None) -> str:
+        # a zone the site does not have shares one bucket: made-up topics get no burst each
+        if zone is not None and zone not in self.daemon.engine.zones:
+            return f"{self.prefix}/zone/?/set"
+        return topic
+
     def _spawn(self, topic: str, payload: bytes, zone: str | None) -> None:
+        key = self._meter_key(topic, zone)
+        if not self.guard.admit(key):
+            return  # over the rate: not parsed, not answered, counted
         self.counts["received"] += 1
-        if len(self._pending) >= MAX_PENDING:
-            self._refuse(None, "busy: too many commands waiting, try again", "busy")
+        try:
+            cmd, source = self.check(topic, payload, zone)
+        except CommandError as e:
+            self._refuse_early(key, e.cmd_id, e.reason, "malformed")
             return
-        task = asyncio.get_running_loop().create_task(self.handle(topic, payload, zone))
+        if len(self._pending) >= MAX_PENDING:
+            self._refuse_early(key, cmd.id, "busy: too many commands waiting, try again", "busy")
+            return
+        task = asyncio.get_running_loop().create_task(self.carry_out(cmd, source))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("remote command task failed", exc_info=task.exception())
+
+    def check(self, topic: str, payload: bytes, zone: str | None) -> tuple[Command, str]:
+        """Parse and verify one command: the command and its lockout source, or CommandError.
+        A signed command's nonce is in the logbook before the command is carried out."""
+        raw: dict[str, Any] | None
+        if zone is None:
+            cmd, raw = parse_cmd(payload)
+        else:
+            cmd, raw = parse_zone_set(zone, payload)
+        self.verifier.verify(topic, cmd, raw, self.daemon.clock.now())
+        if cmd.signed:
+            journal = self.daemon.journal
+            if journal is not None:
+                journal.save_state(STATE_KEY, self.verifier.snapshot())
+            return cmd, SIGNED
+        if not cmd.code:
+            # no code, nothing to check: answered, never an event (a flood of them would be)
+            raise CommandError("a code is required", cmd.id)
+        return cmd, UNSIGNED
 
     async def handle(self, topic: str, payload: bytes, zone: str | None) -> dict[str, Any]:
-        """Check and carry out one command; publish and return its result."""
-        cmd: Command | None = None
+        """Check and carry out one command; publish and return its result (no rate limit:
+        for tests and tools that call it directly)."""
         try:
-            if zone is None:
-                cmd, raw = parse_cmd(payload)
-            else:
-                cmd, raw = parse_zone_set(zone, payload)
-            self.verifier.verify(topic, cmd, raw, self.daemon.clock.now())
+            cmd, source = self.check(topic, payload, zone)
         except CommandError as e:
-            return self._refuse(e.cmd_id if cmd is None else cmd.id, e.reason, "malformed")
+            return self._refuse(e.cmd_id, e.reason, "malformed")
+        return await self.carry_out(cmd, source)
+
+    async def carry_out(self, cmd: Command, source: str) -> dict[str, Any]:
         try:
-            outcome = await self.daemon.operate(cmd, CHANNEL)
+            outcome = await self.daemon.operate(cmd, CHANNEL, source)
         except ControlError as e:  # a sentence in the site's language, and its stable key
             return self._refuse(cmd.id, str(e), "refused", e.reason)
         except Exception:  # never let one command take the daemon down
@@ -116,6 +185,14 @@ class RemoteCommands:
         self.counts["done"] += 1
         log.info("remote command %s %s done", cmd.id or "-", cmd.action)
         return self._answer({"id": cmd.id, "ok": True, "action": cmd.action, **outcome})
+
+    def _refuse_early(self, key: str, cmd_id: str | None, error: str, count: str) -> None:
+        """A refusal before any code check: counted, summarised in the log, and answered
+        only within the answer budget (a flood of junk gets no reply per message)."""
+        self.counts[count] += 1
+        self.guard.note(count)
+        if self.guard.may_answer(key):
+            self._answer({"id": cmd_id, "ok": False, "error": error})
 
     def _refuse(
         self, cmd_id: str | None, error: str, count: str, reason: str | None = None
@@ -129,7 +206,11 @@ class RemoteCommands:
 
     def _answer(self, result: dict[str, Any]) -> dict[str, Any]:
         if self.link.connected:
-            self.link.publish(self.result_topic, json.dumps(result, ensure_ascii=False), qos=1)
+            try:
+                body = json.dumps(result, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:  # never expected (ids are checked): still an answer
+                body = json.dumps(result).encode("ascii")
+            self.link.publish(self.result_topic, body, qos=1, bulk=True)
         return result
 
     async def close(self) -> None:
