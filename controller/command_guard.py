@@ -143,3 +143,61 @@ class CommandGuard:
         parts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in sorted(self._unlogged.items()))
         self._unlogged.clear()
         return f"dropped or not answered since the last report: {parts or 'nothing'}"
+
+
+# a topic that sends this many messages over its limit within FLOOD_WINDOW seconds is flooded:
+# the daemon stops listening to it for a while (the broker then drops the flood, not us)
+FLOOD_DROPS = 100
+FLOOD_WINDOW = 1.0
+PAUSE_FIRST = 5.0  # seconds; doubled while the flood goes on, up to PAUSE_MAX
+PAUSE_MAX = 60.0
+PAUSE_FORGET = 120.0  # a topic quiet this long after a pause starts again from PAUSE_FIRST
+
+
+@dataclass
+class _Flood:
+    window_start: float = 0.0
+    drops: int = 0
+    pause: float = 0.0  # the length of the last pause
+    resumed_at: float | None = None
+
+
+class FloodDetector:
+    """Tells when a command topic is flooded, and for how long to stop listening to it.
+
+    `dropped(key)` after each message dropped over the rate: True when the topic has just
+    become flooded (the caller then pauses it for `pause_for(key)` seconds and calls
+    `resumed(key)` when it listens again). Pauses double while the flood goes on. Under a
+    flood, every message on that topic is lost, the office's as well as the attacker's; they
+    would be anyway (a rate limit cannot tell them apart), and the alarm keeps its CPU."""
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._topics: dict[str, _Flood] = {}
+
+    def dropped(self, key: str) -> bool:
+        now = self._now()
+        st = self._topics.get(key)
+        if st is None:
+            if len(self._topics) >= MAX_KEYS:
+                key = OTHER
+            st = self._topics.setdefault(key, _Flood(now))
+        if now - st.window_start > FLOOD_WINDOW:
+            st.window_start, st.drops = now, 0
+        st.drops += 1
+        if st.drops < FLOOD_DROPS:
+            return False
+        st.drops = 0
+        quiet = st.resumed_at is None or now - st.resumed_at >= PAUSE_FORGET
+        st.pause = PAUSE_FIRST if quiet or not st.pause else min(PAUSE_MAX, st.pause * 2)
+        return True
+
+    def pause_for(self, key: str) -> float:
+        st = self._topics.get(key) or self._topics.get(OTHER)
+        return st.pause if st is not None and st.pause else PAUSE_FIRST
+
+    def resumed(self, key: str) -> None:
+        st = self._topics.get(key)
+        if st is not None:
+            st.resumed_at = self._now()
+            st.window_start, st.drops = st.resumed_at, 0

@@ -84,6 +84,7 @@ RECEIVE_MAXIMUM = 64
 BULK_SHARE = 4
 BULK_INFLIGHT = 32
 BULK_WAITING = 256
+MATCH_CACHE = 256  # topics whose matching filters are remembered
 # PUBACK failures that say "not now" rather than "never": the message is sent again later
 _TRANSIENT = (0x91, 0x97)  # packet identifier in use, quota exceeded
 
@@ -259,6 +260,8 @@ class MqttLink:
         self._server_max_packet = 0
         self._subs: dict[str, tuple[int, list[MessageHandler]]] = {}
         self._live_only: set[str] = set()  # filters whose retained messages are ignored
+        self._match_cache: dict[str, tuple[str, ...]] = {}  # topic -> the filters it matches
+        self._paused: set[str] = set()  # filters not subscribed at the broker for now
         self._misc_timer: asyncio.TimerHandle | None = None
         self._flush_due = False
         self._flushing = False
@@ -675,7 +678,8 @@ class MqttLink:
         # the status first, then the subscriptions, before anything the listeners send
         self.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
         for flt, (qos, _) in self._subs.items():
-            client.subscribe(flt, qos)
+            if flt not in self._paused:
+                client.subscribe(flt, qos)
         self._told_up = True
         for cb in list(self.connect_listeners):
             try:
@@ -790,15 +794,28 @@ class MqttLink:
             log.warning("mqtt: ignored a message whose topic is not UTF-8")
             return
         payload = bytes(msg.payload)
-        for flt, (_, handlers) in list(self._subs.items()):
-            if paho.topic_matches_sub(flt, topic):
+        for flt in self._matching(topic):
+            entry = self._subs.get(flt)
+            if entry is not None and flt not in self._paused:
                 if msg.retain and flt in self._live_only:
                     continue  # e.g. a command someone left retained: never replayed
-                for h in list(handlers):
+                for h in list(entry[1]):
                     try:
                         h(topic, payload)
                     except Exception:
                         log.exception("mqtt: handler for %r failed", flt)
+
+    def _matching(self, topic: str) -> tuple[str, ...]:
+        """The subscribed filters a topic matches, remembered per topic: a flood on one topic
+        costs a dict lookup per message, not a topic match per filter (paho builds a matcher
+        on every call)."""
+        found = self._match_cache.get(topic)
+        if found is None:
+            found = tuple(f for f in self._subs if paho.topic_matches_sub(f, topic))
+            if len(self._match_cache) >= MATCH_CACHE:
+                self._match_cache.clear()  # made-up topics cannot make it grow
+            self._match_cache[topic] = found
+        return found
 
     # ------------------------------------------------------------------ publish / subscribe
 
@@ -943,6 +960,7 @@ class MqttLink:
             raise ValueError(f"bad topic filter {topic_filter!r}")
         if not retained:
             self._live_only.add(topic_filter)
+        self._match_cache.clear()
         entry = self._subs.get(topic_filter)
         if entry is None:
             self._subs[topic_filter] = (qos, [handler])
@@ -950,6 +968,25 @@ class MqttLink:
                 self._client.subscribe(topic_filter, qos)
         else:
             entry[1].append(handler)
+
+    def pause(self, topic_filter: str) -> None:
+        """Stop receiving a subscribed filter's messages (unsubscribed at the broker, so that a
+        flood on it costs this side nothing); its handlers stay, for `resume()`."""
+        if topic_filter in self._subs and topic_filter not in self._paused:
+            self._paused.add(topic_filter)
+            if self._connected:
+                self._client.unsubscribe(topic_filter)
+
+    def resume(self, topic_filter: str) -> None:
+        """Receive a paused filter's messages again."""
+        if topic_filter in self._paused:
+            self._paused.discard(topic_filter)
+            if self._connected:
+                self._client.subscribe(topic_filter, self._subs[topic_filter][0])
+
+    @property
+    def paused(self) -> frozenset[str]:
+        return frozenset(self._paused)
 
     def status_payload(self) -> str:
         return json.dumps(

@@ -12,7 +12,9 @@ signed with the site's key another, so junk on the unsigned path never locks out
 signed console. The answer goes to `P/cmd/result` as `{"id", "ok", "error"?}`, as a "bulk"
 message that cannot take the link's in-flight window from events; it never contains the code.
 Refusals decided before a code check (malformed, busy) are answered within a budget, then only
-counted. A malformed or refused command changes nothing.
+counted. A topic flooded far over its rate is not listened to for a while (unsubscribed at the
+broker, 5 s doubling to 60 s while the flood lasts; a trouble says so), so that the broker, not
+the alarm's loop, drops the flood. A malformed or refused command changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from controller.command_guard import CommandGuard
+from controller.command_guard import CommandGuard, FloodDetector
 from controller.commands import (
     SIGNED_ONLY,
     Command,
@@ -57,6 +59,8 @@ class RemoteCommands:
         self.counts: Counter[str] = Counter()
         self._pending: set[asyncio.Task[Any]] = set()
         self.guard = CommandGuard(time.monotonic)
+        self.flood = FloodDetector(time.monotonic)
+        self._resume_timers: dict[str, asyncio.TimerHandle] = {}
         self.verifier = self._verifier(self._saved_nonces())
 
     def _saved_nonces(self) -> object:
@@ -96,10 +100,54 @@ class RemoteCommands:
             return CommandVerifier(None, required=False, window=m.signature_window).refusing()
         return CommandVerifier(key, required=m.require_signature, window=m.signature_window)
 
+    @property
+    def cmd_filter(self) -> str:
+        return f"{self.prefix}/cmd"
+
+    @property
+    def zone_filter(self) -> str:
+        return f"{self.prefix}/zone/+/set"
+
     def start(self) -> None:
         # a command left retained on the broker would otherwise run again at every start
-        self.link.subscribe(f"{self.prefix}/cmd", self._on_cmd, retained=False)
-        self.link.subscribe(f"{self.prefix}/zone/+/set", self._on_zone_set, retained=False)
+        self.link.subscribe(self.cmd_filter, self._on_cmd, retained=False)
+        self.link.subscribe(self.zone_filter, self._on_zone_set, retained=False)
+
+    def _pause(self, flt: str) -> None:
+        """A flood on `flt`: unsubscribe for a while, and say so (one log line and a trouble
+        per pause, never one per message)."""
+        if flt in self._resume_timers:
+            return
+        seconds = self.flood.pause_for(flt)
+        self.link.pause(flt)
+        self.counts["paused"] += 1
+        log.warning(
+            "remote commands: %s is flooded (far over %s): not listening to it for %g s;"
+            " the alarm is not affected, remote commands on it are lost meanwhile",
+            flt,
+            "its rate limit",
+            seconds,
+        )
+        self.daemon.extra_troubles["command_flood"] = {
+            "source": "commands",
+            "cid": "E350",
+            "what": f"command flood on {flt}: commands paused",
+        }
+        self._state_changed()
+        loop = asyncio.get_running_loop()
+        self._resume_timers[flt] = loop.call_later(seconds, self._resume, flt)
+
+    def _state_changed(self) -> None:
+        for cb in list(self.daemon.state_listeners):  # the trouble reaches the office
+            cb()
+
+    def _resume(self, flt: str) -> None:
+        self._resume_timers.pop(flt, None)
+        self.flood.resumed(flt)
+        self.link.resume(flt)
+        if not self._resume_timers:
+            self.daemon.extra_troubles.pop("command_flood", None)
+            self._state_changed()
 
     def reload(self) -> None:
         """The configuration changed (SIGHUP): read the key and the signature rules again."""
@@ -107,7 +155,8 @@ class RemoteCommands:
 
     def status(self) -> dict[str, Any]:
         dropped = {k: v for k, v in self.guard.counts.items() if k != "received"}
-        return {"pending": len(self._pending), **self.counts, **dropped}
+        paused = sorted(self.link.paused)
+        return {"pending": len(self._pending), **self.counts, **dropped, "not_listening": paused}
 
     # ------------------------------------------------------------------ incoming
 
@@ -127,7 +176,11 @@ class RemoteCommands:
     def _spawn(self, topic: str, payload: bytes, zone: str | None) -> None:
         key = self._meter_key(topic, zone)
         if not self.guard.admit(key):
-            return  # over the rate: not parsed, not answered, counted
+            # over the rate: not parsed, not answered, counted; a flood: not listened to
+            flt = self.cmd_filter if zone is None else self.zone_filter
+            if self.flood.dropped(flt):
+                self._pause(flt)
+            return
         self.counts["received"] += 1
         try:
             cmd, source = self.check(topic, payload, zone)
@@ -214,6 +267,9 @@ class RemoteCommands:
         return result
 
     async def close(self) -> None:
+        for timer in self._resume_timers.values():
+            timer.cancel()
+        self._resume_timers.clear()
         for task in list(self._pending):
             task.cancel()
         if self._pending:
