@@ -143,7 +143,9 @@ class BarePublishCommit:
 # ------------------------------------------------------------------------- the daemon
 
 
-async def _samples(site: InProcessSite, port: int, samples: int, workdir: Path) -> dict[str, Any]:
+async def _samples(
+    site: InProcessSite, port: int, samples: int, workdir: Path, topic: str = "#"
+) -> dict[str, Any]:
     """Daemon samples, each followed by one of each baseline, so that all three see the same
     machine (other processes come and go; interleaving keeps the ratios honest)."""
     from controller.engine import Arm, Disarm
@@ -165,7 +167,7 @@ async def _samples(site: InProcessSite, port: int, samples: int, workdir: Path) 
     if not await site.drained(10):
         raise BenchError("the start-up events were not delivered")
     size = 0
-    sub = await asyncio.to_thread(Subscriber, port, "#", times=True)
+    sub = await asyncio.to_thread(Subscriber, port, topic, times=True)
     gpio = BareGpiozero()
     bare: BarePublishCommit | None = None
     edge_to_siren: list[float] = []

@@ -6,11 +6,14 @@ The same rules serve the hall keypad and remote commands (MQTT, local CLI):
   exactly what the normal code would, and in addition sends a silent `duress` report (E121).
 * A user may operate only the zones listed for them (no list: every zone). At a keypad they
   operate the keypad's zones they are allowed; if none, the attempt is refused.
-* Five wrong codes within 5 minutes from one source (one keypad, one remote command channel)
-  lock that source for 5 minutes; during the lockout even a right code is refused, and the
-  lockout ends by itself after 5 minutes on the controller's clock.
-* Every refused attempt is written to the logbook with its reason (wrong code, locked out,
-  not permitted, entry timed out...), never with the code.
+* Five wrong codes within 5 minutes from one source (one keypad, one socket user, one signing
+  key, unsigned MQTT as a whole) lock that source for 5 minutes; during the lockout even a
+  right code is refused without being checked, and the lockout ends by itself after 5 minutes
+  on the controller's clock.
+* Every refused attempt is written to the logbook with its reason (wrong code, not permitted,
+  entry timed out...), never with the code; except attempts refused because the source is
+  locked out: those are counted, and the one event that says the lockout ended carries the
+  count (a flood of attempts during a lockout must not become a flood of events).
 
 Pieces, for the daemon:
 
@@ -56,6 +59,7 @@ Reason = Literal[
     "too_short",
     "bad_mode",
     "no_code",
+    "busy",
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -116,6 +120,14 @@ texts.register(
         "access.unlocked": {
             "vi": "Hết thời gian khóa {source}",
             "en": "{source} lockout ended",
+        },
+        "access.unlocked_refused": {
+            "vi": "Hết thời gian khóa {source} ({refused} lần thử bị từ chối trong lúc khóa)",
+            "en": "{source} lockout ended ({refused} attempt(s) refused while locked)",
+        },
+        "access.busy": {
+            "vi": "Từ chối tại {source}: quá nhiều lần thử đang chờ kiểm tra mã",
+            "en": "Refused at {source}: too many attempts waiting for their code check",
         },
         "access.duress": {
             "vi": "Mã cưỡng ép do {user} nhập tại {source}",
@@ -266,6 +278,7 @@ class _SourceState:
     failures: list[datetime] = field(default_factory=list)
     locked_until: datetime | None = None
     touched: datetime | None = None
+    refused: int = 0  # attempts refused during the running lockout
 
 
 class Lockout:
@@ -383,14 +396,22 @@ class Lockout:
         ends = [st.locked_until for st in self._state.values() if st.locked_until is not None]
         return min(ends) if ends else None
 
+    def refused(self, source: str) -> None:
+        """One more attempt refused because the source is locked (reported when it ends)."""
+        st = self._state.get(source)
+        if st is not None and st.locked_until is not None:
+            st.refused += 1
+
     def expire(self, now: datetime) -> list[str]:
         """Sources whose lockout has ended by `now`, each reported once."""
+        return [src for src, _ in self.expire_counted(now)]
+
+    def expire_counted(self, now: datetime) -> list[tuple[str, int]]:
+        """Like `expire`, with how many attempts each source had refused while locked."""
         ended = []
         for src, st in list(self._state.items()):
             if st.locked_until is not None and st.locked_until <= now:
-                st.locked_until = None
-                st.failures.clear()
-                ended.append(src)
+                ended.append((src, st.refused))
                 del self._state[src]
         return ended
 
@@ -410,6 +431,7 @@ class Lockout:
             src: {
                 "failures": [t.isoformat() for t in st.failures],
                 "locked_until": st.locked_until.isoformat() if st.locked_until else None,
+                "refused": st.refused,
             }
             for src, st in sorted(self._state.items())
             if st.failures or st.locked_until is not None
@@ -427,6 +449,7 @@ class Lockout:
                     failures=[t for t in failures if t.tzinfo is not None][-self.limit :],
                     locked_until=datetime.fromisoformat(until) if until else None,
                     touched=now,
+                    refused=max(0, int(data.get("refused", 0) or 0)),
                 )
             except (AttributeError, TypeError, ValueError):
                 continue
@@ -604,11 +627,21 @@ class AccessGate:
     def precheck(
         self, source: str, channel: Channel, now: datetime, zones: Sequence[str] = ()
     ) -> Decision | None:
-        """A `locked_out` refusal when the source is locked at `now`, else None."""
+        """A `locked_out` refusal when the source is locked at `now`, else None. It carries no
+        event: the attempt is counted, and the lockout's end reports the count."""
         until = self.lockout.check(source, now)
         if until is None:
             return None
-        return self._refusal("locked_out", source, channel, now, tuple(zones), locked_until=until)
+        self.lockout.refused(source)
+        refused = self._refusal(
+            "locked_out", source, channel, now, tuple(zones), locked_until=until
+        )
+        return replace(refused, events=())
+
+    def busy(self, source: str, channel: Channel, zones: Sequence[str] = ()) -> Decision:
+        """A refusal for an attempt that found too many others from its source waiting for
+        their code check: not checked, not counted, and no event (a flood's own)."""
+        return Decision("refused", source, channel, tuple(zones), reason="busy")
 
     def refuse_entry(
         self,
@@ -746,16 +779,17 @@ class AccessGate:
         return self.lockout.next_due()
 
     def tick(self, now: datetime) -> list[EventDraft]:
-        """`system` events for lockouts that ended by `now`."""
+        """`system` events for lockouts that ended by `now`, each with the number of attempts
+        refused while it ran."""
         return [
             self._event(
                 "system",
                 now,
-                "access.unlocked",
-                {"source": src},
-                {"source": src, "reason": "lockout_ended"},
+                "access.unlocked_refused" if refused else "access.unlocked",
+                {"source": src, "refused": refused},
+                {"source": src, "reason": "lockout_ended", "refused": refused},
             )
-            for src in self.lockout.expire(now)
+            for src, refused in self.lockout.expire_counted(now)
         ]
 
 

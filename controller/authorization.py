@@ -2,11 +2,19 @@
 worker thread, the decision (arm, disarm, refused, lockout, duress) is taken by the pure
 AccessGate on the daemon's clock, and its events go to the journal. One service serves the
 keypads, the local CLI and remote commands alike, each source with its own lockout counter.
+
+Attempts from one source are checked one at a time, and the lockout is looked at again just
+before each code goes to the worker: a burst sent before the lockout began is not checked
+after it began (16 guesses in a burst would otherwise all be tried). At most
+MAX_QUEUED_PER_SOURCE attempts of one source wait; more are refused as busy, unchecked and
+uncounted. A locked source's attempts never reach the code check at all, so the answer takes
+the same time whatever the code (a right code is otherwise answered faster: it is cached).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -15,6 +23,8 @@ from controller.access import AccessGate, Attempt, Authenticator, Decision, Lock
 from controller.config import SiteConfig
 from controller.events import EventDraft
 from controller.timers import TimerDriver
+
+MAX_QUEUED_PER_SOURCE = 2  # attempts of one source waiting for their code check
 
 
 class AccessService:
@@ -33,20 +43,39 @@ class AccessService:
         self.gate = AccessGate(lockout, lang=cfg.site.language, tz=cfg.tz)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="code-check")
         self._deadline = timers.deadline(self.gate.next_due, self._tick)
+        self._queued: Counter[str] = Counter()  # attempts per source in check()
+        self._turns: dict[str, asyncio.Lock] = {}  # one code check at a time per source
 
     async def check(
         self, attempt: Attempt, code: object, zone_states: Mapping[str, str] | None = None
     ) -> Decision:
         """Identify the code and decide. Never raises on a bad code; never logs it."""
-        locked = self.gate.precheck(
-            attempt.source, attempt.channel, self.clock.now(), attempt.zones
-        )
+        src = attempt.source
+        locked = self.gate.precheck(src, attempt.channel, self.clock.now(), attempt.zones)
         if locked is not None:
             self._done(locked)
             return locked
-        loop = asyncio.get_running_loop()
-        match = await loop.run_in_executor(self._executor, self.authenticator.identify, code)
-        decision = self.gate.decide(attempt, match, self.clock.now(), zone_states)
+        if self._queued[src] >= MAX_QUEUED_PER_SOURCE:
+            return self.gate.busy(src, attempt.channel, attempt.zones)
+        self._queued[src] += 1
+        try:
+            turn = self._turns.setdefault(src, asyncio.Lock())
+            async with turn:
+                # again: an attempt that waited here may find the source locked by now
+                locked = self.gate.precheck(src, attempt.channel, self.clock.now(), attempt.zones)
+                if locked is not None:
+                    self._done(locked)
+                    return locked
+                loop = asyncio.get_running_loop()
+                match = await loop.run_in_executor(
+                    self._executor, self.authenticator.identify, code
+                )
+                decision = self.gate.decide(attempt, match, self.clock.now(), zone_states)
+        finally:
+            self._queued[src] -= 1
+            if self._queued[src] <= 0:
+                del self._queued[src]
+                self._turns.pop(src, None)
         self._done(decision)
         return decision
 

@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     simulate = args.simulate or loaded.config.hardware.backend == "simulated"
     clock: Clock
     if args.clock:
-        if not simulate:
+        if not args.simulate:
             print("officeguard: --clock is for simulation only (add --simulate)", file=sys.stderr)
             return EXIT_USAGE
         try:
@@ -85,7 +85,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir(loaded.config)
 
     async def main() -> int:
-        daemon = Daemon(loaded, state_dir, simulate=simulate, clock=clock)
+        # only --simulate takes `sim` commands: a config that says `backend: simulated` runs
+        # on simulated pins, but nobody on the machine may drive them
+        daemon = Daemon(
+            loaded, state_dir, simulate=simulate, clock=clock, sim_commands=args.simulate
+        )
         return await daemon.run()
 
     from controller.statelock import EXIT_LOCKED, StateDirLocked

@@ -19,8 +19,12 @@ that key of
                       non-ASCII kept as UTF-8>
 
 A signed command outside the time window, or whose nonce was already seen inside the window, is
-refused (replay). With `mqtt.require_signature: true` an unsigned command is refused. No error or
-result ever contains the code.
+refused (replay), and so is one older than the last signed command accepted (less the window),
+whatever the clock says: nonces and that time are kept in the logbook across restarts
+(`snapshot`/`restore`), so neither a restart nor a clock that comes up wrong lets a captured
+command run again. With `mqtt.require_signature` (the default) a command that lowers the site's
+protection (`SIGNED_ONLY`: disarm, bypass, silence) is refused unless it is signed; arming and
+unbypassing may come with a code alone. No error or result ever contains the code.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ MAX_PAYLOAD = 4096  # bytes; a command is a few hundred
 MAX_ID = 64
 MAX_NONCE = 64
 MAX_ZONES = 64
+# actions that lower the site's protection: with require_signature they must be signed
+SIGNED_ONLY = frozenset({"disarm", "bypass", "silence"})
 
 CmdAction = Literal["arm", "disarm", "bypass", "unbypass", "silence"]
 CMD_ACTIONS: tuple[CmdAction, ...] = ("arm", "disarm", "bypass", "unbypass", "silence")
@@ -108,9 +114,20 @@ def _read_id(obj: dict[str, Any]) -> str | None:
     if isinstance(cid, bool) or not isinstance(cid, str | int):
         raise CommandError("id must be a string")
     cid = str(cid)
-    if not 1 <= len(cid) <= MAX_ID or any(ord(c) < 32 for c in cid):
+    # printable text that goes back out as UTF-8 (a lone surrogate is neither)
+    if not 1 <= len(cid) <= MAX_ID or not cid.isprintable():
         raise CommandError(f"id must be 1 to {MAX_ID} printable characters")
     return cid
+
+
+def peek_id(obj: Any) -> str | None:
+    """The command's id when it is a good one, else None (for a refusal's answer)."""
+    if not isinstance(obj, dict):
+        return None
+    try:
+        return _read_id(obj)
+    except CommandError:
+        return None
 
 
 def _code(obj: dict[str, Any], cmd_id: str | None) -> str | None:
@@ -176,13 +193,13 @@ def parse_zone_set(zone: str, payload: bytes) -> tuple[Command, dict[str, Any] |
         action, code, raw = obj, None, None
     elif isinstance(obj, dict):
         action, raw = obj.get("action"), obj
-        code = _code(obj, None)
+        code = _code(obj, _read_id(obj))
     else:
         raise CommandError("command must be a JSON object or an action name")
-    if not isinstance(action, str) or action.upper() not in HA_ACTIONS:
-        raise CommandError(f"action must be one of {', '.join(HA_ACTIONS)}")
-    act, mode = HA_ACTIONS[action.upper()]
     cmd_id = _read_id(raw) if raw is not None else None
+    if not isinstance(action, str) or action.upper() not in HA_ACTIONS:
+        raise CommandError(f"action must be one of {', '.join(HA_ACTIONS)}", cmd_id)
+    act, mode = HA_ACTIONS[action.upper()]
     return Command(
         cmd_id, act, (zone,), mode, code=code, signed=raw is not None and "sig" in raw
     ), raw
@@ -217,7 +234,12 @@ def _timestamp(value: Any) -> datetime:
 
 class CommandVerifier:
     """Checks signatures, the time window and nonces. Time is passed in; nonces are remembered
-    for the window (a bounded number of them), so a replayed command is refused."""
+    for the window (a bounded number of them), so a replayed command is refused, and so is a
+    signed command older than the last one accepted less the window (a clock that came up
+    wrong after a restart). `snapshot()`/`restore()` carry both across restarts.
+
+    `required`: SIGNED_ONLY actions must be signed. Without a key they are then all refused
+    (a site whose key is not made yet); everything else still works with a code."""
 
     def __init__(
         self,
@@ -227,14 +249,13 @@ class CommandVerifier:
         window: timedelta = timedelta(seconds=60),
         max_nonces: int = 10_000,
     ) -> None:
-        if required and not key:
-            raise ValueError("a signature is required but no command key is set")
         self.key = key
         self.required = required
         self.window = window
         self.max_nonces = max_nonces
         self._seen: OrderedDict[str, datetime] = OrderedDict()
         self.off_reason: str | None = None
+        self.last_accepted: datetime | None = None  # the newest `ts` of a signed command taken
 
     def refusing(
         self, reason: str = "remote commands are off: the command key cannot be read"
@@ -249,8 +270,14 @@ class CommandVerifier:
             raise CommandError(self.off_reason, cmd.id)
         signed = raw is not None and "sig" in raw
         if not signed:
-            if self.required:
-                raise CommandError("command must be signed", cmd.id)
+            if self.required and cmd.action in SIGNED_ONLY:
+                if self.key is None:
+                    raise CommandError(
+                        f"{cmd.action} must be signed, and this site has no command key yet"
+                        " (mqtt.command_key_file)",
+                        cmd.id,
+                    )
+                raise CommandError(f"command must be signed ({cmd.action})", cmd.id)
             return
         assert raw is not None
         if self.key is None:
@@ -270,6 +297,10 @@ class CommandVerifier:
             raise CommandError(
                 f"command time outside the {self.window.total_seconds():g} s window", cmd.id
             )
+        if self.last_accepted is not None and ts < self.last_accepted - self.window:
+            raise CommandError(
+                "replayed command (older than a signed command already accepted)", cmd.id
+            )
         nonce = raw.get("nonce")
         if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
             raise CommandError("a signed command needs a nonce of 8 to 64 characters", cmd.id)
@@ -279,6 +310,37 @@ class CommandVerifier:
         self._seen[nonce] = now
         while len(self._seen) > self.max_nonces:
             self._seen.popitem(last=False)
+        if self.last_accepted is None or ts > self.last_accepted:
+            self.last_accepted = ts
+
+    def snapshot(self) -> dict[str, Any]:
+        """What must survive a restart (kept in the logbook): the nonces still inside their
+        window and the time of the newest signed command accepted."""
+        return {
+            "nonces": {n: t.isoformat() for n, t in self._seen.items()},
+            "last_accepted": self.last_accepted.isoformat() if self.last_accepted else None,
+        }
+
+    def restore(self, saved: object) -> None:
+        """Take back a `snapshot()`; anything unreadable is skipped."""
+        if not isinstance(saved, dict):
+            return
+        nonces = saved.get("nonces")
+        if isinstance(nonces, dict):
+            for nonce, at in list(nonces.items())[-self.max_nonces :]:
+                try:
+                    t = datetime.fromisoformat(at)
+                except (TypeError, ValueError):
+                    continue
+                if t.tzinfo is not None and isinstance(nonce, str):
+                    self._seen[nonce] = t
+        last = saved.get("last_accepted")
+        try:
+            ts = datetime.fromisoformat(last) if isinstance(last, str) else None
+        except ValueError:
+            ts = None
+        if ts is not None and ts.tzinfo is not None:
+            self.last_accepted = ts
 
     def _forget(self, now: datetime) -> None:
         # a nonce older than twice the window can no longer pass the time check

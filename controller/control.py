@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ class ControlServer:
             except (ValueError, asyncio.LimitOverrunError):
                 reply: dict[str, Any] = {"ok": False, "error": "request too large"}
             else:
-                reply = await self._dispatch(line)
+                reply = await self._dispatch(line, peer_user(writer))
             writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
@@ -134,13 +135,16 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _dispatch(self, line: bytes) -> dict[str, Any]:
+    async def _dispatch(self, line: bytes, peer: str | None = None) -> dict[str, Any]:
         try:
             req = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return {"ok": False, "error": "request is not JSON"}
         if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
             return {"ok": False, "error": "request needs a cmd"}
+        # who is asking, from the kernel (never from the request): each socket user has a
+        # lockout of their own
+        req[PEER] = peer
         handler = self.handlers.get(req["cmd"])
         if handler is None:
             return {"ok": False, "error": f"unknown command {req['cmd']!r}"}
@@ -152,6 +156,23 @@ class ControlServer:
             log.exception("control command %s failed", req["cmd"])
             return {"ok": False, "error": f"internal error in {req['cmd']} (see the daemon's log)"}
         return {"ok": True, **result}
+
+
+PEER = "_peer"  # the key under which a request carries its sender's identity
+
+
+def peer_user(writer: asyncio.StreamWriter) -> str | None:
+    """`uid<N>` of the process at the other end of a unix socket, or None where the kernel
+    does not say (SO_PEERCRED is Linux's)."""
+    sock = writer.get_extra_info("socket")
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or opt is None:
+        return None
+    try:
+        _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, opt, 12))
+    except (OSError, struct.error):
+        return None
+    return f"uid{uid}"
 
 
 def remove_own_socket(path: Path, identity: tuple[int, int] | None) -> bool:

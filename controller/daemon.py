@@ -31,7 +31,7 @@ from controller.config import (
     load_config,
     parse_duration,
 )
-from controller.control import ControlError, ControlServer
+from controller.control import PEER, ControlError, ControlServer
 from controller.devices import Devices
 from controller.drones import DetectorStation, DroneDetectors
 from controller.engine import (
@@ -50,6 +50,7 @@ from controller.engine import (
 from controller.engine.model import Mode
 from controller.events import Event, EventDraft
 from controller.examples import example_secrets
+from controller.exposure import exposures
 from controller.journal import Journal
 from controller.keypads import Keypads
 from controller.notify import Notifier
@@ -118,13 +119,17 @@ class Daemon:
         simulate: bool = False,
         clock: Clock,
         detector_nodes: bool = True,
+        sim_commands: bool | None = None,
     ):
         """`detector_nodes=False`: in simulation, the drone detectors' firmware twins stay
-        off (tests that write every line themselves)."""
+        off (tests that write every line themselves). `sim_commands`: whether `sim` commands
+        are taken (by default when simulated; the command line gives it only for --simulate,
+        never for a config that merely says `backend: simulated`)."""
         self.loaded = loaded
         self.cfg: SiteConfig = loaded.config
         self.state_dir = Path(state_dir)
         self.simulate = simulate
+        self.sim_commands = simulate if sim_commands is None else sim_commands
         self.clock = clock
         self.timers = TimerDriver(clock)
         self.detector_nodes = detector_nodes
@@ -283,6 +288,8 @@ class Daemon:
         stops the alarm: the codes still work, the office just hears about it."""
         for finding in loose_secret_files(self.cfg.mqtt):
             log.warning("%s", finding)
+        for exposed in exposures(self.cfg.mqtt):
+            log.warning("%s: %s", exposed.path, exposed.message)
         self.trouble_board.clear("example_codes")
         examples = [] if self.simulate else example_secrets(self.cfg)
         if examples:
@@ -725,9 +732,12 @@ class Daemon:
             )
         return sensor
 
-    async def operate(self, cmd: Command, channel: str) -> dict[str, Any]:
+    async def operate(
+        self, cmd: Command, channel: str, source: str | None = None
+    ) -> dict[str, Any]:
         """Arm, disarm, bypass, unbypass or silence for a user whose code is checked here, with
-        the same permissions, lockout (one counter per channel) and duress rules as the keypad.
+        the same permissions, lockout (one counter per `source`: a socket user, a signing key,
+        unsigned MQTT; the channel when not given) and duress rules as the keypad.
         Used by the local CLI and by remote commands. A refusal raises ControlError with the
         reason in the site's language, never with the code. An empty or missing code is no
         code: refused and logged, but not a wrong code toward the lockout."""
@@ -740,11 +750,12 @@ class Daemon:
         access_action: Action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
         # the command's mode was checked when it was parsed (controller/commands.py)
         mode = cast(Mode | None, (cmd.mode or "away") if cmd.action == "arm" else None)
+        source = source or channel
         if not cmd.code:
-            self.access.refuse("no_code", channel, channel, zones)
+            self.access.refuse("no_code", source, channel, zones)
             raise self._refusal("no_code")
         attempt = Attempt(
-            source=channel,
+            source=source,
             zones=zones,
             action=access_action,
             mode=mode,
@@ -778,6 +789,12 @@ class Daemon:
         return {"zones": {z: self.engine.zone_state(z) for z in zones}}
 
     @staticmethod
+    def _cli_source(req: dict[str, Any]) -> str:
+        """The lockout source of a local command: each socket user their own."""
+        peer = req.get(PEER)
+        return f"cli:{peer}" if isinstance(peer, str) else "cli"
+
+    @staticmethod
     def _cli_command(req: dict[str, Any], action: str) -> Command:
         zones = req.get("zones")
         return Command(
@@ -793,21 +810,21 @@ class Daemon:
     async def _h_arm(self, req: dict[str, Any]) -> dict[str, Any]:
         if req.get("mode", "away") not in ("away", "home", "night"):
             raise self._refusal("bad_mode")
-        return await self.operate(self._cli_command(req, "arm"), "cli")
+        return await self.operate(self._cli_command(req, "arm"), "cli", self._cli_source(req))
 
     async def _h_disarm(self, req: dict[str, Any]) -> dict[str, Any]:
-        return await self.operate(self._cli_command(req, "disarm"), "cli")
+        return await self.operate(self._cli_command(req, "disarm"), "cli", self._cli_source(req))
 
     async def _h_bypass(self, req: dict[str, Any]) -> dict[str, Any]:
         action = "bypass" if req.get("bypass", True) else "unbypass"
-        return await self.operate(self._cli_command(req, action), "cli")
+        return await self.operate(self._cli_command(req, action), "cli", self._cli_source(req))
 
     async def _h_silence(self, req: dict[str, Any]) -> dict[str, Any]:
-        res = await self.operate(self._cli_command(req, "silence"), "cli")
+        res = await self.operate(self._cli_command(req, "silence"), "cli", self._cli_source(req))
         return {**res, "outputs": dict(self.engine.outputs)}
 
     def _need_sim(self) -> None:
-        if not self.simulate:
+        if not self.sim_commands:
             raise self._refusal("not_simulated")
 
     async def _settle(self) -> None:

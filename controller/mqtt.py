@@ -69,7 +69,22 @@ class Done(Protocol):
 CONNECT_TIMEOUT = 10.0  # seconds for the TCP connect, the TLS handshake and then the CONNACK
 ACK_TIMEOUT = 30.0  # seconds with messages in flight and no PUBACK: the connection is dead
 MISC_INTERVAL = 1.0  # seconds between paho's loop_misc() calls (keepalive) and watchdog checks
-READ_BATCH = 4000  # packets read in one go before the loop gets a turn
+# packets read in one go before the loop gets a turn: small, so that a flood of messages on a
+# command topic never holds a pin edge (handed over by the input thread) for more than a few
+# hundred microseconds; PUBACK bursts cost one more loop turn per batch, which is nothing
+READ_BATCH = 64
+# what the link announces in its CONNECT (MQTT 5): the broker drops, instead of sending, any
+# message bigger than this (a command is a few hundred bytes), and holds back QoS 1 messages
+# beyond this many unacknowledged ones, so a flood queues (and is shed) at the broker
+MAX_INCOMING_PACKET = 64 * 1024
+RECEIVE_MAXIMUM = 64
+# "bulk" messages (command results) may hold at most this share of the broker's Receive
+# Maximum, and at most BULK_INFLIGHT, in flight: the rest is kept for events and retained
+# alarm state; at most BULK_WAITING wait for a slot, beyond which the oldest is given up
+BULK_SHARE = 4
+BULK_INFLIGHT = 32
+BULK_WAITING = 256
+MATCH_CACHE = 256  # topics whose matching filters are remembered
 # PUBACK failures that say "not now" rather than "never": the message is sent again later
 _TRANSIENT = (0x91, 0x97)  # packet identifier in use, quota exceeded
 
@@ -237,10 +252,16 @@ class MqttLink:
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[int, Done] = {}  # mid -> told of its PUBACK
         self._waiting: deque[tuple[str, bytes, bool, Done]] = deque()  # over Receive Maximum
+        self._bulk_waiting: deque[tuple[str, bytes, bool, Done]] = deque()  # ... bulk ones
+        self._bulk_pending: set[int] = set()  # mids of bulk messages in flight
+        self.bulk_dropped = 0  # bulk messages given up because too many were waiting
         self._ack_heard = 0.0  # loop time of the last PUBACK (or of the first message in flight)
         self._send_quota = 65535
         self._server_max_packet = 0
         self._subs: dict[str, tuple[int, list[MessageHandler]]] = {}
+        self._live_only: set[str] = set()  # filters whose retained messages are ignored
+        self._match_cache: dict[str, tuple[str, ...]] = {}  # topic -> the filters it matches
+        self._paused: set[str] = set()  # filters not subscribed at the broker for now
         self._misc_timer: asyncio.TimerHandle | None = None
         self._flush_due = False
         self._flushing = False
@@ -442,6 +463,8 @@ class MqttLink:
         if self.v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 0
+            props.MaximumPacketSize = MAX_INCOMING_PACKET
+            props.ReceiveMaximum = RECEIVE_MAXIMUM
         self._client.connect(
             self.host,
             self.port,
@@ -655,7 +678,8 @@ class MqttLink:
         # the status first, then the subscriptions, before anything the listeners send
         self.publish(self.status_topic, self.status_payload(), qos=1, retain=True)
         for flt, (qos, _) in self._subs.items():
-            client.subscribe(flt, qos)
+            if flt not in self._paused:
+                client.subscribe(flt, qos)
         self._told_up = True
         for cb in list(self.connect_listeners):
             try:
@@ -704,6 +728,8 @@ class MqttLink:
             return  # connected again meanwhile: nothing of the old connection is left
         self._client.drop_out_messages()
         self._waiting.clear()
+        self._bulk_waiting.clear()
+        self._bulk_pending.clear()
         pending, self._pending = self._pending, {}
         if self._told_up:
             self._told_up = False
@@ -733,7 +759,8 @@ class MqttLink:
             return  # QoS 0 (already told), or from a connection given up
         assert self._loop is not None
         self._ack_heard = self._loop.time()
-        if self._waiting:
+        self._bulk_pending.discard(mid)
+        if self._waiting or self._bulk_waiting:
             self._send_waiting()
         try:
             if not reason_code.is_failure:
@@ -767,21 +794,42 @@ class MqttLink:
             log.warning("mqtt: ignored a message whose topic is not UTF-8")
             return
         payload = bytes(msg.payload)
-        for flt, (_, handlers) in list(self._subs.items()):
-            if paho.topic_matches_sub(flt, topic):
-                for h in list(handlers):
+        for flt in self._matching(topic):
+            entry = self._subs.get(flt)
+            if entry is not None and flt not in self._paused:
+                if msg.retain and flt in self._live_only:
+                    continue  # e.g. a command someone left retained: never replayed
+                for h in list(entry[1]):
                     try:
                         h(topic, payload)
                     except Exception:
                         log.exception("mqtt: handler for %r failed", flt)
 
+    def _matching(self, topic: str) -> tuple[str, ...]:
+        """The subscribed filters a topic matches, remembered per topic: a flood on one topic
+        costs a dict lookup per message, not a topic match per filter (paho builds a matcher
+        on every call)."""
+        found = self._match_cache.get(topic)
+        if found is None:
+            found = tuple(f for f in self._subs if paho.topic_matches_sub(f, topic))
+            if len(self._match_cache) >= MATCH_CACHE:
+                self._match_cache.clear()  # made-up topics cannot make it grow
+            self._match_cache[topic] = found
+        return found
+
     # ------------------------------------------------------------------ publish / subscribe
 
     def publish(
-        self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        bulk: bool = False,
     ) -> asyncio.Future[bool]:
         """Send one message (QoS 0 or 1); the future says whether the broker took it. Call
-        from the asyncio loop."""
+        from the asyncio loop. `bulk`: see send()."""
         loop = self._loop or asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
 
@@ -789,7 +837,7 @@ class MqttLink:
             if not fut.done():
                 fut.set_result(ok)
 
-        if not self.send(topic, payload, qos, retain, settle):
+        if not self.send(topic, payload, qos, retain, settle, bulk=bulk):
             fut.set_result(False)
         return fut
 
@@ -800,13 +848,20 @@ class MqttLink:
         qos: int,
         retain: bool,
         done: Done,
+        *,
+        bulk: bool = False,
     ) -> bool:
         """publish() without a future, for the outbox's stream of events: False when the
         message cannot be sent now (not connected, a bad topic; then `done` is never called);
         otherwise `done(ok)` is called exactly once, on the loop: True on the broker's PUBACK
         (QoS 0: at once), False when the connection drops first, and `done(False, why)` when
         the broker refuses that message (a failure reason code, or over its Maximum Packet
-        Size), so that it is not sent again."""
+        Size), so that it is not sent again.
+
+        `bulk` (command results): such messages hold at most a small share of the in-flight
+        window (see BULK_SHARE), so that whatever arrives on the command topics, events and
+        retained alarm state always find room; at most BULK_WAITING of them wait, and the
+        oldest beyond that is given up (`done(False)`)."""
         if not self._connected:
             return False
         if qos not in (0, 1) or not topic or "+" in topic or "#" in topic or "\x00" in topic:
@@ -824,12 +879,36 @@ class MqttLink:
                 assert self._loop is not None
                 self._loop.call_soon(done, False, why)
                 return True
+        if qos == 1 and bulk:
+            if self._bulk_waiting or not self._bulk_room():
+                if len(self._bulk_waiting) >= BULK_WAITING:
+                    self.bulk_dropped += 1
+                    old = self._bulk_waiting.popleft()[3]
+                    assert self._loop is not None
+                    self._loop.call_soon(old, False)
+                self._bulk_waiting.append((topic, data, retain, done))
+                return True
+            return self._hand_over(topic, data, qos, retain, done, bulk=True)
         if qos == 1 and (self._waiting or len(self._pending) >= self._send_quota):
             self._waiting.append((topic, data, retain, done))  # over Receive Maximum: wait
             return True
         return self._hand_over(topic, data, qos, retain, done)
 
-    def _hand_over(self, topic: str, data: bytes, qos: int, retain: bool, done: Done) -> bool:
+    @property
+    def bulk_limit(self) -> int:
+        """How many bulk messages may be in flight at once."""
+        return max(1, min(self._send_quota // BULK_SHARE, BULK_INFLIGHT))
+
+    def _bulk_room(self) -> bool:
+        return (
+            len(self._bulk_pending) < self.bulk_limit
+            and len(self._pending) < self._send_quota
+            and not self._waiting
+        )
+
+    def _hand_over(
+        self, topic: str, data: bytes, qos: int, retain: bool, done: Done, *, bulk: bool = False
+    ) -> bool:
         try:
             info = self._client.publish(topic, data, qos=qos, retain=retain)
         except ValueError as e:
@@ -844,6 +923,8 @@ class MqttLink:
             assert self._loop is not None
             self._ack_heard = self._loop.time()  # the watchdog counts from the first in flight
         self._pending[info.mid] = done
+        if bulk:
+            self._bulk_pending.add(info.mid)
         return True
 
     def _send_waiting(self) -> None:
@@ -851,6 +932,10 @@ class MqttLink:
         while self._waiting and len(self._pending) < quota and self._connected:
             topic, data, retain, done = self._waiting.popleft()
             if not self._hand_over(topic, data, 1, retain, done):
+                done(False)
+        while self._bulk_waiting and self._connected and self._bulk_room():
+            topic, data, retain, done = self._bulk_waiting.popleft()
+            if not self._hand_over(topic, data, 1, retain, done, bulk=True):
                 done(False)
 
     def _packet_size(self, topic: str, data: bytes, qos: int) -> int:
@@ -860,10 +945,22 @@ class MqttLink:
             rest += 1  # an empty property length
         return 1 + _varint_len(rest) + rest
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler, qos: int = 1) -> None:
-        """Call `handler(topic, payload)` on the asyncio loop for each message matching the filter."""
+    def subscribe(
+        self,
+        topic_filter: str,
+        handler: MessageHandler,
+        qos: int = 1,
+        *,
+        retained: bool = True,
+    ) -> None:
+        """Call `handler(topic, payload)` on the asyncio loop for each message matching the
+        filter. `retained=False`: messages the broker delivers as retained are ignored (a
+        command topic: a command left retained would otherwise run again at every start)."""
         if not _valid_filter(topic_filter):
             raise ValueError(f"bad topic filter {topic_filter!r}")
+        if not retained:
+            self._live_only.add(topic_filter)
+        self._match_cache.clear()
         entry = self._subs.get(topic_filter)
         if entry is None:
             self._subs[topic_filter] = (qos, [handler])
@@ -871,6 +968,25 @@ class MqttLink:
                 self._client.subscribe(topic_filter, qos)
         else:
             entry[1].append(handler)
+
+    def pause(self, topic_filter: str) -> None:
+        """Stop receiving a subscribed filter's messages (unsubscribed at the broker, so that a
+        flood on it costs this side nothing); its handlers stay, for `resume()`."""
+        if topic_filter in self._subs and topic_filter not in self._paused:
+            self._paused.add(topic_filter)
+            if self._connected:
+                self._client.unsubscribe(topic_filter)
+
+    def resume(self, topic_filter: str) -> None:
+        """Receive a paused filter's messages again."""
+        if topic_filter in self._paused:
+            self._paused.discard(topic_filter)
+            if self._connected:
+                self._client.subscribe(topic_filter, self._subs[topic_filter][0])
+
+    @property
+    def paused(self) -> frozenset[str]:
+        return frozenset(self._paused)
 
     def status_payload(self) -> str:
         return json.dumps(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from controller.config import Mqtt, SiteConfig
 from controller.examples import example_secrets
+from controller.exposure import exposures
 
 # The UART on GPIO 14 (TXD) and 15 (RXD), under the names Raspberry Pi OS gives it.
 PI_UART_PORTS = frozenset({"/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0"})
@@ -175,6 +176,7 @@ def check(
     A file that says `backend: simulated` is not taken at its word for the codes: a copy of
     the demo must not become a real site with its codes."""
     found = unreadable_files(cfg.mqtt) + loose_secret_files(cfg.mqtt)
+    found += [Finding(e.path, e.message, False, e.blocks_ok) for e in exposures(cfg.mqtt)]
     found += example_findings(cfg, simulate, strict)
     if not simulate and cfg.hardware.backend == "simulated":
         found.append(

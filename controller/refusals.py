@@ -39,6 +39,10 @@ texts.register(
         },
         "refused.no_code": {"vi": "chưa nhập mã", "en": "no code given"},
         "refused.wrong_code": {"vi": "sai mã", "en": "wrong code"},
+        "refused.busy": {
+            "vi": "quá nhiều lệnh đang chờ kiểm tra mã, hãy thử lại sau",
+            "en": "too many commands waiting for their code check, try again later",
+        },
         "refused.locked_out": {
             "vi": "đang khóa vì nhập sai mã nhiều lần, đến {until}",
             "en": "locked out after wrong codes, until {until}",

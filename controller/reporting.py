@@ -63,7 +63,7 @@ class Reporting(Component):
         self._state_due = False
         # after the outbox's own listener: the turn's events go out before the retained state
         journal.flush_listeners.append(self._on_journal_flushed)
-        self.commands = RemoteCommands(site, self.link)
+        self.commands = RemoteCommands(site, self.link, on_trouble=self.publish_state_soon)
         self.discovery = Discovery(self.link, site.config, journal)
         self.started_at = site.clock.now()
         self._retained: dict[str, Any] = {}  # topic -> body last published (without "ts")

@@ -124,8 +124,12 @@ class Site(Protocol):
         during a schedule's pre-arm warning postpones it). True when it took effect."""
         ...
 
-    async def operate(self, cmd: Command, channel: str) -> dict[str, Any]:
-        """Arm/disarm/bypass/silence for a user whose code is checked here (CLI, MQTT)."""
+    async def operate(
+        self, cmd: Command, channel: str, source: str | None = None
+    ) -> dict[str, Any]:
+        """Arm/disarm/bypass/silence for a user whose code is checked here (CLI, MQTT);
+        `source` is the lockout's count (a keypad, a socket user, signed or unsigned MQTT),
+        the channel by default."""
         ...
 
     def component_status(self, key: str) -> Any:

@@ -13,7 +13,9 @@
 #     visible) with this checkout installed; rebuilt only when the checkout's code changed;
 #   - /etc/officeguard (0750 root:officeguard); site.yaml copied from config/office-a.yaml ONLY
 #     when missing (an installer's config is never overwritten), 0640 root:officeguard; secrets
-#     (mqtt.pass, command.key, *.key, *.pass, *.pem) set to 0640 root:officeguard;
+#     (mqtt.pass, command.key, *.key, *.pass, *.pem) set to 0640 root:officeguard; the site's
+#     command key (command.key: 32 random bytes from the kernel, as 64 hex digits) made when
+#     missing, the key that signs disarm/bypass/silence commands (docs/security.md);
 #   - /var/lib/officeguard (0750 officeguard:officeguard): the logbook;
 #   - the unit in /etc/systemd/system/officeguard.service (SupplementaryGroups limited to the
 #     groups that exist); `officeguard check-config` on site.yaml (it refuses the published
@@ -245,6 +247,16 @@ do_config() {
         changed "installed $site from $(basename "$CONFIG_SRC"): edit it for this site"
     fi
     own "$site" root "$GROUP_NAME" 640
+    key=$R_ETC/command.key
+    if [ ! -e "$key" ]; then
+        # the site's own key for signed commands; the office's console gets a copy (by hand,
+        # never over the broker): docs/security.md
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$key.og-new" && echo >>"$key.og-new")
+        [ "$(wc -c <"$key.og-new")" -eq 65 ] || die "could not make $key from /dev/urandom"
+        chmod 640 "$key.og-new"
+        mv "$key.og-new" "$key"
+        changed "made the site's command key $ETC/command.key: give the office a copy"
+    fi
     for f in "$R_ETC"/*; do
         [ -f "$f" ] || continue
         case $(basename "$f") in
@@ -253,7 +265,7 @@ do_config() {
             *) ;;
         esac
     done
-    for secret in mqtt.pass command.key; do
+    for secret in mqtt.pass; do
         if [ ! -e "$R_ETC/$secret" ]; then
             # typed at the terminal, never on a command line (shell history, ps)
             say "no $ETC/$secret yet: if the config names it, type it in with"

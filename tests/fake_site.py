@@ -61,6 +61,7 @@ class FakeSite:
         self.recorded: list[Event] = []
         self.decisions: list[Any] = []
         self.operated: list[tuple[Command, str]] = []
+        self.sources: list[str] = []  # the lockout source each command was counted under
         self.buzzers: dict[str, FakeBuzzer] = {
             k.id: FakeBuzzer() for k in cfg.keypads if k.buzzer is not None
         }
@@ -103,8 +104,11 @@ class FakeSite:
             self.submit(Disarm(zones, user=decision.user))
         return True
 
-    async def operate(self, cmd: Command, channel: str) -> dict[str, Any]:
+    async def operate(
+        self, cmd: Command, channel: str, source: str | None = None
+    ) -> dict[str, Any]:
         self.operated.append((cmd, channel))
+        self.sources.append(source or channel)
         return {"zones": {z: "armed_away" for z in cmd.zones}}
 
     def component_status(self, key: str) -> Any:

@@ -45,8 +45,12 @@ def own_site(tmp_path: Path) -> tuple[Path, Path]:
     password.write_text("a-site-password\n")
     password.chmod(0o640)
     (etc / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    key = etc / "command.key"
+    key.write_text("0123456789abcdef" * 4 + "\n")
+    key.chmod(0o640)
     text = OFFICE_A.read_text(encoding="utf-8")
     text = text.replace("/etc/officeguard/mqtt.pass", str(password))
+    text = text.replace("/etc/officeguard/command.key", str(key))
     text = text.replace("/etc/officeguard/ca.pem", str(etc / "ca.pem"))
     text = text.replace("/dev/serial0", "/dev/null")
     cfg = load_config(OFFICE_A).config

@@ -52,6 +52,7 @@ def _own_site(example: str, etc: Path) -> str:
             if old is not None:
                 own = own.replace(old, hash_code(next(codes)))
     own = own.replace("/etc/officeguard/mqtt.pass", str(etc / "mqtt.pass"))
+    own = own.replace("/etc/officeguard/command.key", str(etc / "command.key"))
     return own.replace("/etc/officeguard/ca.pem", str(etc / "ca.pem"))
 
 
@@ -126,6 +127,11 @@ def test_install_is_idempotent_keeps_config_and_uninstall_keeps_the_logbook(tmp_
     assert (etc / "site.yaml").read_text() == (src / "config/office-a.yaml").read_text()
     assert _mode(etc) == 0o750
     assert _mode(etc / "site.yaml") == 0o640
+    # the site's own key for signed commands: 32 random bytes, root-only like the other secrets
+    key = (etc / "command.key").read_text()
+    assert len(key) == 65 and int(key, 16) and key.endswith("\n")
+    assert _mode(etc / "command.key") == 0o640
+    assert "made the site's command key" in out
     assert _mode(state) == 0o750
     assert _mode(unit) == 0o644
     assert (opt / "README.md").is_file()

@@ -40,11 +40,23 @@ class FakeLink(SendViaPublish):
     async def close(self, offline: Any = None) -> None:
         self.connected = False
 
-    def subscribe(self, topic_filter: str, handler: Any, qos: int = 1) -> None:
+    def subscribe(
+        self, topic_filter: str, handler: Any, qos: int = 1, *, retained: bool = True
+    ) -> None:
         pass
 
+    @property
+    def paused(self) -> frozenset[str]:
+        return frozenset()
+
     def publish(
-        self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        bulk: bool = False,
     ) -> asyncio.Future[bool]:
         text = payload.decode() if isinstance(payload, bytes) else payload
         try:
