@@ -195,6 +195,15 @@ def test_the_console_reads_every_site_but_publishes_nothing(office):
         )
         got = a.wait_for("officeguard/office-a/event", b"a-marker")
         assert not [m for m in got if m[1] == b"from-console"]
+        # a site's command topics carry users' codes: the console never sees them
+        dispatch = Client(port, ca, "dispatch")
+        try:
+            assert dispatch.publish("officeguard/office-a/cmd", b"code-inside") in ACCEPTED
+            assert a.publish("officeguard/office-a/event", b"after-cmd") in ACCEPTED
+            seen = console.wait_for("officeguard/office-a/event", b"after-cmd")
+            assert not [m for m in seen if m[1] == b"code-inside"]
+        finally:
+            dispatch.close()
     finally:
         a.close()
         console.close()
