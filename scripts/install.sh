@@ -265,14 +265,12 @@ do_config() {
             *) ;;
         esac
     done
-    for secret in mqtt.pass; do
-        if [ ! -e "$R_ETC/$secret" ]; then
-            # typed at the terminal, never on a command line (shell history, ps)
-            say "no $ETC/$secret yet: if the config names it, type it in with"
-            say "  sudo sh -c 'umask 027; stty -echo; head -n 1 > $ETC/$secret; stty echo'"
-            say "  and run this again (it sets the file to 0640 root:$GROUP_NAME)"
-        fi
-    done
+    # the broker password: typed at the terminal, never on a command line (shell history, ps)
+    if [ ! -e "$R_ETC/mqtt.pass" ]; then
+        say "no $ETC/mqtt.pass yet: if the config names it, type it in with"
+        say "  sudo sh -c 'umask 027; stty -echo; head -n 1 > $ETC/mqtt.pass; stty echo'"
+        say "  and run this again (it sets the file to 0640 root:$GROUP_NAME)"
+    fi
 }
 
 do_state() {
