@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from controller.local_mosquitto import LocalMosquitto
+from controller.demo.mosquitto import LocalMosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
@@ -102,7 +102,7 @@ def print_figures(title: str, figures: list[dict[str, Any]]) -> None:
 
 
 class BenchBroker(LocalMosquitto):
-    """Mosquitto on a free local port (controller/local_mosquitto.py), configured as the
+    """Mosquitto on a free local port (controller/demo/mosquitto.py), configured as the
     security office's broker would be for throughput: no per-client inflight or queue cap,
     TCP_NODELAY on (`nodelay=False` gives Mosquitto's default, for the figures that show it)."""
 

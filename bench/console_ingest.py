@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from controller.local_mosquitto import LocalMosquitto
+from controller.demo.mosquitto import LocalMosquitto
 
 SITES = 100
 PUB_PROCS = 4
@@ -58,7 +58,7 @@ VARIANTS = {
 
 
 class Mosquitto(LocalMosquitto):
-    """A throwaway Mosquitto on a free port (controller/local_mosquitto.py), started at once.
+    """A throwaway Mosquitto on a free port (controller/demo/mosquitto.py), started at once.
     `extra` is appended to its config; TCP_NODELAY stays off (Mosquitto's default) unless
     `extra` turns it on, since some variants measure exactly that setting."""
 
@@ -187,7 +187,7 @@ def child_publish(port: int, first_site: int, sites: int, per_site: int, window:
 def child_publish_paho(port: int, first_site: int, sites: int, per_site: int, mode: str) -> None:
     """The same load through paho clients, one per site, as a daemon would publish:
     `paho`: publish() without waiting, paho's default window (max_inflight_messages 20);
-    `paho1000`: the same with a window of 1000 (what controller.mqtt uses);
+    `paho1000`: the same with a window of 1000 (what controller.reporting.mqtt uses);
     `paho_wait`: every publish followed by wait_for_publish() (one message in flight per site),
     one thread per site;
     `paho_serial`: one client for all the sites of this process, waiting for each PUBACK."""
@@ -270,8 +270,8 @@ def child_subscribe(port: int, variant: str, expect: int, idle: float, drain: bo
         return
     if variant.startswith("monitor"):
         from controller.config import Mqtt
-        from controller.monitor_model import Console
-        from controller.monitor_net import BrokerSettings, MonitorClient
+        from controller.console.model import Console
+        from controller.console.net import BrokerSettings, MonitorClient
 
         board = Console(PREFIX, seen_ids=200_000)
         clock = time.monotonic
@@ -386,7 +386,7 @@ def draw(board: Any) -> Any:
 
     from rich.console import Console as RichConsole
 
-    from controller.monitor_view import render
+    from controller.console.view import render
 
     sink = RichConsole(file=io.StringIO(), width=160, height=50, force_terminal=True)
 
@@ -403,7 +403,7 @@ def _child_naive_console(port: int, expect: int, idle: float) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from controller.monitor_model import Console
+    from controller.console.model import Console
 
     board = Console(PREFIX, seen_ids=200_000)
     lock = threading.Lock()

@@ -64,8 +64,8 @@ def queue_events(path: Path, n: int) -> int:
 async def _drain(path: Path, url: str, port: int, n: int) -> dict[str, Any]:
     from controller.config import Mqtt
     from controller.journal import Journal
-    from controller.mqtt import MqttLink
-    from controller.outbox import Outbox
+    from controller.reporting.mqtt import MqttLink
+    from controller.reporting.outbox import Outbox
 
     j = Journal(path, "bench-site", ZoneInfo("Asia/Ho_Chi_Minh"))
     assert j.outbox_depth() == n

@@ -294,19 +294,19 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from controller.schedule_cli import run_schedule
+    from controller.schedule.cli import run_schedule
 
     return run_schedule(_load(args.config), args)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from controller.monitor import run_monitor
+    from controller.console.monitor import run_monitor
 
     return run_monitor(args)
 
 
 def cmd_hash_code(args: argparse.Namespace) -> int:
-    from controller.codes import hash_code_interactive
+    from controller.access.codes import hash_code_interactive
 
     return hash_code_interactive(sys.stdin, sys.stdout)
 

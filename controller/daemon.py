@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from controller import __version__, texts
-from controller.access import Action, Attempt
-from controller.authorization import AccessService
+from controller.access.gate import Action, Attempt
+from controller.access.service import AccessService
 from controller.clock import Clock, TimerHandle, VirtualClock
-from controller.commands import Command
 from controller.component import Component
 from controller.config import (
     ConfigError,
@@ -33,7 +32,7 @@ from controller.config import (
 )
 from controller.control import PEER, ControlError, ControlServer
 from controller.devices import Devices
-from controller.drones import DetectorStation, DroneDetectors
+from controller.drone.component import DetectorStation, DroneDetectors
 from controller.engine import (
     Arm,
     Bypass,
@@ -50,14 +49,15 @@ from controller.engine import (
 from controller.engine.model import Mode
 from controller.events import Event, EventDraft
 from controller.examples import example_secrets
-from controller.exposure import exposures
 from controller.journal import Journal
-from controller.keypads import Keypads
+from controller.keypad.component import Keypads
 from controller.notify import Notifier
 from controller.preflight import loose_secret_files
 from controller.refusals import refusal
 from controller.registry import COMPONENTS
-from controller.reporting import Reporting
+from controller.remote.commands import Command
+from controller.reporting.component import Reporting
+from controller.reporting.exposure import exposures
 from controller.site import Trouble, TroubleBoard
 from controller.statelock import StateLock
 from controller.timers import TimerDriver
@@ -748,7 +748,7 @@ class Daemon:
             zones = self._zones_arg({"zones": list(cmd.zones)})
         # bypassing needs the right to arm the zone; silencing the right to disarm it
         access_action: Action = "arm" if cmd.action in ("arm", "bypass", "unbypass") else "disarm"
-        # the command's mode was checked when it was parsed (controller/commands.py)
+        # the command's mode was checked when it was parsed (controller/remote/commands.py)
         mode = cast(Mode | None, (cmd.mode or "away") if cmd.action == "arm" else None)
         source = source or channel
         if not cmd.code:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from controller.config import Mqtt, SiteConfig
 from controller.examples import example_secrets
-from controller.exposure import exposures
+from controller.reporting.exposure import exposures
 
 # The UART on GPIO 14 (TXD) and 15 (RXD), under the names Raspberry Pi OS gives it.
 PI_UART_PORTS = frozenset({"/dev/serial0", "/dev/ttyAMA0", "/dev/ttyS0"})

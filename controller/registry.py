@@ -8,10 +8,10 @@ for the simulator's handlers that press keys and write detector lines.
 from __future__ import annotations
 
 from controller.component import Component
-from controller.drones import DroneDetectors
-from controller.keypads import Keypads
-from controller.reporting import Reporting
-from controller.scheduling import ScheduleService
+from controller.drone.component import DroneDetectors
+from controller.keypad.component import Keypads
+from controller.reporting.component import Reporting
+from controller.schedule.component import ScheduleService
 from controller.selftest import SelfTest
 
 COMPONENTS: tuple[type[Component], ...] = (

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from controller.authorization import AccessService
+    from controller.access.service import AccessService
     from controller.clock import Clock
-    from controller.commands import Command
     from controller.config import SiteConfig
     from controller.engine import Input
     from controller.engine.model import SensorState, ZoneState
     from controller.events import Event, EventDraft
     from controller.journal import Journal
+    from controller.remote.commands import Command
     from controller.timers import TimerDriver
     from hardware import Buzzer
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make demo`, `make test` and `make bench` start their own Mosquitto (controller/local_mosquitto.py).
+# `make demo`, `make test` and `make bench` start their own Mosquitto (controller/demo/mosquitto.py).
 # There is no pip-installable Mosquitto: it comes from the system's packages. Run as root (as CI
 # does), this installs it with apt-get where it is missing; otherwise it stops with the one
 # command to run. Installing the Debian package may also start a system mosquitto service on

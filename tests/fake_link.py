@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from controller.mqtt import Done
+from controller.reporting.mqtt import Done
 
 
 class SendViaPublish:

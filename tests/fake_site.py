@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from controller.authorization import AccessService
+from controller.access.service import AccessService
 from controller.clock import VirtualClock
-from controller.commands import Command
 from controller.config import SiteConfig
 from controller.engine import Arm, Disarm, Emit, Engine, Input
 from controller.events import Event, EventDraft
 from controller.journal import Journal
+from controller.remote.commands import Command
 from controller.site import Trouble, TroubleBoard
 from controller.timers import TimerDriver
 

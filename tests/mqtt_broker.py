@@ -2,7 +2,7 @@
 
 Used by the MQTT integration tests. The broker keeps sessions and retained messages across a
 stop/start, so it can be stopped and started again on the same port to simulate an outage of the
-security office's server (see controller/local_mosquitto.py, which the demo uses too).
+security office's server (see controller/demo/mosquitto.py, which the demo uses too).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.local_mosquitto import LocalMosquitto, free_port
+from controller.demo.mosquitto import LocalMosquitto, free_port
 
 __all__ = ["Broker", "Recorder", "free_port", "until", "wait_for"]
 

@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 
-from controller import codes, texts
-from controller.access import (
+from controller import texts
+from controller.access import codes
+from controller.access.codes import ScryptParams, hash_code
+from controller.access.gate import (
     AccessGate,
     Attempt,
     Authenticator,
@@ -20,7 +22,6 @@ from controller.access import (
     Match,
     may_operate,
 )
-from controller.codes import ScryptParams, hash_code
 from controller.config import User
 from controller.events import Event, EventDraft, event_schema
 

@@ -7,8 +7,8 @@ from datetime import date
 import holidays as hol
 import pytest
 
-from controller.calendar import OfficeCalendar
 from controller.config import Holidays
+from controller.schedule.calendar import OfficeCalendar
 
 TET_2026 = [date(2026, 2, d) for d in range(16, 21)]  # Mon 16 .. Fri 20 Feb 2026
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.codes import hash_code
+from controller.access.codes import hash_code
 from controller.config import EXIT_CONFIG, load_config, parse_config
 from controller.preflight import pi_pin_findings
 from tests.e2e import ROOT

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from controller.cli import LOG_FIELDS, build_parser
-from controller.commands import parse_cmd
 from controller.control import ControlError
 from controller.drone.protocol import parse_line
+from controller.remote.commands import parse_cmd
 from tests.e2e import DEMO_CONFIG, ROOT, Site
 from tests.test_faults import InProcess, settle
 

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from controller import codes
-from controller.codes import (
+from controller.access import codes
+from controller.access.codes import (
     CodeFormatError,
     ScryptParams,
     hash_code,

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller import command_guard as cg
-from controller.access import Attempt
-from controller.authorization import MAX_QUEUED_PER_SOURCE, AccessService
+from controller.access.codes import hash_code
+from controller.access.gate import Attempt
+from controller.access.service import MAX_QUEUED_PER_SOURCE, AccessService
 from controller.clock import VirtualClock
-from controller.codes import hash_code
-from controller.command_guard import CommandGuard, FloodDetector, TokenBucket
 from controller.config import SiteConfig
 from controller.events import EventDraft
-from controller.exposure import exposures
+from controller.remote import guard as cg
+from controller.remote.guard import CommandGuard, FloodDetector, TokenBucket
+from controller.reporting.exposure import exposures
 from controller.timers import TimerDriver
 from tests.conftest import config_with
 

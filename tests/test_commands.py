@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.commands import (
+from controller.remote.commands import (
     MAX_PAYLOAD,
     Command,
     CommandError,

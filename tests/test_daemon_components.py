@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller import reporting
 from controller.clock import VirtualClock
 from controller.component import Component
 from controller.config import parse_config
 from controller.daemon import Daemon
 from controller.registry import COMPONENTS
+from controller.reporting import component as reporting
 from tests.conftest import ROOT
 from tests.e2e import DEMO_CONFIG
 from tests.test_reporting import FakeLink

@@ -20,7 +20,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from controller import __version__
 from controller.config import SiteConfig, load_config, parse_config
-from controller.discovery import (
+from controller.engine.model import ZoneStateName
+from controller.journal import Journal
+from controller.reporting.discovery import (
     COMMAND_TEMPLATE,
     DEVICE_CLASS,
     STATE_KEY,
@@ -28,9 +30,7 @@ from controller.discovery import (
     discovery_configs,
     discovery_messages,
 )
-from controller.engine.model import ZoneStateName
-from controller.journal import Journal
-from controller.mqtt import MqttLink
+from controller.reporting.mqtt import MqttLink
 from tests.conftest import REFERENCE, ROOT, Harness, reference_text
 from tests.ha_discovery_schema import (
     ALARM_ACTIONS,
@@ -276,7 +276,7 @@ def test_command_template_renders_the_json_command_the_daemon_takes(feature: str
     assert json.loads(out) == {"action": action, "code": "1234"}
     assert action in ("ARM_AWAY", "ARM_HOME", "ARM_NIGHT", "DISARM")
     # and the daemon's own parser of P/zone/<zone>/set reads it as meant
-    commands = pytest.importorskip("controller.commands")
+    commands = pytest.importorskip("controller.remote.commands")
     cmd, raw = commands.parse_zone_set("leadership", out.encode())
     assert raw == {"action": action, "code": "1234"}
     assert cmd.zones == ("leadership",) and cmd.code == "1234"

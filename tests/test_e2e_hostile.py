@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller.commands import sign
+from controller.remote.commands import sign
 from tests.e2e import ROOT, Site
 from tests.mqtt_broker import Recorder, wait_for
 from tests.test_e2e_commands import Office, P, site_config, start

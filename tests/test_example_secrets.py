@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.codes import hash_code
+from controller.access.codes import hash_code
 from controller.config import load_config, parse_config
 from controller.examples import EXAMPLE_FINGERPRINTS, example_secrets, fingerprint, secrets_in
 from tests.e2e import ROOT

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.codes import hash_code
+from controller.access.codes import hash_code
 from controller.config import parse_config
 from tests.conftest import ROOT
 

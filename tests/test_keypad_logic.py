@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller import codes
-from controller.access import AccessGate, Authenticator, Decision
+from controller.access import codes
+from controller.access.codes import ScryptParams, hash_code
+from controller.access.gate import AccessGate, Authenticator, Decision
 from controller.clock import VirtualClock
-from controller.codes import ScryptParams, hash_code
 from controller.config import Keypad, User
 from controller.events import Event, EventDraft
-from controller.keypad import (
+from controller.keypad.logic import (
     EntryRefused,
     Feedback,
     KeypadController,

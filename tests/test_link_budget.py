@@ -8,7 +8,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from controller import mqtt
+from controller.reporting import mqtt
 from tests.mqtt_broker import Recorder, until, wait_for
 from tests.test_mqtt_link import SITE, make_link, mosquitto
 

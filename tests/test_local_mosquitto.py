@@ -1,4 +1,4 @@
-"""The Mosquitto launcher (controller/local_mosquitto.py) that the demo, the tests and the
+"""The Mosquitto launcher (controller/demo/mosquitto.py) that the demo, the tests and the
 benches share, run for real: what it writes, restarts on one port, and what it says when the
 broker is not installed; and `make`'s check for Mosquitto (scripts/need-mosquitto.sh)."""
 
@@ -14,7 +14,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.local_mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
+from controller.demo.mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration

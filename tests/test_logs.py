@@ -141,11 +141,11 @@ def test_setup_logging_installs_one_handler_and_replaces_it(restore_root: None) 
     setup_logging(verbose=True, stream=buf, env={"INVOCATION_ID": "x"})
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_officeguard_handler", False)]
     assert len(ours) == 1
-    logging.getLogger("controller.keypads").debug("keys=%s at %s", "1358#", "keypad.hall")
+    logging.getLogger("controller.keypad.component").debug("keys=%s at %s", "1358#", "keypad.hall")
     logging.getLogger("controller.daemon").info("event %s %s", 7, "arm", extra={"seq": 7})
     out = buf.getvalue().splitlines()
     assert "1358" not in buf.getvalue()
-    assert out[0].startswith("<7>level=debug logger=controller.keypads")
+    assert out[0].startswith("<7>level=debug logger=controller.keypad.component")
     assert out[1] == '<6>level=info logger=controller.daemon msg="event 7 arm" seq=7'
 
 

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller import monitor_net
 from controller.config import Mqtt
-from controller.monitor_model import Console
-from controller.monitor_net import BrokerSettings, MonitorClient
+from controller.console import net as monitor_net
+from controller.console.model import Console
+from controller.console.net import BrokerSettings, MonitorClient
 from tests.mqtt_broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent

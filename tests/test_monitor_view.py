@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console as RichConsole
 
-from controller.monitor_model import Console
-from controller.monitor_view import render
+from controller.console.model import Console
+from controller.console.view import render
 
 P = "officeguard"
 TEXT = "Báo động: Cửa phòng Giám đốc (Phòng lãnh đạo) mở, hết thời gian vào mà chưa tắt bảo vệ"

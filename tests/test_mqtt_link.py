@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import mqtt
 from controller.config import Mqtt
-from controller.local_mosquitto import LocalMosquitto
-from controller.mqtt import MqttConfigError, MqttLink
+from controller.demo.mosquitto import LocalMosquitto
+from controller.reporting import mqtt
+from controller.reporting.mqtt import MqttConfigError, MqttLink
 from tests.mqtt_broker import Broker, Recorder, until, wait_for
 
 SITE = "office-a"
@@ -147,7 +147,7 @@ def test_clean_close_leaves_retained_offline(broker: Broker) -> None:
 _CHILD = """
 import asyncio, sys
 from controller.config import Mqtt
-from controller.mqtt import MqttLink
+from controller.reporting.mqtt import MqttLink
 
 async def main():
     link = MqttLink(Mqtt(url=sys.argv[1], keepalive="60s"), "office-a")

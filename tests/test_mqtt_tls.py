@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from controller.config import Mqtt
-from controller.local_mosquitto import LocalMosquitto
-from controller.mqtt import MqttLink
+from controller.demo.mosquitto import LocalMosquitto
+from controller.reporting.mqtt import MqttLink
 from tests.mqtt_broker import until
 from tests.pki import make_pki
 

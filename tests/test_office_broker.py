@@ -24,7 +24,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from controller.local_mosquitto import LocalMosquitto, free_port
+from controller.demo.mosquitto import LocalMosquitto, free_port
 from tests.conftest import ROOT
 from tests.pki import make_pki
 

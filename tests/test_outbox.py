@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from controller.config import Mqtt
+from controller.demo.mosquitto import LocalMosquitto
 from controller.events import EventDraft
 from controller.journal import REFUSED, Journal
-from controller.local_mosquitto import LocalMosquitto
-from controller.mqtt import MqttLink
-from controller.outbox import Outbox
+from controller.reporting.mqtt import MqttLink
+from controller.reporting.outbox import Outbox
 from tests.fake_link import SendViaPublish
 from tests.mqtt_broker import Broker, Recorder, wait_for
 from tests.mqtt_broker import until as _until

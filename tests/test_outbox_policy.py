@@ -17,7 +17,7 @@ import pytest
 import controller.journal as journal_mod
 from controller.events import EventDraft
 from controller.journal import EXPIRED, LOW_PRIORITY_KINDS, Journal
-from controller.outbox import Outbox
+from controller.reporting.outbox import Outbox
 from tests.mqtt_broker import Broker, Recorder, until, wait_for
 from tests.test_outbox import FakeLink, make_link, settle
 

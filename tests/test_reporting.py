@@ -1,4 +1,4 @@
-"""Retained state topics (controller/reporting.py) on the daemon's virtual clock: a sensor's
+"""Retained state topics (controller/reporting/component.py) on the daemon's virtual clock: a sensor's
 topic is throttled to one publish per 250 ms window (at once when quiet, else at the window's
 end with the latest state), zone and trouble state go out in the loop turn of the change."""
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from controller import reporting
 from controller.clock import VirtualClock
 from controller.config import parse_config
 from controller.daemon import Daemon
+from controller.reporting import component as reporting
 from tests.e2e import DEMO_CONFIG
 from tests.fake_link import SendViaPublish
 

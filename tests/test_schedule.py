@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller import schedule as S
-from controller.calendar import OfficeCalendar
 from controller.clock import VirtualClock
 from controller.config import Holidays, Schedule, SiteConfig, load_config
+from controller.schedule import transitions as S
+from controller.schedule.calendar import OfficeCalendar
 from tests.conftest import REFERENCE
 
 SITE = REFERENCE

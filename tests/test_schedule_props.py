@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller import schedule as S
-from controller.calendar import OfficeCalendar
 from controller.config import Holidays, Schedule
+from controller.schedule import transitions as S
+from controller.schedule.calendar import OfficeCalendar
 
 SLOW = bool(os.environ.get("OFFICEGUARD_SLOW"))
 EXAMPLES = 400 if SLOW else 60

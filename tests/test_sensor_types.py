@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from controller import texts
 from controller.config import ConfigError, Response, SensorType, parse_config
-from controller.discovery import discovery_configs
 from controller.engine import Arm, SensorChange
 from controller.engine import messages as _messages  # noqa: F401  (registers the engine's texts)
+from controller.reporting.discovery import discovery_configs
 from controller.sensor_types import SENSOR_TYPES, SensorSpec
 from tests.conftest import ROOT, Harness, reference_text
 

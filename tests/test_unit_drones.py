@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from controller.config import load_config
+from controller.drone.component import DetectorStation, DroneDetectors
 from controller.drone.protocol import encode_line
-from controller.drones import DetectorStation, DroneDetectors
 from tests.conftest import REFERENCE
 from tests.fake_site import FakeSite
 

@@ -12,7 +12,7 @@ import pytest
 
 from controller.config import load_config
 from controller.engine import Arm, Disarm
-from controller.keypads import Keypads
+from controller.keypad.component import Keypads
 from tests.conftest import REFERENCE
 from tests.fake_site import FakeSite
 

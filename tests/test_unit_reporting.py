@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import reporting
 from controller.config import SiteConfig, load_config
-from controller.remote import RemoteCommands
-from controller.reporting import Reporting
+from controller.remote.component import RemoteCommands
+from controller.reporting import component as reporting
+from controller.reporting.component import Reporting
 from tests.conftest import REFERENCE, config_with
 from tests.fake_site import FakeSite
 from tests.test_reporting import FakeLink

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.access import Decision
+from controller.access.gate import Decision
 from controller.config import load_config
 from controller.engine import Arm, Disarm
-from controller.scheduling import MANUAL_KEY, ScheduleService
+from controller.schedule.component import MANUAL_KEY, ScheduleService
 from tests.conftest import REFERENCE
 from tests.fake_site import FakeSite
 

@@ -15,7 +15,7 @@ one check should cost roughly 50-100 ms on the slowest supported board, a Raspbe
 Measured on the development machine (AMD EPYC, OpenSSL 3.0): N=2**12 takes ~16 ms, 2**13
 ~33 ms, 2**14 ~63 ms. A Pi 3 (Cortex-A53 at 1.2 GHz, LPDDR2) runs OpenSSL's scrypt about 4-6
 times slower, so N=2**12 lands near 65-100 ms there; re-measure on the real board with
-`python -m controller.codes --bench` and raise N (a power of two) on faster boards (Pi 4/5).
+`python -m controller.access.codes --bench` and raise N (a power of two) on faster boards (Pi 4/5).
 Honest limit: a 4-digit code has only 10,000 possibilities, so anyone who can read the config
 file can still find a short code in minutes; keep the file readable by root only and prefer
 6-8 digit codes. The slow hash mainly protects longer codes and the codes' reuse elsewhere.

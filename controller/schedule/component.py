@@ -1,4 +1,4 @@
-"""Schedules in the daemon: the pure ScheduleRunner (controller/schedule.py) driven by the
+"""Schedules in the daemon: the pure ScheduleRunner (controller/schedule/transitions.py) driven by the
 daemon's clock. At start it catches up (each scheduled zone takes the state of its latest
 scheduled transition unless a later manual arm/disarm is on record); then it fires pre-arm
 warnings (keypad beeps), auto-arms (R403) and auto-disarms (E403) at their times. A manual arm
@@ -15,12 +15,18 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from controller import texts
-from controller.calendar import OfficeCalendar
 from controller.component import Component
 from controller.engine import Arm, Disarm, Input
 from controller.engine.model import Mode
 from controller.events import EventDraft
-from controller.schedule import AutoArm, AutoDisarm, Postponed, PreArmWarning, ScheduleRunner
+from controller.schedule.calendar import OfficeCalendar
+from controller.schedule.transitions import (
+    AutoArm,
+    AutoDisarm,
+    Postponed,
+    PreArmWarning,
+    ScheduleRunner,
+)
 
 if TYPE_CHECKING:
     from controller.site import Site

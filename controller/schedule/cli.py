@@ -8,7 +8,7 @@ import sys
 from datetime import date, datetime
 
 from controller.config import EXIT_CONFIG, Loaded
-from controller.schedule import schedule_report
+from controller.schedule.transitions import schedule_report
 
 
 def run_schedule(loaded: Loaded, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ the window that began at 22:00 the evening before).
   [mon, fri]   those weekdays, whatever the calendar says
 
 A *day off* is any day that is not a calendar workday (a weekend day or a holiday; see
-controller/calendar.py). `holidays` says what a day off does to the windows:
+controller/schedule/calendar.py). `holidays` says what a day off does to the windows:
 
   follow      days off are like any other day: D's window runs iff D is in `days`.
   stay_armed  the zones stay armed on days off. D's window runs iff D is in `days` OR D is a day
@@ -70,9 +70,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
 from controller import texts
-from controller.calendar import OfficeCalendar
 from controller.config import Schedule, SiteConfig
 from controller.engine.messages import MODE_NAMES
+from controller.schedule.calendar import OfficeCalendar
 
 Action = Literal["arm", "disarm"]
 Rule = Literal["days", "day_off"]
@@ -107,7 +107,7 @@ texts.register(
 
 
 class Calendar(Protocol):
-    """What the schedule needs from a calendar (controller.calendar.OfficeCalendar has it)."""
+    """What the schedule needs from a calendar (controller.schedule.calendar.OfficeCalendar has it)."""
 
     def is_workday(self, d: date) -> bool: ...
 

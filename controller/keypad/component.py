@@ -1,5 +1,5 @@
 """The keypads in the daemon: keys from the matrix driver go through the key-sequence logic
-(controller/keypad.py), the code is checked off the loop (AccessService), the decision is applied
+(controller/keypad/logic.py), the code is checked off the loop (AccessService), the decision is applied
 to the engine, and the buzzer answers: a short beep per key, a long one for accepted, three short
 for refused, and beeping through exit and entry delays (faster in the last 10 s).
 """
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from controller.component import Component
-from controller.keypad import KeypadController, KeypadStep, Request
+from controller.keypad.logic import KeypadController, KeypadStep, Request
 
 if TYPE_CHECKING:
     from controller.config import Keypad

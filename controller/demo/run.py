@@ -1,6 +1,6 @@
 """`make demo`: a whole simulated site, end to end, that exits by itself.
 
-1. starts Mosquitto on a free local port (controller/local_mosquitto.py; `make demo` installs
+1. starts Mosquitto on a free local port (controller/demo/mosquitto.py; `make demo` installs
    it first where it is missing);
 2. starts the security office's console (`officeguard monitor`) on that broker;
 3. starts the real daemon on simulated hardware and a virtual clock, and plays a short scripted
@@ -28,11 +28,11 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from controller.demo.mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
 from controller.drone import geo, odid
 from controller.drone.protocol import encode_line
-from controller.local_mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: controller/demo/run.py
 CONFIG = ROOT / "config" / "demo.yaml"
 START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
 PREFIX = "officeguard/office-a"

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from controller.access import AccessGate, Attempt, Decision, Match, Reason, Sound
+from controller.access.gate import AccessGate, Attempt, Decision, Match, Reason, Sound
 from controller.config import Keypad, Mode
 from controller.events import EventDraft
 

@@ -43,7 +43,7 @@ from controller import texts
 from controller.events import Event, EventDraft
 
 if TYPE_CHECKING:
-    from controller.mqtt import Done
+    from controller.reporting.mqtt import Done
 
 texts.register(
     {

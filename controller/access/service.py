@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from controller.access import AccessGate, Attempt, Authenticator, Decision, Lockout, Match
+from controller.access.gate import AccessGate, Attempt, Authenticator, Decision, Lockout, Match
 from controller.config import SiteConfig
 from controller.events import EventDraft
 from controller.timers import TimerDriver

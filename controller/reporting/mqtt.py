@@ -52,6 +52,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from controller import __version__
 from controller.config import Mqtt
+from controller.errors import OfficeGuardError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ MATCH_CACHE = 256  # topics whose matching filters are remembered
 _TRANSIENT = (0x91, 0x97)  # packet identifier in use, quota exceeded
 
 
-class MqttConfigError(ValueError):
+class MqttConfigError(OfficeGuardError, ValueError):
     """The MQTT part of the configuration cannot be used (bad URL, unreadable password file...)."""
 
 

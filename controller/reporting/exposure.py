@@ -17,8 +17,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from controller.commands import SIGNED_ONLY
 from controller.config import Mqtt
+from controller.remote.commands import SIGNED_ONLY
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 

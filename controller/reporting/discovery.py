@@ -44,7 +44,7 @@ from controller.sensor_types import SENSOR_TYPES
 
 if TYPE_CHECKING:
     from controller.journal import Journal
-    from controller.mqtt import MqttLink
+    from controller.reporting.mqtt import MqttLink
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ that includes Tết and the other lunar-calendar holidays, and the official subs
 the days off the office decides locally (`holidays.extra` in the config) and the make-up working
 days (`holidays.working_days`, e.g. a Saturday worked to bridge a holiday).
 
-Definitions used by the arming schedules (controller/schedule.py):
+Definitions used by the arming schedules (controller/schedule/transitions.py):
 
 - a **holiday** is a public holiday of the country (and subdivision, if set) or an `extra` day
   off, unless the same date is listed in `working_days` (an explicit working day wins);

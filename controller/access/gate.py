@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal, get_args
 
 from controller import texts
-from controller.codes import is_hash, is_valid_code, verify_code
+from controller.access.codes import is_hash, is_valid_code, verify_code
 from controller.config import Mode, User
 from controller.contact_id import cid
 from controller.events import EventDraft

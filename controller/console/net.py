@@ -38,7 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from controller.config import Mqtt
 from controller.errors import OfficeGuardError
-from controller.mqtt import (
+from controller.reporting.mqtt import (
     BUFFERED,
     BrokerAddress,
     MqttConfigError,
@@ -46,7 +46,7 @@ from controller.mqtt import (
     read_secret,
     secure_client,
 )
-from controller.mqtt import BufferedClient as _BufferedClient
+from controller.reporting.mqtt import BufferedClient as _BufferedClient
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@
   `$share/GROUP/<prefix>/+/event`, so several consoles split the event load (each still sees
   all retained state).
 
-The picture is `controller.monitor_model.Console` (pure); the network side is
-`controller.monitor_net.MonitorClient`; the drawing is `controller.monitor_view`.
+The picture is `controller.console.model.Console` (pure); the network side is
+`controller.console.net.MonitorClient`; the drawing is `controller.console.view`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import time
 from typing import Any
 
 from controller.config import EXIT_CONFIG, ConfigError, Mqtt, load_config
-from controller.monitor_model import Console, SiteBoard
-from controller.monitor_net import BrokerSettings, MonitorClient, MonitorError
-from controller.mqtt import MqttConfigError
+from controller.console.model import Console, SiteBoard
+from controller.console.net import BrokerSettings, MonitorClient, MonitorError
+from controller.reporting.mqtt import MqttConfigError
 
 __all__ = ["Console", "SiteBoard", "MonitorClient", "run_monitor", "resolve"]
 
@@ -117,7 +117,7 @@ def _once(
     else:
         from rich.console import Console as RichConsole
 
-        from controller.monitor_view import render
+        from controller.console.view import render
 
         shared = bool(getattr(args, "share", None))
         RichConsole().print(render(board, now, _link_text(client, settings), shared=shared))
@@ -130,7 +130,7 @@ def _live(
     from rich.console import Console as RichConsole
     from rich.live import Live
 
-    from controller.monitor_view import render
+    from controller.console.view import render
 
     duration = getattr(args, "duration", None)
     shared = bool(getattr(args, "share", None))
@@ -176,7 +176,7 @@ def _log_lines(
 ) -> int:
     """Not on a terminal (a log file, a pipe, `make demo`): one line per event as it arrives,
     and the whole picture once at the end."""
-    from controller.monitor_view import render
+    from controller.console.view import render
 
     def line(e: dict[str, Any]) -> None:
         where = " ".join(str(e[k]) for k in ("zone", "sensor") if e.get(k))

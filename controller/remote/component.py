@@ -1,9 +1,9 @@
 """Remote commands over MQTT: `P/cmd` and Home Assistant's `P/zone/<zone>/set`.
 
-Before anything else a message must pass the rate limits of `controller.command_guard` (per
+Before anything else a message must pass the rate limits of `controller.remote.guard` (per
 topic, and for all command topics together): over them it is dropped and counted, unparsed and
 unanswered. A retained message on a command topic is ignored (the link drops it). Each command
-is then parsed and checked (`controller.commands`: size, JSON, types, known action, id, HMAC
+is then parsed and checked (`controller.remote.commands`: size, JSON, types, known action, id, HMAC
 signature with time window and nonce; with `require_signature`, the default, disarm, bypass and
 silence must be signed), then carried out by the site (`Site.operate`) exactly like a code typed at the CLI:
 the user's code is checked in a worker thread, with the same permissions and duress rules.
@@ -27,8 +27,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller.command_guard import CommandGuard, FloodDetector
-from controller.commands import (
+from controller.control import ControlError
+from controller.remote.commands import (
     SIGNED_ONLY,
     Command,
     CommandError,
@@ -36,8 +36,8 @@ from controller.commands import (
     parse_cmd,
     parse_zone_set,
 )
-from controller.control import ControlError
-from controller.mqtt import MqttConfigError, MqttLink, read_secret
+from controller.remote.guard import CommandGuard, FloodDetector
+from controller.reporting.mqtt import MqttConfigError, MqttLink, read_secret
 
 if TYPE_CHECKING:
     from controller.site import Site

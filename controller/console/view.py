@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from controller.monitor_model import Console, SiteBoard
+from controller.console.model import Console, SiteBoard
 
 STATE_STYLE = {
     "disarmed": "green",

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from controller.clock import TimerHandle
 from controller.component import Component
-from controller.discovery import Discovery
 from controller.events import Event
-from controller.mqtt import MqttConfigError, MqttLink
-from controller.outbox import Outbox
 from controller.preflight import unreadable_files
-from controller.remote import RemoteCommands
+from controller.remote.component import RemoteCommands
+from controller.reporting.discovery import Discovery
+from controller.reporting.mqtt import MqttConfigError, MqttLink
+from controller.reporting.outbox import Outbox
 
 if TYPE_CHECKING:
     from controller.config import SiteConfig
