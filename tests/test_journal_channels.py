@@ -328,3 +328,19 @@ def test_the_logbook_agrees_with_a_plain_model_of_every_channel_whatever_happens
                 assert j.expired_count(ch) == sum(1 for v in model.values() if v[ch] == EXPIRED)
         finally:
             j.close()
+
+
+def test_the_daemon_refuses_to_start_on_a_newer_logbook_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controller.cli import main
+
+    Journal(tmp_path / "journal.db", "office-a", TZ).close()
+    db = sqlite3.connect(tmp_path / "journal.db")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    config = Path(__file__).parent.parent / "config" / "office-a.yaml"
+    rc = main(["run", "-c", str(config), "--simulate", "--state-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 69
+    assert err[-1].startswith("officeguard: the logbook") and f"version {SCHEMA_VERSION + 1}" in err[-1]
