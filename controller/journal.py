@@ -1,6 +1,12 @@
 """The logbook: every event in a SQLite file, the outbox of events not yet acknowledged by the
 broker, and the state that must survive a restart (armed zones, bypasses, delays in progress).
 
+Delivery is kept per report channel ("mqtt" today; a receiving centre tomorrow): a cursor per
+channel (every event up to it is done there) and a row in `deliveries` only for the exceptions
+(refused, expired, acknowledged out of order). An acknowledged batch moves the cursor with one
+UPDATE; retention waits for every registered channel. The schema is versioned (`PRAGMA
+user_version`, MIGRATIONS) and migrated at open. docs/storage.md argues both.
+
 Durability: WAL mode with `synchronous=FULL`, so an event whose append() returned survives a
 power cut (the WAL is fsynced at every commit). Nothing is written while nothing happens, so an
 idle controller does not wear its SD card. `seq` comes from an AUTOINCREMENT key: strictly
