@@ -266,7 +266,7 @@ def test_retention_deletes_an_event_only_once_every_channel_is_done_with_it(
     j.close()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     ops=st.lists(
         st.one_of(
@@ -274,6 +274,7 @@ def test_retention_deletes_an_event_only_once_every_channel_is_done_with_it(
             st.tuples(st.just("ack"), st.sampled_from([MQTT, "sia"]), st.integers(0, 5), st.booleans()),
             st.tuples(st.just("refuse"), st.sampled_from([MQTT, "sia"]), st.integers(0, 5)),
             st.tuples(st.just("expire"), st.sampled_from([MQTT, "sia"]), st.integers(1, 4)),
+            st.tuples(st.just("disk"), st.booleans()),
             st.tuples(st.just("reopen")),
         ),
         max_size=25,
@@ -282,38 +283,62 @@ def test_retention_deletes_an_event_only_once_every_channel_is_done_with_it(
 def test_the_logbook_agrees_with_a_plain_model_of_every_channel_whatever_happens(
     ops: list[tuple[object, ...]],
 ) -> None:
-    """Acknowledgements in a row or out of order, refusals, expiries and restarts: each
-    channel's pending events, payloads, count and delivery states stay those of a dict."""
+    """Acknowledgements in a row or out of order, refusals, expiries, restarts and a disk that
+    refuses writes for a while: each channel's pending events, payloads, count and delivery
+    states stay those of a dict. While the disk refuses, what happens to events kept in
+    memory is kept with them; a mark on an event already on disk is lost (it is sent again
+    later, with the same id), as the journal promises."""
     model: dict[int, dict[str, int]] = {}  # seq -> channel -> state
     kinds: dict[int, str] = {}
+    on_disk = 0  # the highest seq written
     with scratch() as d:
         path = d / "j.db"
         j = Journal(path, "office-a", TZ)
         j.register_channel("sia")
+        real: sqlite3.Connection | None = None  # the writable connection while the disk refuses
         try:
             for op in ops:
                 if op[0] == "append":
                     for e in j.append([draft(len(kinds) + 1, str(k)) for k in op[1]]):  # type: ignore[union-attr]
                         model[e.seq] = {MQTT: PENDING, "sia": PENDING}
                         kinds[e.seq] = e.kind
+                    if real is None:
+                        on_disk = j.last_seq()
+                elif op[0] == "disk":
+                    if op[1] and real is not None:  # writable again
+                        j.db, real = real, None
+                        assert j.flush()
+                        on_disk = j.last_seq()
+                    elif not op[1] and real is None:  # reads work, writes fail (a full disk)
+                        real = j.db
+                        j.db = sqlite3.connect(
+                            f"file:{path}?mode=ro", uri=True, isolation_level=None
+                        )
+                        j.db.row_factory = sqlite3.Row
                 elif op[0] == "reopen":
-                    j.close()
-                    j = Journal(path, "office-a", TZ)
+                    if real is None:
+                        j.close()
+                        j = Journal(path, "office-a", TZ)
                 else:
                     ch = str(op[1])
                     waiting = [s for s in sorted(model) if model[s][ch] == PENDING]
+                    lost = real is not None  # marks of events on disk are not written
                     if op[0] == "ack":
                         n, in_order = int(op[2]), bool(op[3])  # type: ignore[call-overload]
                         chosen = waiting[:n] if in_order else waiting[1 : 1 + n]
                         j.mark_sent(chosen, channel=ch)
                         for s in chosen:
-                            model[s][ch] = DELIVERED
+                            if not (lost and s <= on_disk):
+                                model[s][ch] = DELIVERED
                     elif op[0] == "refuse" and waiting:
                         s = waiting[min(int(op[2]), len(waiting) - 1)]  # type: ignore[call-overload]
-                        assert j.refuse(s, channel=ch) == kinds[s]
-                        model[s][ch] = REFUSED
+                        kept = not (lost and s <= on_disk)
+                        assert j.refuse(s, channel=ch) == (kinds[s] if kept else None)
+                        if kept:
+                            model[s][ch] = REFUSED
                     elif op[0] == "expire":
-                        low = [s for s in waiting if kinds[s] == "system"][: int(op[2])]  # type: ignore[call-overload]
+                        low = [s for s in waiting if kinds[s] == "system" and s <= on_disk]
+                        low = [] if lost else low[: int(op[2])]  # type: ignore[call-overload]
                         n, first, last, _ = j.expire_oldest(int(op[2]), channel=ch)  # type: ignore[call-overload]
                         assert n == len(low) and (first, last) == ((low[0], low[-1]) if low else (None, None))
                         for s in low:
@@ -323,10 +348,16 @@ def test_the_logbook_agrees_with_a_plain_model_of_every_channel_whatever_happens
                     assert [e.seq for e in j.pending(limit=1000, channel=ch)] == want
                     assert [s for s, _ in j.pending_payloads(limit=1000, channel=ch)] == want
                     assert j.outbox_depth(channel=ch) == len(want)
+            if real is not None:
+                j.db, real = real, None
+                assert j.flush()
             for ch in (MQTT, "sia"):
                 assert delivery(j, ch) == {s: states[ch] for s, states in model.items()}
                 assert j.expired_count(ch) == sum(1 for v in model.values() if v[ch] == EXPIRED)
         finally:
+            if real is not None:
+                j.db.close()
+                j.db = real
             j.close()
 
 
