@@ -40,7 +40,8 @@ TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 FIXTURE = Path(__file__).parent / "data" / "journal-v1.db"
 
-# the schema of the release before (version 1), as it created every logbook
+# the schema of the release before (version 1), as it created every logbook: a copy on purpose
+# (controller/journal.py has it as its first step), so the test does not trust the code it tests
 V1_SCHEMA = """
 CREATE TABLE events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
