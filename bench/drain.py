@@ -89,7 +89,12 @@ async def _drain(path: Path, url: str, port: int, n: int) -> dict[str, Any]:
         sub.close()
         await link.close()
     ob.close()
-    unsent = int(j.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0])
+    # counted on the logbook itself, not from the journal's running count
+    unsent = int(
+        j.db.execute(
+            "SELECT COUNT(*) FROM event_delivery WHERE channel='mqtt' AND state=0"
+        ).fetchone()[0]
+    )
     j.close()
     t_recv = float(res["last"]) - t0
     return {

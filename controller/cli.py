@@ -92,6 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return await daemon.run()
 
+    from controller.journal import JournalError
     from controller.statelock import EXIT_LOCKED, StateDirLocked
     from hardware.backend import HardwareError
 
@@ -100,6 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateDirLocked as e:
         print(f"officeguard: {e}", file=sys.stderr)
         return EXIT_LOCKED
+    except JournalError as e:  # a logbook of a newer release: this one must not write it
+        print(f"officeguard: {e}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except HardwareError as e:  # no GPIO here, a pin another program holds: nothing to guard with
         print(f"officeguard: {args.config}: hardware.backend {loaded.config.hardware.backend}: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE

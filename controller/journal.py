@@ -1,6 +1,12 @@
 """The logbook: every event in a SQLite file, the outbox of events not yet acknowledged by the
 broker, and the state that must survive a restart (armed zones, bypasses, delays in progress).
 
+Delivery is kept per report channel ("mqtt" today; a receiving centre tomorrow): a cursor per
+channel (every event up to it is done there) and a row in `deliveries` only for the exceptions
+(refused, expired, acknowledged out of order). An acknowledged batch moves the cursor with one
+UPDATE; retention waits for every registered channel. The schema is versioned (`PRAGMA
+user_version`, MIGRATIONS) and migrated at open. docs/storage.md argues both.
+
 Durability: WAL mode with `synchronous=FULL`, so an event whose append() returned survives a
 power cut (the WAL is fsynced at every commit). Nothing is written while nothing happens, so an
 idle controller does not wear its SD card. `seq` comes from an AUTOINCREMENT key: strictly
@@ -40,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,9 +58,14 @@ from controller.events import Event, EventDraft
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# The logbook's schema, kept in `PRAGMA user_version`: MIGRATIONS[n] takes it from version n to
+# n + 1, each step in one transaction, at open. A new logbook is made by the same steps that
+# bring an old one up to date, so the path from every earlier release is the one always taken.
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+# Version 1: the schema of the releases before delivery per channel (one `sent` column on each
+# event, for the MQTT outbox). Kept as it was: it is the first step of every logbook.
+_V1 = """
 CREATE TABLE IF NOT EXISTS events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     id      TEXT NOT NULL UNIQUE,
@@ -82,16 +93,57 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
+# Version 2: delivery per report channel (docs/storage.md). `channels.acked` is the channel's
+# cursor: every event with a seq up to it is done on that channel. `deliveries` holds the
+# exceptions: events refused or given up (whatever their seq), and events acknowledged out of
+# order above the cursor (until the cursor passes them). The `sent` column becomes the "mqtt"
+# channel: its cursor stops before the oldest unsent event, nothing queued is lost and nothing
+# delivered is sent again.
+_V2 = """
+CREATE TABLE channels (
+    name    TEXT PRIMARY KEY,
+    acked   INTEGER NOT NULL
+);
+CREATE TABLE deliveries (
+    channel TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    state   INTEGER NOT NULL,
+    PRIMARY KEY (channel, seq)
+) WITHOUT ROWID;
+INSERT INTO channels(name, acked) SELECT 'mqtt', COALESCE(
+    (SELECT MIN(seq) - 1 FROM events WHERE sent = 0),
+    MAX(COALESCE((SELECT MAX(seq) FROM events), 0),
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)));
+INSERT INTO deliveries(channel, seq, state)
+    SELECT 'mqtt', seq, sent FROM events
+    WHERE sent IN (2, 3) OR (sent = 1 AND seq > (SELECT acked FROM channels WHERE name = 'mqtt'));
+DROP INDEX events_outbox;
+ALTER TABLE events DROP COLUMN sent;
+-- where each event stands on each channel (0 pending, 1 delivered, 2 expired, 3 refused):
+-- for a person with the sqlite3 shell, and for the tests; the journal itself never reads it
+CREATE VIEW event_delivery AS
+    SELECT c.name AS channel, e.seq AS seq,
+           COALESCE(d.state, CASE WHEN e.seq <= c.acked THEN 1 ELSE 0 END) AS state
+    FROM channels AS c JOIN events AS e
+    LEFT JOIN deliveries AS d ON d.channel = c.name AND d.seq = e.seq;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+# the report channel of the MQTT outbox; the one every logbook has
+MQTT = "mqtt"
+
 # Retention: keep at least a year of events and at least this many, whichever is more;
 # undelivered events are never pruned.
 RETENTION_MIN_EVENTS = 100_000
 RETENTION_MIN_AGE = timedelta(days=366)
 
-# The `sent` column: where an event stands with the broker.
-PENDING = 0  # not yet acknowledged: in the outbox
-DELIVERED = 1  # acknowledged by the broker (PUBACK)
+# Where an event stands on one report channel (the `event_delivery` view's `state`).
+PENDING = 0  # not yet acknowledged: in that channel's outbox
+DELIVERED = 1  # acknowledged by the receiver (the broker's PUBACK)
 EXPIRED = 2  # never delivered: given up by the outbox's long-outage policy; kept in the logbook
-REFUSED = 3  # never delivered: the broker refused it (or it is over the broker's size limit)
+REFUSED = 3  # never delivered: the receiver refused it (or it is over the broker's size limit)
 
 # Kinds the long-outage policy may give up on first (the rest are never expired):
 # book-keeping, not what the security office must act on (`expirable` in event_kinds.py).
@@ -108,13 +160,86 @@ _FSYNC_FAILED = "fsync failed"
 
 
 class JournalError(OfficeGuardError):
-    pass
+    """The logbook cannot be used as asked (a newer schema, an unknown channel, unreadable)."""
 
 
-@dataclass
+_NO_SEQ = 2**63 - 1  # above every seq
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    """The logbook's schema version; 0 for an empty file. Releases before versioned migrations
+    left `user_version` at 0 and said their version in the `meta` table."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone():
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.Error:
+            row = None
+        version = int(row[0]) if row else 1
+    return version
+
+
+def _check_version(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"the logbook {path} has schema version {version}, newer than this release knows"
+            f" ({SCHEMA_VERSION}): it was written by a newer OfficeGuard; not opened, so as not"
+            " to damage it"
+        )
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the logbook to SCHEMA_VERSION, one step per transaction: a step that fails (or a
+    power cut during it) leaves the logbook at the version before it, as it was."""
+    version = _schema_version(db)
+    _check_version(version, path)
+    for step in range(version, SCHEMA_VERSION):
+        if version:  # not for a new logbook
+            log.warning("logbook %s: migrating its schema from version %d to %d", path, step, step + 1)
+        try:
+            db.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[step]}\nPRAGMA user_version = {step + 1};\n"
+                "INSERT INTO meta(key, value) VALUES('schema_version', '"
+                f"{step + 1}') ON CONFLICT(key) DO UPDATE SET value = excluded.value;\nCOMMIT;"
+            )
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+@dataclass(slots=True)
 class _Unwritten:
+    """An event numbered but not written yet (this loop turn's, or kept while the disk
+    refuses), with what its channels did with it meanwhile (channel -> DELIVERED/REFUSED)."""
+
     event: Event
-    sent: bool = False
+    done: dict[str, int] | None = None
+
+    def is_done(self, channel: str) -> bool:
+        return self.done is not None and channel in self.done
+
+    def mark(self, channel: str, state: int) -> None:
+        if self.done is None:
+            self.done = {}
+        self.done.setdefault(channel, state)
+
+
+@dataclass(slots=True)
+class _Channel:
+    """Where one report channel stands, as this process keeps it beside the logbook."""
+
+    name: str
+    acked: int  # the cursor (channels.acked): every event up to this seq is done here
+    pending: int = 0  # undelivered events on disk, as a count so outbox_depth() costs nothing
+    # seq -> payload (as pending_payloads() gives it) of undelivered events written by this
+    # process: always a subset of the undelivered rows on disk, so when it holds as many as
+    # there are, it holds all of them and the outbox is served from it
+    fresh: dict[int, str] = field(default_factory=dict)
+    loose: int = 0  # the highest seq acknowledged out of order (a DELIVERED row), 0 if none
+    expire_from: int = 0  # every expirable event up to this seq is done (expire_oldest's start)
 
 
 class Journal:
@@ -168,14 +293,9 @@ class Journal:
         self._next_seq = self._last_seq() + 1
         # the highest seq known to be on disk: pending() never offers one above it
         self._committed_seq = self._durable_seq = self._next_seq - 1
-        # undelivered events on disk, kept as a count so outbox_depth() costs nothing
-        self._pending_on_disk = int(
-            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
-        )
-        # seq -> payload (as pending_payloads() gives it) of undelivered events written by this
-        # process: always a subset of the undelivered rows on disk, so when it holds as many as
-        # there are, it holds all of them and the outbox is served from it
-        self._fresh: dict[int, str] = {}
+        # the report channels (docs/storage.md), each with its cursor and its outbox count
+        self._channels: dict[str, _Channel] = {}
+        self._load_channels()
 
     # ------------------------------------------------------------------ opening
 
@@ -192,7 +312,9 @@ class Journal:
             db.execute(f"PRAGMA synchronous={self._connection_sync}")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
+            _migrate(db, self.path)
+            # a write at once: SQLite opens a file it may not write without a word, and only
+            # the first write would tell (then the degraded path must be taken, see __init__)
             db.execute(
                 "INSERT INTO meta(key, value) VALUES('schema_version', ?)"
                 " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
@@ -211,6 +333,23 @@ class Journal:
                 f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
             db.row_factory = sqlite3.Row
+            version = _schema_version(db)
+            _check_version(version, self.path)
+            if version < SCHEMA_VERSION:
+                # an older logbook cannot be migrated where it lies: read a migrated copy
+                log.warning(
+                    "the logbook %s has schema version %d and cannot be written: reading a"
+                    " copy in memory, migrated to version %d",
+                    self.path,
+                    version,
+                    SCHEMA_VERSION,
+                )
+                mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                mem.row_factory = sqlite3.Row
+                db.backup(mem)
+                db.close()
+                db = mem
+                _migrate(db, self.path)
             db.execute("SELECT COUNT(*) FROM events").fetchone()
             db.execute("SELECT COUNT(*) FROM state").fetchone()
             return db
@@ -220,7 +359,7 @@ class Journal:
             )
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
-        db.executescript(_SCHEMA)
+        _migrate(db, self.path)
         return db
 
     def _reopen(self) -> bool:
@@ -228,7 +367,7 @@ class Journal:
         memory while its last seq was unknown are renumbered after it, so seq never repeats."""
         try:
             db = self._open_writable()
-        except (sqlite3.Error, OSError):
+        except (sqlite3.Error, OSError, JournalError):
             return False
         old, self.db = self.db, db
         old.close()
@@ -244,11 +383,68 @@ class Journal:
         self._next_seq = max(self._next_seq, last + 1)
         self._committed_seq = self._durable_seq = max(self._durable_seq, last)
         self._close_wal_fd()
-        self._fresh.clear()
-        self._pending_on_disk = int(
-            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=0").fetchone()[0]
-        )
+        self._load_channels()
         return True
+
+    def _load_channels(self) -> None:
+        """The report channels and where each stands, read from the logbook (at open, and when
+        the real one opens again). A channel registered while it could not be written is
+        written now."""
+        channels: dict[str, _Channel] = {}
+        for name, acked in self.db.execute("SELECT name, acked FROM channels").fetchall():
+            channels[str(name)] = _Channel(str(name), int(acked))
+        for name, old in self._channels.items():
+            if name not in channels:
+                with contextlib.suppress(sqlite3.Error):  # tried again at the next open
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO channels(name, acked) VALUES(?, ?)", (name, old.acked)
+                    )
+                channels[name] = _Channel(name, old.acked)
+        for ch in channels.values():
+            ch.pending = int(
+                self.db.execute(
+                    "SELECT COUNT(*) FROM events AS e WHERE e.seq > ? AND NOT EXISTS"
+                    " (SELECT 1 FROM deliveries AS d WHERE d.channel = ? AND d.seq = e.seq)",
+                    (ch.acked, ch.name),
+                ).fetchone()[0]
+            )
+            loose = self.db.execute(
+                "SELECT MAX(seq) FROM deliveries WHERE channel = ? AND state = ? AND seq > ?",
+                (ch.name, DELIVERED, ch.acked),
+            ).fetchone()[0]
+            ch.loose = int(loose or 0)
+        self._channels = channels
+
+    def register_channel(self, name: str) -> None:
+        """A report channel beside MQTT (a receiving centre, say): every event journaled from
+        now on waits for it too, in its own outbox (the methods' `channel`), and retention
+        keeps an event until every registered channel is done with it. Kept in the logbook;
+        registering a known channel changes nothing."""
+        if name in self._channels:
+            return
+        if not name:
+            raise JournalError("a report channel needs a name")
+        ch = _Channel(name, self.last_seq())  # the events before it are the others' business
+        self._channels[name] = ch
+        try:
+            self.db.execute(
+                "INSERT OR IGNORE INTO channels(name, acked) VALUES(?, ?)", (name, ch.acked)
+            )
+        except sqlite3.Error as e:  # written when the logbook opens for writing again
+            log.warning("report channel %s not written to the logbook yet: %s", name, e)
+
+    @property
+    def channels(self) -> list[str]:
+        """The registered report channels."""
+        return list(self._channels)
+
+    def _channel(self, name: str) -> _Channel:
+        try:
+            return self._channels[name]
+        except KeyError:
+            raise JournalError(
+                f"no report channel {name!r} in the logbook (registered: {', '.join(self._channels)})"
+            ) from None
 
     # ------------------------------------------------------------------ writing
 
@@ -333,19 +529,29 @@ class Journal:
                 e.cid,
                 e.text,
                 _dumps(e.detail) if e.detail else "{}",
-                int(u.sent),
             )
             for u in self._unwritten
             for e in (u.event,)
+        ]
+        # what a channel did with an event before it was written (kept while the disk refused)
+        marks = [
+            (name, u.event.seq, state)
+            for u in self._unwritten
+            if u.done is not None
+            for name, state in u.done.items()
         ]
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany(
-                    "INSERT OR IGNORE INTO events(seq, id, site, ts, kind, zone, sensor, user, cid, text, detail, sent)"
-                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO events(seq, id, site, ts, kind, zone, sensor, user, cid, text, detail)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
+                if marks:
+                    self.db.executemany(
+                        "INSERT OR IGNORE INTO deliveries(channel, seq, state) VALUES(?,?,?)", marks
+                    )
                 self.db.executemany(
                     "INSERT INTO state(key, value, updated) VALUES(?,?,?)"
                     " ON CONFLICT(key) DO UPDATE SET value=excluded.value, updated=excluded.updated",
@@ -377,12 +583,19 @@ class Journal:
         if not self.background_sync:
             self._synced_commits = self._commits
             self._durable_seq = self._committed_seq
-        fresh = self._fresh
-        for row in rows:
-            if not row[11]:  # undelivered: the outbox will want it (same JSON as from the row)
-                self._pending_on_disk += 1
-                if len(fresh) < FRESH_LIMIT:
-                    fresh[row[0]] = _row_payload(row)
+        for ch in self._channels.values():
+            fresh, name, acked = ch.fresh, ch.name, ch.acked
+            for u, row in zip(self._unwritten, rows, strict=True):
+                if row[0] > acked and (u.done is None or name not in u.done):
+                    # undelivered: the outbox will want it (same JSON as from the row)
+                    ch.pending += 1
+                    if len(fresh) < FRESH_LIMIT:
+                        fresh[row[0]] = _row_payload(row)
+        for name, seq, state in marks:
+            if state == DELIVERED:
+                marked = self._channels.get(name)
+                if marked is not None and seq > marked.acked:
+                    marked.loose = max(marked.loose, seq)
         self._unwritten.clear()
         self._unsaved_state.clear()
         if sync and self.background_sync:
@@ -479,19 +692,32 @@ class Journal:
         self._unsaved_state[key] = value
         self.flush()
 
-    def mark_sent(self, seqs: Sequence[int]) -> None:
-        """Record PUBACKs. One transaction for the whole batch, committed without its own
-        fsync (synchronous=NORMAL for this commit): a mark lost to a power cut only means the
-        event is sent again, with the same id, and the next event's commit makes it durable
-        anyway (the WAL is written in order). So acknowledgements never hold the loop up for
-        a disk flush, which an alarm arriving meanwhile would wait for."""
+    def mark_sent(self, seqs: Sequence[int], channel: str = MQTT) -> None:
+        """Record acknowledgements (PUBACKs) on a channel. One transaction for the whole batch,
+        committed without its own fsync (synchronous=NORMAL for this commit): a mark lost to a
+        power cut only means the event is sent again, with the same id, and the next event's
+        commit makes it durable anyway (the WAL is written in order). So acknowledgements never
+        hold the loop up for a disk flush, which an alarm arriving meanwhile would wait for.
+
+        The usual batch, acknowledgements in a row right after the channel's cursor, moves the
+        cursor with one UPDATE whatever its size; others are kept as rows in `deliveries`
+        until the cursor passes them."""
         if not seqs:
             return
-        wanted = set(seqs)
-        for u in self._unwritten:
-            if u.event.seq in wanted:
-                u.sent = True
-        lo, hi = min(wanted), max(wanted)
+        ch = self._channel(channel)
+        wanted = sorted(set(seqs))
+        if self._unwritten:
+            marked = set(wanted)
+            for u in self._unwritten:
+                if u.event.seq in marked:
+                    u.mark(channel, DELIVERED)
+        fresh = ch.fresh
+        for s in wanted:
+            fresh.pop(s, None)
+        # on disk and not done yet (the ones still in memory are marked above)
+        acked = [s for s in wanted if ch.acked < s <= self._committed_seq]
+        if not acked:
+            return
         toggle = self._connection_sync != "NORMAL"  # with background sync it is NORMAL already
         try:
             if toggle:
@@ -499,16 +725,7 @@ class Journal:
             try:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    if hi - lo + 1 == len(wanted):  # the usual case, acks in a row: one statement
-                        cur = self.db.execute(
-                            "UPDATE events SET sent=1 WHERE seq BETWEEN ? AND ? AND sent=0",
-                            (lo, hi),
-                        )
-                    else:
-                        cur = self.db.executemany(
-                            "UPDATE events SET sent=1 WHERE seq=? AND sent=0",
-                            [(s,) for s in wanted],
-                        )
+                    done, cursor, loose = self._record_acks(ch, acked)
                     self.db.execute("COMMIT")
                 except BaseException:
                     if self.db.in_transaction:
@@ -521,32 +738,88 @@ class Journal:
             # the events will be re-sent after a restart with the same id: harmless duplicates
             log.warning("could not mark %d event(s) delivered: %s", len(wanted), e)
             return
-        self._pending_on_disk = max(0, self._pending_on_disk - max(0, cur.rowcount))
-        for s in wanted:
-            self._fresh.pop(s, None)
+        ch.pending = max(0, ch.pending - done)
+        ch.acked, ch.loose = cursor, loose
+
+    def _record_acks(self, ch: _Channel, acked: list[int]) -> tuple[int, int, int]:
+        """Inside mark_sent's transaction: how many of `acked` (sorted, above the cursor, on
+        disk) were waiting, and the channel's new cursor and `loose`."""
+        lo, hi = acked[0], acked[-1]
+        in_a_row = hi - lo + 1 == len(acked)
+        if in_a_row and (lo == ch.acked + 1 or self._first_undone(ch, ch.acked, below=lo) is None):
+            # the usual case: nothing waits between the cursor and these; an event among them
+            # already done (refused, given up) is rare but must not be counted twice
+            done = len(acked) - int(
+                self.db.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE channel = ? AND seq BETWEEN ? AND ?",
+                    (ch.name, lo, hi),
+                ).fetchone()[0]
+            )
+            top = hi
+            loose = ch.loose
+        else:  # out of order: kept as rows until the cursor gets there
+            done = self.db.executemany(
+                "INSERT OR IGNORE INTO deliveries(channel, seq, state) VALUES(?, ?, ?)",
+                [(ch.name, s, DELIVERED) for s in acked],
+            ).rowcount
+            top = ch.acked
+            loose = max(ch.loose, hi)
+        # on past what is done already (refused, given up, acknowledged out of order) and gaps
+        nxt = self._first_undone(ch, top)
+        cursor = max(top, (nxt - 1) if nxt is not None else self._committed_seq)
+        if cursor > ch.acked:
+            self.db.execute("UPDATE channels SET acked = ? WHERE name = ?", (cursor, ch.name))
+            if loose:
+                self.db.execute(
+                    "DELETE FROM deliveries WHERE channel = ? AND state = ? AND seq <= ?",
+                    (ch.name, DELIVERED, cursor),
+                )
+                if loose <= cursor:
+                    loose = 0
+        return max(0, done), cursor, loose
+
+    def _first_undone(self, ch: _Channel, after: int, below: int | None = None) -> int | None:
+        """The lowest seq above `after` (and below `below`) of an event on disk that the channel
+        has not done yet; None if there is none."""
+        row = self.db.execute(
+            "SELECT seq FROM events AS e WHERE e.seq > ? AND e.seq < ? AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries AS d WHERE d.channel = ? AND d.seq = e.seq)"
+            " ORDER BY e.seq LIMIT 1",
+            (after, below if below is not None else _NO_SEQ, ch.name),
+        ).fetchone()
+        return int(row[0]) if row else None
 
     def expire_oldest(
-        self, count: int, after_seq: int = 0
+        self, count: int, after_seq: int = 0, channel: str = MQTT
     ) -> tuple[int, int | None, int | None, dict[str, int]]:
         """The long-outage policy: give up on the `count` oldest undelivered low-priority events
         (LOW_PRIORITY_KINDS, not the policy's own notices) with a seq above `after_seq` (the
         outbox passes what it has in flight, which may still be acknowledged). They stay in
-        the logbook, marked EXPIRED, and are never published. Alarms, tampers, troubles,
-        duress... are never chosen. Returns (how many, lowest seq, highest seq, per kind)."""
+        the logbook, marked EXPIRED on this channel, and are never published on it. Alarms,
+        tampers, troubles, duress... are never chosen. Returns (how many, lowest seq, highest
+        seq, per kind)."""
         if count <= 0:
             return 0, None, None, {}
+        ch = self._channel(channel)
+        # every expirable event up to ch.expire_from is done already: a long outage gives up
+        # 1 % of the limit at a time, and each pass starts where the last one stopped
+        start = max(after_seq, ch.acked, ch.expire_from)
+        whole = after_seq <= max(ch.acked, ch.expire_from)  # nothing skipped below `start`
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                # `sent=0` written out so that the partial index events_outbox serves the scan
                 rows = self.db.execute(
-                    "UPDATE events SET sent=? WHERE seq IN ("
-                    "  SELECT seq FROM events WHERE sent=0 AND seq>?"
-                    "   AND kind IN (SELECT value FROM json_each(?))"
-                    "   AND COALESCE(cid, '') != ? ORDER BY seq LIMIT ?"
-                    ") RETURNING seq, kind",
-                    (EXPIRED, after_seq, json.dumps(LOW_PRIORITY_KINDS), NOTICE_CID, count),
+                    "SELECT seq, kind FROM events AS e WHERE e.seq > ?"
+                    " AND e.kind IN (SELECT value FROM json_each(?)) AND COALESCE(e.cid, '') != ?"
+                    " AND NOT EXISTS"
+                    "  (SELECT 1 FROM deliveries AS d WHERE d.channel = ? AND d.seq = e.seq)"
+                    " ORDER BY e.seq LIMIT ?",
+                    (start, json.dumps(LOW_PRIORITY_KINDS), NOTICE_CID, channel, count),
                 ).fetchall()
+                self.db.executemany(
+                    "INSERT INTO deliveries(channel, seq, state) VALUES(?, ?, ?)",
+                    [(channel, int(r[0]), EXPIRED) for r in rows],
+                )
                 self.db.execute("COMMIT")
             except BaseException:
                 if self.db.in_transaction:
@@ -555,45 +828,56 @@ class Journal:
         except sqlite3.Error as e:
             log.warning("could not expire undelivered events: %s", e)
             return 0, None, None, {}
+        if whole:
+            ch.expire_from = int(rows[-1][0]) if len(rows) == count else self._committed_seq
         if not rows:
             return 0, None, None, {}
-        self._pending_on_disk = max(0, self._pending_on_disk - len(rows))
+        ch.pending = max(0, ch.pending - len(rows))
         kinds: dict[str, int] = {}
         for r in rows:
             kinds[r[1]] = kinds.get(r[1], 0) + 1
-            self._fresh.pop(int(r[0]), None)
+            ch.fresh.pop(int(r[0]), None)
         seqs = [int(r[0]) for r in rows]
         return len(rows), min(seqs), max(seqs), kinds
 
-    def refuse(self, seq: int) -> str | None:
-        """The broker refused this event (a PUBACK failure code, or too large for it): it stays
-        in the logbook, marked REFUSED, and is never published again, so the events behind it
-        go on. Rare, so one plain statement (autocommit). Returns its kind (None if it was not
-        waiting any more)."""
+    def refuse(self, seq: int, channel: str = MQTT) -> str | None:
+        """The receiver refused this event (a PUBACK failure code, or too large for the broker):
+        it stays in the logbook, marked REFUSED on this channel, and is never published on it
+        again, so the events behind it go on. Rare, so plain statements (autocommit). Returns
+        its kind (None if it was not waiting any more)."""
+        ch = self._channel(channel)
         kind: str | None = None
         for u in self._unwritten:
-            if u.event.seq == seq and not u.sent:
-                u.sent = True
+            if u.event.seq == seq and seq > ch.acked and not u.is_done(channel):
+                u.mark(channel, REFUSED)
                 kind = u.event.kind
+        ch.fresh.pop(seq, None)
+        if not ch.acked < seq <= self._committed_seq:
+            return kind
         try:
-            # fetchall: a RETURNING statement ends (and commits) only once its rows are read
-            rows = self.db.execute(
-                "UPDATE events SET sent=? WHERE seq=? AND sent=0 RETURNING kind", (REFUSED, seq)
-            ).fetchall()
+            row = self.db.execute("SELECT kind FROM events WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                return kind
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO deliveries(channel, seq, state) VALUES(?, ?, ?)",
+                (channel, seq, REFUSED),
+            )
         except sqlite3.Error as e:
             # it will be offered again after a restart, and refused again
             log.warning("could not mark event %d refused: %s", seq, e)
             return kind
-        if rows:
-            self._pending_on_disk = max(0, self._pending_on_disk - 1)
-            kind = str(rows[0][0])
-        self._fresh.pop(seq, None)
+        if cur.rowcount > 0:
+            ch.pending = max(0, ch.pending - 1)
+            kind = str(row[0])
         return kind
 
-    def expired_count(self) -> int:
+    def expired_count(self, channel: str = MQTT) -> int:
         """Events the long-outage policy gave up on (kept in the logbook, never delivered)."""
         return int(
-            self.db.execute("SELECT COUNT(*) FROM events WHERE sent=?", (EXPIRED,)).fetchone()[0]
+            self.db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE channel = ? AND state = ?",
+                (channel, EXPIRED),
+            ).fetchone()[0]
         )
 
     # ------------------------------------------------------------------ reading
@@ -604,28 +888,40 @@ class Journal:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def pending(self, limit: int = 100, after_seq: int = 0) -> list[Event]:
-        """Events not yet acknowledged by the broker, oldest first."""
+    def pending(self, limit: int = 100, after_seq: int = 0, channel: str = MQTT) -> list[Event]:
+        """Events not yet acknowledged on the channel, oldest first."""
+        ch = self._channel(channel)
         rows = self.db.execute(
-            "SELECT * FROM events WHERE sent=0 AND seq>? AND seq<=? ORDER BY seq LIMIT ?",
-            (after_seq, self._durable_seq, limit),
+            "SELECT * FROM events AS e WHERE e.seq > ? AND e.seq <= ? AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries AS d WHERE d.channel = ? AND d.seq = e.seq)"
+            " ORDER BY e.seq LIMIT ?",
+            (max(after_seq, ch.acked), self._durable_seq, channel, limit),
         ).fetchall()
         out = [_row_event(r) for r in rows]
         # events kept in memory are published only while the disk refuses them; otherwise they
         # are waiting for this loop turn's commit (group commit) and go out once written
         if self._unwritten and self.write_error is not None:
-            mem = [u.event for u in self._unwritten if not u.sent and u.event.seq > after_seq]
+            mem = list(self._waiting_in_memory(ch, after_seq))
             out = sorted({e.seq: e for e in out + mem}.values(), key=lambda e: e.seq)[:limit]
         return out
 
-    def pending_payloads(self, limit: int = 100, after_seq: int = 0) -> list[tuple[int, str]]:
+    def _waiting_in_memory(self, ch: _Channel, after_seq: int) -> Iterator[Event]:
+        floor = max(after_seq, ch.acked)
+        for u in self._unwritten:
+            if u.event.seq > floor and not u.is_done(ch.name):
+                yield u.event
+
+    def pending_payloads(
+        self, limit: int = 100, after_seq: int = 0, channel: str = MQTT
+    ) -> list[tuple[int, str]]:
         """Like pending(), as (seq, the event's JSON exactly as Event.to_json() gives it), made
         straight from the row: the stored `detail` text is spliced in, not parsed and dumped
         again. The outbox's drain after an outage spends its time here. Events this process
         wrote come from memory when every undelivered one on disk is among them (the usual
         case: nothing read back that was just written)."""
-        fresh = self._fresh
-        if self.write_error is None and len(fresh) == self._pending_on_disk:
+        ch = self._channel(channel)
+        fresh = ch.fresh
+        if self.write_error is None and len(fresh) == ch.pending:
             if not fresh:
                 return []
             seq = max(after_seq + 1, next(iter(fresh)))  # the lowest: written in seq order
@@ -642,24 +938,26 @@ class Journal:
             return out
         cur = self.db.execute(
             "SELECT seq, id, site, ts, kind, zone, sensor, user, cid, text, detail"
-            " FROM events WHERE sent=0 AND seq>? AND seq<=? ORDER BY seq LIMIT ?",
-            (after_seq, self._durable_seq, limit),
+            " FROM events AS e WHERE e.seq > ? AND e.seq <= ? AND NOT EXISTS"
+            " (SELECT 1 FROM deliveries AS d WHERE d.channel = ? AND d.seq = e.seq)"
+            " ORDER BY e.seq LIMIT ?",
+            (max(after_seq, ch.acked), self._durable_seq, channel, limit),
         )
         cur.row_factory = None  # plain tuples: faster than sqlite3.Row by name
         out = [(int(r[0]), _row_payload(r)) for r in cur.fetchall()]
         if self._unwritten and self.write_error is not None:
-            mem = [
-                (u.event.seq, u.event.to_json())
-                for u in self._unwritten
-                if not u.sent and u.event.seq > after_seq
-            ]
+            mem = [(e.seq, e.to_json()) for e in self._waiting_in_memory(ch, after_seq)]
             out = sorted(dict(out + mem).items())[:limit]
         return out
 
-    def outbox_depth(self) -> int:
-        """Events not yet acknowledged by the broker (and not expired), on disk and in memory.
-        Kept as a running count: cheap enough to ask after every event."""
-        return self._pending_on_disk + sum(1 for u in self._unwritten if not u.sent)
+    def outbox_depth(self, channel: str = MQTT) -> int:
+        """Events not yet acknowledged on the channel (and not expired or refused), on disk and
+        in memory. Kept as a running count: cheap enough to ask after every event."""
+        ch = self._channel(channel)
+        floor = ch.acked
+        return ch.pending + sum(
+            1 for u in self._unwritten if u.event.seq > floor and not u.is_done(channel)
+        )
 
     @property
     def unwritten(self) -> int:
@@ -679,9 +977,10 @@ class Journal:
     # ------------------------------------------------------------------ upkeep
 
     def prune(self, now: datetime) -> int:
-        """Drop delivered (or expired, or refused) events older than the retention that are beyond the
-        newest RETENTION_MIN_EVENTS. An event still waiting for the broker is never dropped.
-        Returns how many were removed."""
+        """Drop events every registered channel is done with (delivered, expired or refused)
+        that are older than the retention and beyond the newest RETENTION_MIN_EVENTS, with
+        their delivery rows. An event still waiting on any channel is never dropped. Returns
+        how many were removed."""
         cutoff = (now - RETENTION_MIN_AGE).astimezone(self.tz).isoformat()
         keep_from = self.db.execute(
             "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?", (RETENTION_MIN_EVENTS,)
@@ -689,14 +988,32 @@ class Journal:
         if keep_from is None:
             return 0
         try:
-            cur = self.db.execute(
-                "DELETE FROM events WHERE sent IN (?, ?, ?) AND seq<=? AND ts<?",
-                (DELIVERED, EXPIRED, REFUSED, int(keep_from[0]), cutoff),
-            )
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                # done on a channel: up to its cursor, or with a row of its own in deliveries
+                cur = self.db.execute(
+                    "DELETE FROM events WHERE seq <= ? AND ts < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM channels AS c WHERE events.seq > c.acked AND NOT EXISTS"
+                    "  (SELECT 1 FROM deliveries AS d"
+                    "   WHERE d.channel = c.name AND d.seq = events.seq))",
+                    (int(keep_from[0]), cutoff),
+                )
+                removed = int(cur.rowcount)
+                if removed:
+                    self.db.execute(
+                        "DELETE FROM deliveries WHERE seq <= ? AND NOT EXISTS"
+                        " (SELECT 1 FROM events AS e WHERE e.seq = deliveries.seq)",
+                        (int(keep_from[0]),),
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
         except sqlite3.Error as e:
             log.warning("journal prune failed: %s", e)
             return 0
-        return int(cur.rowcount)
+        return removed
 
     def close(self) -> None:
         self.flush()

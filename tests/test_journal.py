@@ -60,7 +60,10 @@ def test_seq_strictly_increases_across_restarts_and_pruning(tmp_path_factory, ba
         if prune_after[n] and events:
             j.mark_sent([e.seq for e in events])
             # drop everything delivered, as a retention pass far in the future would
-            j.db.execute("DELETE FROM events WHERE sent=1")
+            j.db.execute(
+                "DELETE FROM events WHERE seq IN"
+                " (SELECT seq FROM event_delivery WHERE channel='mqtt' AND state=1)"
+            )
         j.close()
     assert seen == sorted(seen) and len(seen) == len(set(seen))
     assert len(ids) == len(seen)
@@ -185,7 +188,8 @@ def test_pending_payloads_are_the_events_json_exactly(tmp_path):
 def _payloads_on_disk(j: Journal, limit: int, after_seq: int) -> list[tuple[int, str]]:
     rows = j.db.execute(
         "SELECT seq, id, site, ts, kind, zone, sensor, user, cid, text, detail"
-        " FROM events WHERE sent=0 AND seq>? ORDER BY seq LIMIT ?",
+        " FROM events JOIN event_delivery USING (seq)"
+        " WHERE channel='mqtt' AND state=0 AND seq>? ORDER BY seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
     return [(r[0], _row_payload(tuple(r))) for r in rows]

@@ -358,7 +358,7 @@ def test_an_event_the_broker_refuses_is_a_trouble_and_the_events_behind_it_go_on
     first = troubles[0]
     assert first is not None and first["cid"] == "E350" and "seq 4" in str(first["what"])
     assert troubles[-1] is None  # cleared once a newer event was acknowledged
-    sent = dict(j.db.execute("SELECT seq, sent FROM events"))
+    sent = dict(j.db.execute("SELECT seq, state FROM event_delivery WHERE channel='mqtt'"))
     assert sent[4] == REFUSED and all(sent[s] == 1 for s in sent if s != 4)
     assert j.outbox_depth() == 0
 
@@ -392,5 +392,12 @@ def test_a_topic_the_broker_never_allows_raises_one_trouble_not_one_per_event(
     assert [t is None for t in troubles] == [False] * 6  # raised, then updated; never cleared
     last = troubles[-1]
     assert last is not None and "Not authorized" in str(last["what"]) and "(6 refused)" in str(last["what"])
-    kinds = [k for k, in j.db.execute("SELECT kind FROM events WHERE sent=? ORDER BY seq", (REFUSED,))]
+    kinds = [
+        k
+        for k, in j.db.execute(
+            "SELECT kind FROM events JOIN event_delivery USING (seq)"
+            " WHERE channel='mqtt' AND state=? ORDER BY seq",
+            (REFUSED,),
+        )
+    ]
     assert kinds == ["system"] * 5 + ["trouble"]

@@ -41,13 +41,23 @@ def drafts(kind: str, n: int, start: int = 0) -> list[EventDraft]:
 
 
 def db_count(j: Journal, where: str = "1=1", *args: object) -> int:
-    return int(j.db.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0])  # noqa: S608
+    """Events matching `where`, with `state` their delivery on the MQTT channel."""
+    return int(
+        j.db.execute(
+            "SELECT COUNT(*) FROM events JOIN event_delivery USING (seq)"  # noqa: S608
+            f" WHERE channel='mqtt' AND {where}",
+            args,
+        ).fetchone()[0]
+    )
 
 
 def rows(j: Journal) -> list[tuple[int, str, int, str | None]]:
     return [
         (int(r[0]), str(r[1]), int(r[2]), r[3])
-        for r in j.db.execute("SELECT seq, kind, sent, cid FROM events ORDER BY seq")
+        for r in j.db.execute(
+            "SELECT seq, kind, state, cid FROM events JOIN event_delivery USING (seq)"
+            " WHERE channel='mqtt' ORDER BY seq"
+        )
     ]
 
 
@@ -111,7 +121,7 @@ def test_expire_oldest_takes_only_low_priority_oldest_first(tmp_path: Path) -> N
     ]
     # nothing low-priority left: alarms, the tamper and the notice are never chosen
     assert j.expire_oldest(10) == (0, None, None, {})
-    assert j.outbox_depth() == 4 == db_count(j, "sent=0")
+    assert j.outbox_depth() == 4 == db_count(j, "state=0")
     assert [e.seq for e in j.pending(limit=100)] == [4, 5, 8, 9]
     assert len(list(j.events())) == 9  # expired events stay in the logbook
     assert j.expired_count() == 4
@@ -125,12 +135,12 @@ def test_outbox_depth_is_a_running_count_that_matches_the_table(tmp_path: Path) 
     j.mark_sent(list(range(1, 11)))
     j.mark_sent([5, 11, 11])  # already delivered and a repeat: counted once
     j.expire_oldest(3)
-    assert j.outbox_depth() == db_count(j, "sent=0") == 16
+    assert j.outbox_depth() == db_count(j, "state=0") == 16
     j.close()
     j = Journal(path, SITE, TZ, synchronous="NORMAL")  # restart: counted from the table
     assert j.outbox_depth() == 16
     j.append(drafts("alarm", 2))
-    assert j.outbox_depth() == 18 == db_count(j, "sent=0")
+    assert j.outbox_depth() == 18 == db_count(j, "state=0")
     j.close()
 
 

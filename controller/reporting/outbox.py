@@ -83,19 +83,23 @@ log = logging.getLogger(__name__)
 
 
 class JournalLike(Protocol):
-    def pending(self, limit: int = 100, after_seq: int = 0) -> list[Event]: ...
+    """What the outbox needs of the logbook: each report channel's share of it."""
 
-    def mark_sent(self, seqs: Sequence[int]) -> None: ...
+    def register_channel(self, name: str) -> None: ...
 
-    def outbox_depth(self) -> int: ...
+    def pending(self, limit: int = 100, after_seq: int = 0, channel: str = ...) -> list[Event]: ...
+
+    def mark_sent(self, seqs: Sequence[int], channel: str = ...) -> None: ...
+
+    def outbox_depth(self, channel: str = ...) -> int: ...
 
     def expire_oldest(
-        self, count: int, after_seq: int = 0
+        self, count: int, after_seq: int = 0, channel: str = ...
     ) -> tuple[int, int | None, int | None, dict[str, int]]: ...
 
     def append(self, drafts: Sequence[EventDraft]) -> list[Event]: ...
 
-    def refuse(self, seq: int) -> str | None: ...
+    def refuse(self, seq: int, channel: str = ...) -> str | None: ...
 
 
 class LinkLike(Protocol):
@@ -134,6 +138,10 @@ class Outbox:
 
     An event the broker refuses is marked refused and skipped (see the module docstring);
     `on_refused(trouble)` is called like `on_capacity`, with None when that trouble clears.
+
+    `channel` is the report channel whose share of the logbook this outbox works on ("mqtt";
+    registered with the journal if it is new): its acknowledgements, refusals and expiries
+    leave the other channels' deliveries alone.
     """
 
     def __init__(
@@ -151,12 +159,15 @@ class Outbox:
         record: Callable[[list[EventDraft]], Any] | None = None,
         now: Callable[[], datetime] | None = None,
         language: str = "en",
+        channel: str = "mqtt",
     ) -> None:
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
         if limit is not None and limit < 10:
             raise ValueError("the outbox limit must be at least 10 events")
         self.journal = journal
+        self.channel = channel
+        journal.register_channel(channel)
         self.link = link
         self.topic = topic
         self.window = window
@@ -216,7 +227,7 @@ class Outbox:
     def depth(self) -> int:
         """Events not yet acknowledged by the broker (on disk and in memory)."""
         self._flush_acks()
-        return self.journal.outbox_depth()
+        return self.journal.outbox_depth(channel=self.channel)
 
     @property
     def inflight(self) -> int:
@@ -273,13 +284,13 @@ class Outbox:
     # ------------------------------------------------------------------ long-outage policy
 
     def _check_capacity(self, limit: int) -> None:
-        depth = self.journal.outbox_depth()
+        depth = self.journal.outbox_depth(channel=self.channel)
         if depth > limit:
             # expire a little more than the excess, so this runs once per ~1 % of the limit
             slack = max(1, limit // 100)
             # never an event in flight: the broker may still acknowledge it
             n, first, last, kinds = self.journal.expire_oldest(
-                depth - limit + slack, after_seq=self._sent_upto
+                depth - limit + slack, after_seq=self._sent_upto, channel=self.channel
             )
             if n:
                 self.expired += n
@@ -292,7 +303,7 @@ class Outbox:
                     u["kinds"][k] = u["kinds"].get(k, 0) + c
                 if u["n"] >= slack:  # one notice per ~1 % of the limit given up, not per event
                     self._report_expired()
-                depth = self.journal.outbox_depth()
+                depth = self.journal.outbox_depth(channel=self.channel)
             elif not self._over_logged:
                 self._over_logged = True
                 log.error(
@@ -414,11 +425,15 @@ class Outbox:
         can (no JSON parsed and dumped again per event)."""
         fast = getattr(self.journal, "pending_payloads", None)
         if fast is not None:
-            batch: list[tuple[int, str]] = fast(limit=room, after_seq=self._sent_upto)
+            batch: list[tuple[int, str]] = fast(
+                limit=room, after_seq=self._sent_upto, channel=self.channel
+            )
             return batch
         return [
             (ev.seq, ev.to_json())
-            for ev in self.journal.pending(limit=room, after_seq=self._sent_upto)
+            for ev in self.journal.pending(
+                limit=room, after_seq=self._sent_upto, channel=self.channel
+            )
         ]
 
     def _done(self, rnd: int, seq: int, ok: bool, refused: str | None = None) -> None:
@@ -443,7 +458,7 @@ class Outbox:
         self.refused += 1
         self._refused_in_trouble += 1
         self._last_refused = max(self._last_refused, seq)
-        kind = self.journal.refuse(seq) or "?"
+        kind = self.journal.refuse(seq, channel=self.channel) or "?"
         log.error(
             "outbox: the broker refused event seq %d (%s): %s; kept in the logbook, not sent again",
             seq,
@@ -516,4 +531,4 @@ class Outbox:
         if not self._acked:
             return
         acked, self._acked = self._acked, []
-        self.journal.mark_sent(acked)
+        self.journal.mark_sent(acked, channel=self.channel)
