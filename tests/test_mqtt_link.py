@@ -218,7 +218,7 @@ def test_a_broker_with_a_lower_max_keepalive_does_not_make_the_site_flap_offline
         async def main() -> None:
             link = MqttLink(Mqtt(url=broker.url, keepalive="60s"), SITE)
             link.start()
-            assert await until(lambda: link.connected)
+            assert await until(lambda: link.connected, timeout=20)  # a busy machine
             assert (link.requested_keepalive, link.keepalive) == (60, 10)
             t0 = time.monotonic()
             while time.monotonic() - t0 < 18:  # past the broker's 15 s, idle
@@ -228,6 +228,7 @@ def test_a_broker_with_a_lower_max_keepalive_does_not_make_the_site_flap_offline
             await link.close()
 
         asyncio.run(main())
+        wait_for(lambda: len(statuses(rec)) >= 2, timeout=10)  # the goodbye reaches the watcher
         onlines = [p["online"] for p, _ in statuses(rec)]
         rec.close()
     assert onlines == [True, False]  # online, then the clean goodbye: no last will between
