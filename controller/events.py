@@ -62,7 +62,7 @@ class Event:
     ) -> Event:
         ev = cls.__new__(cls)
         # every field in one go: the frozen dataclass's __init__ would set them one by one
-        # through object.__setattr__ (tests/test_events.py checks that this sets exactly the
+        # through object.__setattr__ (tests/engine/test_events.py checks that this sets exactly the
         # dataclass's fields). Measured again on the paho link (issue 17, docs/capacity.md):
         # this, new_event_id() and format_ts() take from_draft from 4.8 to 2.0 us, and the
         # storm's CPU per event is 8-11 % lower with them than with the plain forms

@@ -4,7 +4,7 @@ The example configs (config/*.yaml, and the reference site they copy) carry code
 hashes that the README and the demo use in the open: with them in a production site.yaml
 anyone who has read the documentation can disarm it. Only fingerprints are kept here (the
 SHA-256 of the exact string in the file, or of a key file's stripped contents), and
-tests/test_example_secrets.py checks that every secret in every shipped config is among them,
+tests/daemon/test_example_secrets.py checks that every secret in every shipped config is among them,
 so a new example cannot slip by. A published code hashed again with a fresh salt is not caught
 here: that takes choosing the code on purpose.
 """

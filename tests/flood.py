@@ -2,7 +2,7 @@
 
 It is a real MQTT 3.1.1 client in a process of its own (CONNECT, then PUBLISH packets written
 straight to the socket, QoS 0, as a careless or malicious client would), so that the daemon and
-the broker meet the flood as they would on a shared broker. Used by tests/test_e2e_flood.py
+the broker meet the flood as they would on a shared broker. Used by tests/remote/test_e2e_flood.py
 and bench/flood.py:
 
     python -m tests.flood --port 1883 --topic officeguard/office-a/cmd --rate 26000 --seconds 20

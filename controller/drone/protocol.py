@@ -21,7 +21,7 @@ Fields not listed are ignored (room to grow); a listed field with the wrong type
 the line bad. `parse_line` raises `ProtocolError` with a short machine-readable `reason` (one of
 `REASONS`) for every bad line, so the caller counts it and drops it; it never raises anything
 else. `encode_line` builds a line; the firmware has its own small encoder that produces the
-same bytes (tests/test_firmware.py checks that both ends agree).
+same bytes (tests/drone/test_firmware.py checks that both ends agree).
 """
 
 from __future__ import annotations

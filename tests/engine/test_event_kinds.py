@@ -12,7 +12,7 @@ from controller.engine.engine import _ZONE_STATE_KINDS
 from controller.event_kinds import EVENT_KINDS, OPTIONAL_FIELDS
 from controller.events import KINDS, EventDraft, event_schema
 from controller.journal import LOW_PRIORITY_KINDS
-from tests.test_engine_properties import events_of, run, steps_st
+from tests.engine.test_engine_properties import events_of, run, steps_st
 
 
 def test_the_schema_file_lists_exactly_the_declared_kinds_in_their_order() -> None:

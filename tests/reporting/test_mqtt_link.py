@@ -26,7 +26,7 @@ from tests.mqtt_broker import Broker, Recorder, until, wait_for
 
 SITE = "office-a"
 STATUS = f"officeguard/{SITE}/status"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

@@ -173,7 +173,7 @@ def test_a_daemon_that_fails_to_start_lets_go_of_its_state_dir(tmp_path: Path) -
     from controller.daemon import Daemon
     from hardware.backend import HardwareError
     from tests.conftest import T0
-    from tests.test_operator_errors import OFFICE_A, _no_gpio_here
+    from tests.daemon.test_operator_errors import OFFICE_A, _no_gpio_here
 
     if not _no_gpio_here():
         pytest.skip("this machine has GPIO")

@@ -13,7 +13,7 @@ import pytest
 from tests.e2e import Site
 from tests.flood import Flooder
 from tests.mqtt_broker import Recorder, wait_for
-from tests.test_e2e_commands import P, site_config
+from tests.remote.test_e2e_commands import P, site_config
 
 pytestmark = pytest.mark.integration
 

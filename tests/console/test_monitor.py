@@ -24,7 +24,7 @@ from controller.console.model import Console
 from controller.console.net import BrokerSettings, MonitorClient
 from tests.mqtt_broker import Broker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 P = "officeguard"
 
 

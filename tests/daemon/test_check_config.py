@@ -149,7 +149,7 @@ def test_a_missing_detector_port_is_a_warning_not_a_problem(tmp_path: Path) -> N
 def test_no_gpio_here_is_a_warning_that_withholds_ok_and_a_problem_when_strict(
     tmp_path: Path,
 ) -> None:
-    from tests.test_operator_errors import _no_gpio_here
+    from tests.daemon.test_operator_errors import _no_gpio_here
 
     if not _no_gpio_here():
         pytest.skip("this machine has GPIO")

@@ -21,7 +21,7 @@ from controller.control import ControlError
 from controller.drone.protocol import parse_line
 from controller.remote.commands import parse_cmd
 from tests.e2e import DEMO_CONFIG, ROOT, Site
-from tests.test_faults import InProcess, settle
+from tests.project.test_faults import InProcess, settle
 
 T0 = datetime.fromisoformat("2026-03-04T10:00:00+07:00")  # a Wednesday: every zone disarmed
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from controller.reporting import mqtt
 from tests.mqtt_broker import Recorder, until, wait_for
-from tests.test_mqtt_link import SITE, make_link, mosquitto
+from tests.reporting.test_mqtt_link import SITE, make_link, mosquitto
 
 
 def test_command_results_never_take_the_window_from_an_event(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from controller.remote.commands import sign
 from tests.e2e import ROOT, Site
 from tests.mqtt_broker import Recorder, wait_for
-from tests.test_e2e_commands import Office, P, site_config, start
+from tests.remote.test_e2e_commands import Office, P, site_config, start
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ def draft(n: int) -> EventDraft:
 class Refusing:
     """`Journal._open_writable` that fails while `refuse` is set, the way SQLite does when the
     files belong to another user or the card went read-only (root ignores file modes, so the
-    real thing is shown end to end in tests/test_e2e_storage.py as an unprivileged daemon)."""
+    real thing is shown end to end in tests/journal/test_e2e_storage.py as an unprivileged daemon)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.refuse = True

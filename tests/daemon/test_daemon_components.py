@@ -20,7 +20,7 @@ from controller.registry import COMPONENTS
 from controller.reporting import component as reporting
 from tests.conftest import ROOT
 from tests.e2e import DEMO_CONFIG
-from tests.test_reporting import FakeLink
+from tests.reporting.test_reporting import FakeLink
 
 T0 = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
 ENTRY_POINTS = {"controller/daemon.py", "controller/cli.py"}

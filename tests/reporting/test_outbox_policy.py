@@ -19,7 +19,7 @@ from controller.events import EventDraft
 from controller.journal import EXPIRED, LOW_PRIORITY_KINDS, Journal
 from controller.reporting.outbox import Outbox
 from tests.mqtt_broker import Broker, Recorder, until, wait_for
-from tests.test_outbox import FakeLink, make_link, settle
+from tests.reporting.test_outbox import FakeLink, make_link, settle
 
 SITE = "office-a"
 TOPIC = f"officeguard/{SITE}/event"

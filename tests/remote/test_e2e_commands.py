@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from controller.remote.commands import sign
+from tests.drone.test_e2e_drone import hb_line, rid_line
 from tests.e2e import DEMO_CONFIG, Site
 from tests.mqtt_broker import Broker, Recorder, wait_for
-from tests.test_e2e_drone import hb_line, rid_line
 
 pytestmark = pytest.mark.integration
 

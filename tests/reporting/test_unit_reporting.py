@@ -18,7 +18,7 @@ from controller.reporting import component as reporting
 from controller.reporting.component import Reporting
 from tests.conftest import REFERENCE, config_with
 from tests.fake_site import FakeSite
-from tests.test_reporting import FakeLink
+from tests.reporting.test_reporting import FakeLink
 
 P = "officeguard/office-a"
 

@@ -38,7 +38,7 @@ from controller.journal import (
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-FIXTURE = Path(__file__).parent / "data" / "journal-v1.db"
+FIXTURE = Path(__file__).parents[1] / "data" / "journal-v1.db"
 
 # the schema of the release before (version 1), as it created every logbook: a copy on purpose
 # (controller/journal.py has it as its first step), so the test does not trust the code it tests
@@ -371,7 +371,7 @@ def test_the_daemon_refuses_to_start_on_a_newer_logbook_with_one_line(
     db = sqlite3.connect(tmp_path / "journal.db")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    config = Path(__file__).parent.parent / "config" / "office-a.yaml"
+    config = Path(__file__).parents[2] / "config" / "office-a.yaml"
     rc = main(["run", "-c", str(config), "--simulate", "--state-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 69

@@ -1,0 +1,1 @@
+"""Codes, the access gate and its lockout."""

@@ -1,0 +1,1 @@
+"""The security office's console."""

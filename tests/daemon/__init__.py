@@ -1,0 +1,1 @@
+"""The daemon's core: config, components, timers, locks, errors, logs, the CLI."""

@@ -1,0 +1,1 @@
+"""The drone detector: line protocol, Open Drone ID, tracks, the component, the firmware."""

@@ -1,0 +1,1 @@
+"""The pure engine and the concepts it reads: sensor types, event kinds, events."""

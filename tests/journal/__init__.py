@@ -1,0 +1,1 @@
+"""The logbook: durability, channels and migrations, a disk that fails."""

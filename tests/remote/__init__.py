@@ -1,0 +1,1 @@
+"""Remote commands: parsing, signatures, rate limits, hostile clients."""

@@ -1,0 +1,1 @@
+"""Reporting to the office: the MQTT link, the outbox, discovery, the office's broker."""

@@ -1,0 +1,1 @@
+"""Schedules and the holiday calendar: pure transitions, the component, end to end."""
