@@ -10,6 +10,7 @@ from __future__ import annotations
 from controller.component import Component
 from controller.drones import DroneDetectors
 from controller.keypads import Keypads
+from controller.patrol.component import Patrols
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
 from controller.selftest import SelfTest
@@ -18,6 +19,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     Keypads,
     ScheduleService,
     DroneDetectors,
+    Patrols,
     Reporting,
     SelfTest,
 )

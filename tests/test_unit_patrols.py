@@ -1,0 +1,138 @@
+"""The patrols component against a fake site: badges become visits of their users, unknown
+and disabled badges are refused events, garbled reads are only counted, the supervisor's
+outcomes are `patrol` events with their Contact ID codes, the buzzer warns a silent guard, and
+the route's sensors are exempt during a round (issue 18)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.config import parse_config
+from controller.engine import Arm
+from controller.patrol.component import Patrols
+from tests.fake_site import FakeSite
+
+CONFIG = """
+site: {id: t, language: en}
+zones: [{id: hall, exit_delay: 0s}]
+sensors:
+  - {id: door.hall, type: door, zone: hall, pin: 4}
+keypads:
+  - {id: kp, zones: [hall], rows: [20, 21, 22, 23], cols: [24, 25, 26], buzzer: 12}
+users:
+  - {name: an, code: "1234", badge: "188,12345"}
+  - {name: binh, code: "5678", badge: "777", disabled: true}
+checkpoints:
+  - {id: cp.gate, kind: badge, d0: 5, d1: 6, zone: hall, exempt: [door.hall]}
+  - {id: cp.safe, kind: button, pin: 13}
+patrols:
+  - id: night
+    checkpoints: [cp.gate, cp.safe]
+    max_gap: 10m
+    alert_grace: 2m
+    buzzer: kp
+    exempt: true
+    runs:
+      - {days: daily, start: "22:00", end: "06:00", every: 2h}
+"""
+AN = 188 * 65536 + 12345
+# 2026-03-04 21:00 in Hanoi
+START = datetime(2026, 3, 4, 14, 0, tzinfo=UTC)
+M = timedelta(minutes=1)
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    s = FakeSite(parse_config(CONFIG).config, tmp_path, start=START)
+    yield s
+    s.close()
+
+
+def patrol_events(site: FakeSite) -> list[tuple[str, str | None, str | None, str | None]]:
+    return [
+        (e.detail["patrol"], e.cid, e.sensor, e.user) for e in site.recorded if e.kind == "patrol"
+    ]
+
+
+def test_a_badge_and_a_key_switch_walk_a_round_to_its_end(site: FakeSite) -> None:
+    p = Patrols(site)
+    p.start()
+    site.advance(61 * M)  # 22:01
+    p.on_read("cp.gate", AN, None)
+    site.advance(4 * M)
+    p.on_press("cp.safe", site.clock.now())
+    assert patrol_events(site) == [
+        ("started", "E458", "cp.gate", "an"),
+        ("visited", "E422", "cp.gate", "an"),
+        ("visited", "E422", "cp.safe", None),
+        ("completed", "R458", "cp.safe", None),
+    ]
+    visit = site.recorded[1]
+    assert visit.zone == "hall" and visit.text == "Patrol night: checkpoint cp.gate visited"
+    assert p.status()["patrols"]["night"]["last_round"]["outcome"] == "completed"  # type: ignore[index]
+    p.close()
+
+
+def test_unknown_and_disabled_badges_are_refused_and_garbled_reads_only_counted(
+    site: FakeSite,
+) -> None:
+    p = Patrols(site)
+    p.start()
+    p.on_read("cp.gate", 4242, None)
+    p.on_read("cp.gate", 777, None)
+    p.on_read("cp.gate", None, "parity")
+    assert patrol_events(site) == [
+        ("unknown_badge", "E421", "cp.gate", None),
+        ("refused_badge", "E421", "cp.gate", "binh"),
+    ]
+    assert p.counts["cp.gate"] == {
+        "reads": 2,
+        "garbled": 1,
+        "unknown": 1,
+        "refused": 1,
+        "presses": 0,
+    }
+    for e in site.recorded:  # a badge number is never in an event
+        assert "4242" not in str(e) and "777" not in e.text and "777" not in str(e.detail)
+    p.close()
+
+
+def test_a_round_nobody_walks_is_late_then_missed_on_the_timer(site: FakeSite) -> None:
+    p = Patrols(site)
+    p.start()
+    site.advance(95 * M)  # 22:35
+    assert [e[:2] for e in patrol_events(site)] == [("late", "E452"), ("missed", "E102")]
+    p.close()
+
+
+def test_a_silent_guard_hears_the_buzzer_before_the_office_is_alarmed(site: FakeSite) -> None:
+    p = Patrols(site)
+    p.start()
+    site.advance(60 * M)
+    p.on_read("cp.gate", AN, None)
+    site.advance(10 * M)
+    assert site.buzzers["kp"].calls[-1][0] == "delay"
+    assert "silent" not in [e[0] for e in patrol_events(site)]
+    site.advance(2 * M)
+    assert patrol_events(site)[-1] == ("silent", "E101", "cp.gate", "an")
+    p.on_press("cp.safe", site.clock.now())
+    assert ("alive", "R101", "cp.safe", None) in patrol_events(site)
+    assert site.buzzers["kp"].calls[-1] == ("stop", None)
+    p.close()
+
+
+def test_the_guards_route_is_exempt_in_an_armed_zone_until_the_round_ends(site: FakeSite) -> None:
+    p = Patrols(site)
+    p.start()
+    site.submit(Arm(("hall",), "away", user="an"))
+    site.advance(60 * M)
+    p.on_read("cp.gate", AN, None)
+    assert site.engine.sensors["door.hall"].bypassed
+    p.on_press("cp.safe", site.clock.now())
+    assert not site.engine.sensors["door.hall"].bypassed  # the round ended with its last visit
+    bypasses = [(e.cid, e.user) for e in site.recorded if e.kind == "bypass"]
+    assert bypasses == [("E570", "an"), ("R570", "an")]
+    p.close()
