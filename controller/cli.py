@@ -155,6 +155,12 @@ def _print_status(st: dict[str, Any]) -> None:
     print("troubles: " + ("none" if not troubles else ""))
     for t in troubles:
         print(f"  {t.get('cid', '')} {t.get('source', '')}: {t.get('what', '')}")
+    for pid, p in (st.get("patrols") or {}).items():
+        last = p.get("last_round") or {}
+        print(
+            f"patrol {pid}: {p.get('state')}, next due {p.get('next_due') or '-'}, "
+            f"last round {last.get('outcome', '-')} ({last.get('due', '-')})"
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

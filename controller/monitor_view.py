@@ -34,7 +34,11 @@ KIND_STYLE = {
     "cancel": "yellow",
     "arm": "cyan",
     "disarm": "green",
+    "patrol": "blue",
 }
+
+# a patrol plan's states that need the office's eyes (controller/patrol/supervisor.py)
+PATROL_ATTENTION = {"late", "silent", "no_sign_of_life"}
 
 
 def _status(b: SiteBoard, now: float) -> Text:
@@ -101,6 +105,12 @@ def _attention(b: SiteBoard) -> Text:
         lines.append(_troubles(b))
     if b.drones:
         lines.append(Text("drone ").append_text(_drones(b)))
+    for plan, st in sorted(b.patrols.items()):
+        last = st.get("last_round") or {}
+        state = str(st.get("state"))
+        if state in PATROL_ATTENTION or last.get("outcome") in ("missed", "incomplete"):
+            what = state if state in PATROL_ATTENTION else f"last round {last.get('outcome')}"
+            lines.append(Text(f"patrol {plan}: {what}", style="bold yellow"))
     return Text("\n").join(lines) if lines else Text("-", style="dim")
 
 
