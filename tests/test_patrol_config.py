@@ -131,3 +131,14 @@ def test_a_disabled_users_code_opens_nothing() -> None:
     auth = Authenticator(cfg.users)  # type: ignore[attr-defined]
     assert auth.identify("1234") is not None
     assert auth.identify("5678") is None
+
+
+def test_the_example_plan_of_the_patrol_page_loads_on_the_demo_site() -> None:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    page = (root / "docs" / "patrol.md").read_text(encoding="utf-8")
+    example = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    demo = (root / "config" / "demo.yaml").read_text(encoding="utf-8")
+    cfg = parse_config(demo + "\n" + example).config
+    assert [p.id for p in cfg.patrols] == ["night"] and len(cfg.checkpoints) == 2
