@@ -26,7 +26,7 @@ checkpoints:
 
 patrols:
   - id: night
-    name: "Tuần tra đêm"
+    name: "ca đêm"
     checkpoints: [cp.gate, cp.kho]
     runs:
       - {days: workdays, start: "22:00", end: "06:00", every: 2h}

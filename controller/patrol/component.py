@@ -247,6 +247,9 @@ class Patrols(Component):
             return
         lang = self.site.config.site.language
         tz = self.site.config.tz
+        # stamped now: a round a restart caught up on (late, missed) is decided now, and the
+        # logbook's times never go back; `detail.due` says which round it was
+        now = self.site.clock.now()
         drafts = []
         for o in outs:
             key = o.what
@@ -267,7 +270,7 @@ class Patrols(Component):
             drafts.append(
                 EventDraft(
                     kind="patrol",
-                    ts=o.at,
+                    ts=max(o.at, now),
                     cid=CIDS.get(o.what),
                     text=text,
                     zone=cp.zone if cp else None,
