@@ -213,3 +213,47 @@ def test_every_round_ends_exactly_once_and_the_buzzer_never_stays_on(
             assert o.on != level  # on and off alternate
             level = o.on
     assert not level
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.sampled_from(["daily", "workdays", "days_off", "holidays", "weekends"]),
+            st.integers(0, 23),
+            st.integers(0, 23),
+            st.sampled_from([45, 60, 90, 120, 180]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    start_day=st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 12, 20)),
+)
+def test_expected_rounds_never_overlap_and_each_fits_a_window_of_its_run(
+    runs: list[tuple[str, int, int, int]], start_day: date
+) -> None:
+    from controller.config import Patrol
+
+    plan = Patrol.model_validate(
+        {
+            "id": "p",
+            "checkpoints": ["a"],
+            "round_time": "30m",
+            "tolerance": "5m",
+            "runs": [
+                {"days": d, "start": f"{s:02d}:00", "end": f"{e:02d}:00", "every": f"{m}m"}
+                for d, s, e, m in runs
+            ],
+        }
+    )
+    cfg = config()
+    cal = OfficeCalendar(cfg.holidays, "en")
+    start = local(start_day.year, start_day.month, start_day.day, 0)
+    rounds = expected_rounds(plan, cal, cfg.tz, start, start + timedelta(days=4))
+    need = plan.round_time + plan.tolerance
+    for a, b in zip(rounds, rounds[1:], strict=False):
+        assert b.due >= a.due + need  # the guard never has two rounds open at once
+    for r in rounds:
+        run = plan.runs[r.run]
+        first = local(r.night.year, r.night.month, r.night.day, run.start.hour)
+        assert first <= r.due and r.due + need <= first + run.window

@@ -136,3 +136,60 @@ def test_the_guards_route_is_exempt_in_an_armed_zone_until_the_round_ends(site: 
     bypasses = [(e.cid, e.user) for e in site.recorded if e.kind == "bypass"]
     assert bypasses == [("E570", "an"), ("R570", "an")]
     p.close()
+
+
+def test_a_round_in_progress_survives_a_restart_of_the_component(site: FakeSite) -> None:
+    p = Patrols(site)
+    p.start()
+    site.advance(61 * M)
+    p.on_read("cp.gate", AN, None)
+    p.close()  # a reload or a restart
+    again = Patrols(site)
+    again.start()
+    site.advance(2 * M)
+    again.on_press("cp.safe", site.clock.now())
+    whats = [e[0] for e in patrol_events(site)]
+    assert whats == ["started", "visited", "visited", "completed"]  # not started twice
+    again.close()
+
+
+def test_the_patrol_sensor_of_home_assistant_follows_the_plans_retained_state() -> None:
+    import json
+
+    import jsonschema
+
+    from controller.discovery import discovery_configs
+    from tests.ha_discovery_schema import SCHEMAS, render
+
+    cfg = parse_config(CONFIG).config
+    confs = {c["unique_id"]: (comp, c) for comp, c in discovery_configs(cfg)}
+    comp, conf = confs["officeguard:t:patrol:night"]
+    assert comp == "homeassistant/sensor/officeguard_t/patrol_night/config"
+    assert conf["state_topic"] == "officeguard/t/patrol/night"
+    jsonschema.Draft202012Validator(SCHEMAS["sensor"]).validate(conf)
+    state = {
+        "state": "late",
+        "next_due": "2026-03-05T00:00:00+07:00",
+        "round": None,
+        "last_round": {"due": "2026-03-04T22:00:00+07:00", "outcome": "missed", "at": "x"},
+        "ts": "2026-03-04T22:35:00+07:00",
+    }
+    assert render(conf["value_template"], value_json=state) == "late"
+    attrs = json.loads(render(conf["json_attributes_template"], value_json=state))
+    assert attrs["last_round"]["outcome"] == "missed" and attrs["next_due"] == state["next_due"]
+
+
+def test_the_console_keeps_each_plans_state_and_flags_a_missed_round() -> None:
+    import json
+
+    from controller.monitor_model import Console
+    from controller.monitor_view import _attention
+
+    c = Console("officeguard")
+    body = {"state": "waiting", "next_due": None, "round": None,
+            "last_round": {"due": "d", "outcome": "missed", "at": "a"}}  # fmt: skip
+    c.ingest("officeguard/a/patrol/night", json.dumps(body).encode(), 0)
+    assert c.sites["a"].patrols["night"]["last_round"]["outcome"] == "missed"
+    assert "patrol night: last round missed" in _attention(c.sites["a"]).plain
+    c.ingest("officeguard/a/patrol/night", b"", 1)
+    assert c.sites["a"].patrols == {}

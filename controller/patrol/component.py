@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STATE_KEY = "patrol"  # the supervisor's snapshot in the logbook's state table
+
 # outcome -> Contact ID (see the module's docstring)
 CIDS: dict[str, str] = {
     "started": "E458",
@@ -146,7 +148,8 @@ class Patrols(Component):
         if not self.plans and not self.checkpoints:
             return
         self._open_drivers()
-        self._handle(self.supervisor.start(self.site.clock.now()))
+        saved = self.site.logbook.load_state(STATE_KEY)
+        self._handle(self.supervisor.start(self.site.clock.now(), saved))
 
     def _open_drivers(self) -> None:
         factory = getattr(self.site, "pin_factory", None)
@@ -233,6 +236,8 @@ class Patrols(Component):
             else:
                 events.append(o)
         self._record(events)
+        if outs:  # a running round survives a restart or a reload (its visits, its silence)
+            self.site.logbook.save_state(STATE_KEY, self.supervisor.snapshot())
         for o in events:
             if o.plan is None:
                 continue

@@ -104,10 +104,56 @@ class PatrolSupervisor:
         self.plans: dict[str, PlanState] = {p.id: PlanState(p) for p in plans}
 
     # ------------------------------------------------------------------ inputs
-    def start(self, now: datetime) -> list[Out]:
+    def start(self, now: datetime, saved: dict[str, Any] | None = None) -> list[Out]:
+        """Follow each plan's round due at `now`; `saved` (a `snapshot()` from before a restart
+        or a reload) gives back the visits of a round still running, and each plan's last round."""
+        out: list[Out] = []
         for st in self.plans.values():
             self._arm_next(st, now)
-        return self.tick(now)
+            out += self._restore(st, (saved or {}).get(st.plan.id))
+        return out + self.tick(now)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `start` needs to carry a running round across a restart (JSON-able)."""
+        snap: dict[str, Any] = {}
+        for pid, st in self.plans.items():
+            cur = st.current
+            snap[pid] = {
+                "last": st.last,
+                "round": None
+                if cur is None
+                else {
+                    "due": cur.expected.due.isoformat(),
+                    "visits": [[v.checkpoint, v.user, v.at.isoformat()] for v in cur.visits],
+                    "late": cur.late,
+                    "silence": cur.silence,
+                },
+            }
+        return snap
+
+    def _restore(self, st: PlanState, saved: Any) -> list[Out]:
+        if not isinstance(saved, dict):
+            return []
+        last = saved.get("last")
+        st.last = last if isinstance(last, dict) else None
+        r = saved.get("round")
+        cur = st.current
+        if not isinstance(r, dict) or cur is None:
+            return []
+        try:
+            if datetime.fromisoformat(r["due"]) != cur.expected.due:
+                return []  # another round by now: the saved one ended while we were away
+            visits = [
+                VisitRecord(str(c), u if isinstance(u, str) else None, datetime.fromisoformat(a))
+                for c, u, a in r.get("visits", [])
+                if c in st.plan.checkpoints
+            ]
+        except (KeyError, TypeError, ValueError):
+            return []
+        cur.visits = visits
+        cur.late = bool(r.get("late"))
+        cur.silence = int(r.get("silence") or 0) if visits else 0
+        return [Buzz(st.plan.id, True)] if cur.silence else []
 
     def clock_stepped(self, delta: timedelta, now: datetime) -> list[Out]:
         """The time of day stepped by `delta`: visits already made happened that much real
