@@ -29,7 +29,10 @@ CODES: dict[int, tuple[str, str]] = {
     150: ("24-hour non-burglary", "a drone is detected over the site; R150 when it is lost"),
     300: ("System trouble", "a system trouble: storage, clock, configuration"),
     321: ("Bell/siren trouble", "a siren output fault"),
-    333: ("Expansion module failure", "a drone detector's port or heartbeat is silent"),
+    333: (
+        "Expansion module failure",
+        "a drone detector's port or heartbeat is silent; a patrol checkpoint's pins cannot be opened",
+    ),
     350: (
         "Communication trouble",
         "the outbox is near its limit (central station unreachable for long)",

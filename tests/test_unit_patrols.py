@@ -193,3 +193,29 @@ def test_the_console_keeps_each_plans_state_and_flags_a_missed_round() -> None:
     assert "patrol night: last round missed" in _attention(c.sites["a"]).plain
     c.ingest("officeguard/a/patrol/night", b"", 1)
     assert c.sites["a"].patrols == {}
+
+
+def test_a_checkpoint_whose_pins_cannot_be_opened_is_a_trouble_not_a_dead_daemon(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from gpiozero import DigitalInputDevice
+
+    from hardware.backend import pin_factory_for
+
+    async def body() -> None:
+        site = FakeSite(parse_config(CONFIG).config, tmp_path, start=START)
+        site.pin_factory = pin_factory_for("simulated")
+        squatter = DigitalInputDevice(5, pin_factory=site.pin_factory)  # cp.gate's d0
+        p = Patrols(site)
+        p.start()
+        assert [t["source"] for t in p.troubles()] == ["cp.gate"]
+        assert p.troubles()[0]["cid"] == "E333"
+        assert "cp.safe" in p.twins  # the other checkpoint works
+        p.close()
+        squatter.close()
+        site.pin_factory.close()
+        site.close()
+
+    asyncio.run(body())

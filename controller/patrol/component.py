@@ -37,7 +37,7 @@ from controller.patrol.badges import BadgeBook
 from controller.patrol.supervisor import Buzz, Out, PatrolOut, PatrolSupervisor
 
 if TYPE_CHECKING:
-    from controller.site import Site
+    from controller.site import Site, Trouble
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ class Patrols(Component):
         }
         self.exempted: dict[str, dict[str, str | None]] = {}  # plan -> sensor -> user
         self.drivers: list[Any] = []
+        self._faults: dict[str, str] = {}  # checkpoint -> why its pins could not be opened
         self.twins: dict[str, Any] = {}
         self._deadline = site.timers.deadline(self.supervisor.next_due, self._tick)
 
@@ -155,34 +156,40 @@ class Patrols(Component):
         factory = getattr(self.site, "pin_factory", None)
         if factory is None or not self.checkpoints:
             return
-        from hardware.backend import is_simulated
+        from hardware.backend import HardwareError, is_simulated
         from hardware.checkpoints import KeySwitch, SimKeySwitch, SimWiegandReader, WiegandReader
 
         loop = asyncio.get_running_loop()
         sim = is_simulated(factory)
         for c in self.checkpoints.values():
-            if c.kind == "badge":
-                assert c.d0 is not None and c.d1 is not None
-                self.drivers.append(
-                    WiegandReader(c.id, c.d0, c.d1, factory, loop, self.on_read, bits=c.bits)
-                )
-                if sim:
-                    self.twins[c.id] = SimWiegandReader(c.d0, c.d1, factory, c.bits)
-            else:
-                assert c.pin is not None
-                self.drivers.append(
-                    KeySwitch(
-                        c.id,
-                        c.pin,
-                        factory,
-                        self.site.clock,
-                        loop,
-                        self.on_press,
-                        self.site.config.hardware.debounce,
+            # a checkpoint whose pins cannot be opened is a trouble, never a daemon that does
+            # not start: the alarm matters more than the patrol
+            try:
+                if c.kind == "badge":
+                    assert c.d0 is not None and c.d1 is not None
+                    self.drivers.append(
+                        WiegandReader(c.id, c.d0, c.d1, factory, loop, self.on_read, bits=c.bits)
                     )
-                )
-                if sim:
-                    self.twins[c.id] = SimKeySwitch(c.pin, factory)
+                    if sim:
+                        self.twins[c.id] = SimWiegandReader(c.d0, c.d1, factory, c.bits)
+                else:
+                    assert c.pin is not None
+                    self.drivers.append(
+                        KeySwitch(
+                            c.id,
+                            c.pin,
+                            factory,
+                            self.site.clock,
+                            loop,
+                            self.on_press,
+                            self.site.config.hardware.debounce,
+                        )
+                    )
+                    if sim:
+                        self.twins[c.id] = SimKeySwitch(c.pin, factory)
+            except HardwareError as e:
+                log.error("checkpoint %s: %s", c.id, e)
+                self._faults[c.id] = str(e)
 
     def close(self) -> None:
         self._deadline.cancel()
@@ -318,6 +325,12 @@ class Patrols(Component):
         for sid, user in held.items():
             if sid in sensors and sensors[sid].bypassed:
                 self.site.submit(Bypass(sid, False, user=user, source="patrol"))
+
+    def troubles(self) -> list[Trouble]:
+        return [
+            {"source": cid, "cid": "E333", "what": f"checkpoint {cid} not working: {why}"}
+            for cid, why in self._faults.items()
+        ]
 
     # ------------------------------------------------------------------ status, simulation
     def status(self) -> dict[str, Any] | None:
