@@ -21,13 +21,14 @@ pytestmark = pytest.mark.integration
 
 PATROL = """
 checkpoints:
-  - {id: cp.gate, name: "Cổng chính", kind: badge, d0: 7, d1: 8, zone: perimeter}
+  - {id: cp.gate, name: "Cổng chính", kind: badge, d0: 7, d1: 8, zone: perimeter, exempt: [gate.main]}
   - {id: cp.kho, name: "Kho", kind: button, pin: 18}
 
 patrols:
   - id: night
     name: "ca đêm"
     checkpoints: [cp.gate, cp.kho]
+    exempt: true
     runs:
       - {days: workdays, start: "22:00", end: "06:00", every: 2h}
 """
@@ -59,8 +60,15 @@ def test_a_night_with_a_completed_a_late_and_a_missed_round(tmp_path) -> None:
         site.advance("11m")  # 22:01
         site.og("sim", "badge", "cp.gate", input=BADGE + "\n")
         site.og("sim", "badge", "cp.gate", "--garble", "parity", input=BADGE + "\n")
+        # the guard's known route: the armed perimeter's gate opens for the round, no alarm
+        assert site.zone("perimeter") == "armed_away"
+        site.og("sim", "set", "gate.main", "active")
+        site.og("sim", "set", "gate.main", "inactive")
+        assert not [e for e in site.events() if e["kind"] == "alarm"]
         site.advance("5m")
         site.og("sim", "checkpoint", "cp.kho")
+        bypass = [(e["cid"], e["sensor"]) for e in site.events() if e["kind"] == "bypass"]
+        assert bypass == [("E570", "gate.main"), ("R570", "gate.main")]  # lifted for the round
         site.advance("1h59m")  # 00:05: late
         site.advance("5m")  # 00:10
         site.og("sim", "badge", "cp.gate", input=BADGE + "\n")
