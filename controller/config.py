@@ -986,6 +986,16 @@ def summary(cfg: SiteConfig) -> str:
         lines.append(
             f"schedule {','.join(sc.zones)}: arm {sc.arm:%H:%M}, disarm {sc.disarm:%H:%M}, {days}, holidays {sc.holidays}"
         )
+    for c in cfg.checkpoints:
+        where = f"GPIO{c.d0}/GPIO{c.d1} Wiegand {c.bits}" if c.kind == "badge" else f"GPIO{c.pin}"
+        lines.append(f"checkpoint {c.id} {c.kind} {where}" + (f" in {c.zone}" if c.zone else ""))
+    for pl in cfg.patrols:
+        runs = "; ".join(
+            f"{r.days if isinstance(r.days, str) else ','.join(r.days)} {r.start:%H:%M}-{r.end:%H:%M} "
+            f"every {format_duration(r.every)}"
+            for r in pl.runs
+        )
+        lines.append(f"patrol {pl.id}: {' -> '.join(pl.checkpoints)} ({pl.order}); {runs}")
     h = cfg.holidays
     lines.append(
         f"holidays: {h.country or 'none'}, {len(h.extra)} extra day(s) off, {len(h.working_days)} make-up working day(s)"
