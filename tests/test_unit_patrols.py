@@ -51,15 +51,22 @@ def site(tmp_path: Path):
     s.close()
 
 
+@pytest.fixture
+def p(site: FakeSite):
+    """The component on the fake site, started at 21:00."""
+    comp = Patrols(site)
+    comp.start()
+    yield comp
+    comp.close()
+
+
 def patrol_events(site: FakeSite) -> list[tuple[str, str | None, str | None, str | None]]:
     return [
         (e.detail["patrol"], e.cid, e.sensor, e.user) for e in site.recorded if e.kind == "patrol"
     ]
 
 
-def test_a_badge_and_a_key_switch_walk_a_round_to_its_end(site: FakeSite) -> None:
-    p = Patrols(site)
-    p.start()
+def test_a_badge_and_a_key_switch_walk_a_round_to_its_end(site: FakeSite, p: Patrols) -> None:
     site.advance(61 * M)  # 22:01
     p.on_read("cp.gate", AN, None)
     site.advance(4 * M)
@@ -73,14 +80,11 @@ def test_a_badge_and_a_key_switch_walk_a_round_to_its_end(site: FakeSite) -> Non
     visit = site.recorded[1]
     assert visit.zone == "hall" and visit.text == "Patrol night: checkpoint cp.gate visited"
     assert p.status()["patrols"]["night"]["last_round"]["outcome"] == "completed"  # type: ignore[index]
-    p.close()
 
 
 def test_unknown_and_disabled_badges_are_refused_and_garbled_reads_only_counted(
-    site: FakeSite,
+    site: FakeSite, p: Patrols
 ) -> None:
-    p = Patrols(site)
-    p.start()
     p.on_read("cp.gate", 4242, None)
     p.on_read("cp.gate", 777, None)
     p.on_read("cp.gate", None, "parity")
@@ -97,20 +101,16 @@ def test_unknown_and_disabled_badges_are_refused_and_garbled_reads_only_counted(
     }
     for e in site.recorded:  # a badge number is never in an event
         assert "4242" not in str(e) and "777" not in e.text and "777" not in str(e.detail)
-    p.close()
 
 
-def test_a_round_nobody_walks_is_late_then_missed_on_the_timer(site: FakeSite) -> None:
-    p = Patrols(site)
-    p.start()
+def test_a_round_nobody_walks_is_late_then_missed_on_the_timer(site: FakeSite, p: Patrols) -> None:
     site.advance(95 * M)  # 22:35
     assert [e[:2] for e in patrol_events(site)] == [("late", "E452"), ("missed", "E102")]
-    p.close()
 
 
-def test_a_silent_guard_hears_the_buzzer_before_the_office_is_alarmed(site: FakeSite) -> None:
-    p = Patrols(site)
-    p.start()
+def test_a_silent_guard_hears_the_buzzer_before_the_office_is_alarmed(
+    site: FakeSite, p: Patrols
+) -> None:
     site.advance(60 * M)
     p.on_read("cp.gate", AN, None)
     site.advance(10 * M)
@@ -121,12 +121,11 @@ def test_a_silent_guard_hears_the_buzzer_before_the_office_is_alarmed(site: Fake
     p.on_press("cp.safe", site.clock.now())
     assert ("alive", "R101", "cp.safe", None) in patrol_events(site)
     assert site.buzzers["kp"].calls[-1] == ("stop", None)
-    p.close()
 
 
-def test_the_guards_route_is_exempt_in_an_armed_zone_until_the_round_ends(site: FakeSite) -> None:
-    p = Patrols(site)
-    p.start()
+def test_the_guards_route_is_exempt_in_an_armed_zone_until_the_round_ends(
+    site: FakeSite, p: Patrols
+) -> None:
     site.submit(Arm(("hall",), "away", user="an"))
     site.advance(60 * M)
     p.on_read("cp.gate", AN, None)
@@ -135,12 +134,11 @@ def test_the_guards_route_is_exempt_in_an_armed_zone_until_the_round_ends(site: 
     assert not site.engine.sensors["door.hall"].bypassed  # the round ended with its last visit
     bypasses = [(e.cid, e.user) for e in site.recorded if e.kind == "bypass"]
     assert bypasses == [("E570", "an"), ("R570", "an")]
-    p.close()
 
 
-def test_a_round_in_progress_survives_a_restart_of_the_component(site: FakeSite) -> None:
-    p = Patrols(site)
-    p.start()
+def test_a_round_in_progress_survives_a_restart_of_the_component(
+    site: FakeSite, p: Patrols
+) -> None:
     site.advance(61 * M)
     p.on_read("cp.gate", AN, None)
     p.close()  # a reload or a restart
