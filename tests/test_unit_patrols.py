@@ -148,6 +148,9 @@ def test_a_round_in_progress_survives_a_restart_of_the_component(
     again.on_press("cp.safe", site.clock.now())
     whats = [e[0] for e in patrol_events(site)]
     assert whats == ["started", "visited", "visited", "completed"]  # not started twice
+    # the route stayed open across the restart, and closed with the round
+    bypasses = [e.cid for e in site.recorded if e.kind == "bypass"]
+    assert bypasses == ["E570", "R570", "E570", "R570"]
     again.close()
 
 

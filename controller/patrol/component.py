@@ -151,6 +151,9 @@ class Patrols(Component):
         self._open_drivers()
         saved = self.site.logbook.load_state(STATE_KEY)
         self._handle(self.supervisor.start(self.site.clock.now(), saved))
+        for pid, st in self.supervisor.plans.items():  # a restored round keeps its route open
+            for v in st.current.visits if st.current is not None else []:
+                self._exempt(pid, v.checkpoint, v.user)
 
     def _open_drivers(self) -> None:
         factory = getattr(self.site, "pin_factory", None)
