@@ -909,8 +909,7 @@ def parse_config(text: str, source: str = "<config>") -> Loaded:
     except yaml.reader.ReaderError as e:  # a control character or bad encoding
         line = text.count("\n", 0, max(0, e.position)) + 1
         raise ConfigError(
-            source,
-            [Problem("", f"character not allowed in YAML: {e.reason} {e.character!r}", line)],
+            source, [Problem("", f"character not allowed in YAML: {e.reason} {e.character!r}", line)]
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
