@@ -310,9 +310,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_patrol(args: argparse.Namespace) -> int:
+    from controller.daemon import JOURNAL_NAME
     from controller.patrol.cli import run
 
-    return run(args, _load, _state_dir)
+    return run(args, _load, lambda a: Path(_state_dir(a)) / JOURNAL_NAME)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

@@ -294,8 +294,9 @@ def write_csv(rows: list[dict[str, Any]], night: date) -> None:
 def run(
     args: argparse.Namespace,
     load: Callable[[str], Any],
-    state_dir: Callable[[argparse.Namespace], str],
+    journal: Callable[[argparse.Namespace], Path],
 ) -> int:
+    """`journal(args)`: the logbook's path for these options (the command line knows it)."""
     action = args.patrol_action
     if action == "hash-badge":
         return _hash_badge()
@@ -327,11 +328,10 @@ def run(
     if args.plan is not None and args.plan not in {p.id for p in cfg.patrols}:
         print(f"officeguard: unknown plan {args.plan!r}", file=sys.stderr)
         return EXIT_USAGE
-    from controller.daemon import JOURNAL_NAME
     from controller.journal import JournalError, read_events
 
     try:
-        events = list(read_events(Path(state_dir(args)) / JOURNAL_NAME, kind="patrol"))
+        events = list(read_events(journal(args), kind="patrol"))
     except JournalError as e:
         print(f"officeguard: {e}", file=sys.stderr)
         return EXIT_UNAVAILABLE
