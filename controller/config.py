@@ -766,8 +766,11 @@ def _check_patrols(
     """Checkpoints claim their ids and pins; plans name known checkpoints and keypads, and each
     round fits its window (its time and tolerance before the next round is due)."""
     out: list[tuple[tuple[int | str, ...], str]] = []
-    sensors = {s.get("id"): s.get("zone") for _, s in _items(data, "sensors")}
-    keypads = {k.get("id") for _, k in _items(data, "keypads")}
+    # ids as the file gives them: only strings count (a mangled id is the models' problem)
+    sensors = {
+        s["id"]: s.get("zone") for _, s in _items(data, "sensors") if isinstance(s.get("id"), str)
+    }
+    keypads = {k["id"] for _, k in _items(data, "keypads") if isinstance(k.get("id"), str)}
     cps: set[str] = set()
     for i, c in _items(data, "checkpoints"):
         cid = c.get("id")
@@ -779,6 +782,8 @@ def _check_patrols(
         check_zone(("checkpoints", i, "zone"), c.get("zone"))
         exempt = c.get("exempt")
         for j, sid in enumerate(exempt if isinstance(exempt, list) else []):
+            if not isinstance(sid, str):
+                continue  # the model says what is wrong with it
             if sid not in sensors:
                 out.append((("checkpoints", i, "exempt", j), f"unknown sensor {sid!r}"))
             elif c.get("zone") is not None and sensors[sid] != c.get("zone"):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.codes import ScryptParams
 from controller.config import ConfigError, parse_config
@@ -142,3 +146,30 @@ def test_the_example_plan_of_the_patrol_page_loads_on_the_demo_site() -> None:
     demo = (root / "config" / "demo.yaml").read_text(encoding="utf-8")
     cfg = parse_config(demo + "\n" + example).config
     assert [p.id for p in cfg.patrols] == ["night"] and len(cfg.checkpoints) == 2
+
+
+_JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    section=st.sampled_from(["checkpoints", "patrols", "users"]),
+    key=st.sampled_from(["id", "kind", "d0", "pin", "exempt", "checkpoints", "runs", "buzzer",
+                         "badge", "round_time", "tolerance", "zone", "every"]),
+    value=_JUNK,
+)  # fmt: skip
+def test_any_value_anywhere_in_the_patrol_sections_is_loaded_or_refused_never_a_crash(
+    section: str, key: str, value: object
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(BASE + GOOD)
+    data[section][0][key] = value
+    with contextlib.suppress(ConfigError):  # refused with its problems listed: fine
+        parse_config(yaml.safe_dump(data, allow_unicode=True))
