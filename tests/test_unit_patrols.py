@@ -220,3 +220,15 @@ def test_a_checkpoint_whose_pins_cannot_be_opened_is_a_trouble_not_a_dead_daemon
         site.close()
 
     asyncio.run(body())
+
+
+def test_a_clock_step_retimes_the_plan_and_a_round_jumped_over_is_not_missed(
+    site: FakeSite, p: Patrols
+) -> None:
+    site.clock.jump(site.clock.now() + 120 * M)  # 21:00 -> 23:00: NTP corrects a wrong clock
+    p.clock_stepped(120 * M)
+    site.timers.reschedule_all()  # as the daemon does once every component moved its times
+    assert patrol_events(site) == []  # the 22:00 round was never really due
+    site.advance(95 * M)  # 00:35
+    assert [e[0] for e in patrol_events(site)] == ["late", "missed"]
+    assert site.recorded[-1].detail["due"] == "2026-03-05T00:00:00+07:00"
