@@ -232,3 +232,29 @@ def test_a_clock_step_retimes_the_plan_and_a_round_jumped_over_is_not_missed(
     site.advance(95 * M)  # 00:35
     assert [e[0] for e in patrol_events(site)] == ["late", "missed"]
     assert site.recorded[-1].detail["due"] == "2026-03-05T00:00:00+07:00"
+
+
+def test_a_hashed_badge_is_checked_off_the_loop_then_visits(tmp_path: Path) -> None:
+    import asyncio
+
+    from controller.codes import ScryptParams
+    from controller.patrol.badges import hash_badge
+
+    cheap = ScryptParams(n=2**4, r=1, p=1)
+    text = CONFIG.replace('badge: "188,12345"', f'badge_hash: "{hash_badge("188,12345", cheap)}"')
+
+    async def body() -> None:
+        site = FakeSite(parse_config(text).config, tmp_path, start=START)
+        p = Patrols(site)
+        p.start()
+        p.on_read("cp.gate", AN, None)
+        assert p.checking and patrol_events(site) == []  # scrypt runs in a worker thread
+        await asyncio.wait(list(p.checking))
+        await asyncio.sleep(0)
+        p.on_read("cp.gate", AN, None)  # known now: at once
+        assert [e[0] for e in patrol_events(site)] == ["visited", "visited"]
+        assert patrol_events(site)[0][3] == "an"
+        p.close()
+        site.close()
+
+    asyncio.run(body())

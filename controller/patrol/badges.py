@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -92,6 +93,7 @@ class BadgeBook:
 
     def __init__(self, users: Iterable[User]) -> None:
         self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
         self._tags: dict[bytes, BadgeOwner] = {}
         self._pending: list[_Entry] = []
         self.verifications = 0
@@ -111,19 +113,38 @@ class BadgeBook:
     def _tag(self, number: str) -> bytes:
         return hmac.new(self._key, number.encode("ascii"), hashlib.sha256).digest()
 
+    def known(self, number: str) -> tuple[bool, BadgeOwner | None]:
+        """Without scrypt: (True, owner) for a badge known already, (True, None) when no hash
+        is left to try (an unknown badge), (False, None) when `identify` must run (slow: in an
+        executor, off the loop that sounds the sirens)."""
+        try:
+            norm = normalize_badge(number)
+        except BadgeFormatError:
+            return True, None
+        with self._lock:
+            owner = self._tags.get(self._tag(norm))
+            return (True, owner) if owner is not None or not self._pending else (False, None)
+
     def identify(self, number: str) -> BadgeOwner | None:
+        """The badge's owner or None; thread-safe. An unseen badge costs one scrypt check per
+        hashed badge not seen yet (tens of ms each on a Pi)."""
         try:
             norm = normalize_badge(number)
         except BadgeFormatError:
             return None
         tag = self._tag(norm)
-        owner = self._tags.get(tag)
-        if owner is not None:
-            return owner
-        for entry in list(self._pending):
-            self.verifications += 1
+        with self._lock:
+            owner = self._tags.get(tag)
+            if owner is not None:
+                return owner
+            candidates = list(self._pending)
+        for entry in candidates:
+            with self._lock:
+                self.verifications += 1
             if codes.verify_code(norm, entry.stored):
-                self._pending.remove(entry)
-                self._tags[tag] = entry.owner
+                with self._lock:
+                    if entry in self._pending:
+                        self._pending.remove(entry)
+                    self._tags[tag] = entry.owner
                 return entry.owner
         return None

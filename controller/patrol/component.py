@@ -33,7 +33,7 @@ from controller.component import Component
 from controller.config import Checkpoint, Patrol
 from controller.engine.model import Bypass
 from controller.events import EventDraft
-from controller.patrol.badges import BadgeBook
+from controller.patrol.badges import BadgeBook, BadgeOwner
 from controller.patrol.supervisor import Buzz, Out, PatrolOut, PatrolSupervisor
 
 if TYPE_CHECKING:
@@ -141,6 +141,8 @@ class Patrols(Component):
         self.exempted: dict[str, dict[str, str | None]] = {}  # plan -> sensor -> user
         self.drivers: list[Any] = []
         self._faults: dict[str, str] = {}  # checkpoint -> why its pins could not be opened
+        self.checking: set[asyncio.Future[BadgeOwner | None]] = set()  # badges in scrypt
+        self._closed = False
         self.twins: dict[str, Any] = {}
         self._deadline = site.timers.deadline(self.supervisor.next_due, self._tick)
 
@@ -195,6 +197,7 @@ class Patrols(Component):
                 self._faults[c.id] = str(e)
 
     def close(self) -> None:
+        self._closed = True
         self._deadline.cancel()
         for d in self.drivers:
             d.close()
@@ -214,7 +217,24 @@ class Patrols(Component):
             log.info("checkpoint %s: garbled badge read (%s), skipped", checkpoint, garbled)
             return
         counts["reads"] += 1
-        owner = self.badges.identify(str(number))
+        done, owner = self.badges.known(str(number))
+        if done:
+            self._badge(checkpoint, owner)
+            return
+        # a badge not seen yet: scrypt against the hashes, in a worker thread (a card nobody
+        # has would otherwise cost the loop one check per guard's badge, every time)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(None, self.badges.identify, str(number))
+        self.checking.add(fut)
+        fut.add_done_callback(lambda f: self._checked(f, checkpoint))
+
+    def _checked(self, fut: asyncio.Future[BadgeOwner | None], checkpoint: str) -> None:
+        self.checking.discard(fut)
+        if not self._closed and not fut.cancelled():
+            self._badge(checkpoint, fut.result())
+
+    def _badge(self, checkpoint: str, owner: BadgeOwner | None) -> None:
+        counts = self.counts[checkpoint]
         now = self.site.clock.now()
         if owner is None:
             counts["unknown"] += 1
@@ -360,6 +380,9 @@ class Patrols(Component):
         # time: Wiegand timing is the reader's, not the daemon's clock)
         await asyncio.sleep(0)
         await asyncio.sleep(0.02)
+        if self.checking:  # a badge not seen yet: its check, and its visit, before the reply
+            await asyncio.wait(list(self.checking))
+            await asyncio.sleep(0)
 
     async def sim_press(self, checkpoint: str) -> None:
         """Turn a simulated key switch and let it go (each held past the debounce time)."""
