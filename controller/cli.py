@@ -159,6 +159,12 @@ def _print_status(st: dict[str, Any]) -> None:
     print("troubles: " + ("none" if not troubles else ""))
     for t in troubles:
         print(f"  {t.get('cid', '')} {t.get('source', '')}: {t.get('what', '')}")
+    for pid, p in (st.get("patrols") or {}).items():
+        last = p.get("last_round") or {}
+        print(
+            f"patrol {pid}: {p.get('state')}, next due {p.get('next_due') or '-'}, "
+            f"last round {last.get('outcome', '-')} ({last.get('due', '-')})"
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -195,6 +201,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     elif action == "outputs":
         r = _request(args, "sim.outputs")
         print(json.dumps(r["outputs"], ensure_ascii=False))
+    elif action in ("badge", "checkpoint"):
+        from controller.patrol.cli import sim_request
+
+        return sim_request(args, _request)
     return 0
 
 
@@ -303,6 +313,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return run_schedule(_load(args.config), args)
 
 
+def cmd_patrol(args: argparse.Namespace) -> int:
+    from controller.daemon import JOURNAL_NAME
+    from controller.patrol.cli import run
+
+    return run(args, _load, lambda a: Path(_state_dir(a)) / JOURNAL_NAME)
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from controller.console.monitor import run_monitor
 
@@ -324,6 +341,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     from controller.events import KINDS
+    from controller.patrol import cli as patrol_cli
 
     p = argparse.ArgumentParser(
         prog="officeguard",
@@ -508,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
         ssub, "outputs", "output states as JSON", "officeguard sim outputs   # {\"siren.hall\": true}"
     )
     with_config(x, suppress=True)
+    patrol_cli.add_sim_commands(ssub, command, with_config)
     sim.set_defaults(func=cmd_sim)
 
     for name, func, text, example in (
@@ -594,6 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--days", type=int, default=7, help="how many days, 1-3660 (default: 7)")
     sc.add_argument("--json", action="store_true", help="JSON instead of the table")
     sc.set_defaults(func=cmd_schedule)
+    patrol_cli.add_commands(sub, command, with_config, cmd_patrol)
 
     m = command(
         sub,

@@ -338,6 +338,10 @@ class User(_Model):
     duress_code: str | None = Field(default=None, repr=False)
     duress_code_hash: str | None = Field(default=None, repr=False)
     zones: list[Ident] | None = None  # None: every zone
+    # a guard's patrol badge (controller/patrol/badges.py): plain digits or an scrypt hash
+    badge: str | None = Field(default=None, repr=False)
+    badge_hash: str | None = Field(default=None, repr=False)
+    disabled: bool = False  # codes and badge refused, the user kept for the logbook
 
     @field_validator("code", "duress_code", mode="before")
     @classmethod
@@ -348,7 +352,20 @@ class User(_Model):
             raise ValueError("a code is 4 to 8 digits")
         return v
 
-    @field_validator("code_hash", "duress_code_hash")
+    @field_validator("badge", mode="before")
+    @classmethod
+    def _badge(cls, v: object) -> object:
+        if v is None:
+            return v
+        from controller.patrol.badges import normalize_badge
+
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str):
+            raise ValueError('a badge number is digits, or "facility,card" (e.g. "188,12345")')
+        return normalize_badge(v)
+
+    @field_validator("code_hash", "duress_code_hash", "badge_hash")
     @classmethod
     def _hash(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("scrypt$"):
@@ -363,6 +380,8 @@ class User(_Model):
             raise ValueError("give at most one of duress_code or duress_code_hash")
         if self.code is not None and self.code == self.duress_code:
             raise ValueError("the duress code must differ from the code")
+        if self.badge is not None and self.badge_hash is not None:
+            raise ValueError("give at most one of badge or badge_hash")
         return self
 
 
@@ -413,6 +432,91 @@ class Holidays(_Model):
         return v.upper()
 
 
+# ----------------------------------------------------------------------------- patrols
+# Guard patrols (controller/patrol/): the checkpoints a guard proves a visit at, and the plans
+# that say when rounds are due. The rounds themselves are computed in controller/patrol/plan.py.
+
+
+class Checkpoint(_Model):
+    id: Ident
+    name: str = ""
+    # badge: a Wiegand 26/34-bit reader on two pins (d0, d1); button: a key switch or push
+    # button between `pin` and GND (pull-up, active low)
+    kind: Literal["badge", "button"]
+    zone: Ident | None = None  # the zone it stands in (the guard's route through it)
+    d0: BcmPin | None = None
+    d1: BcmPin | None = None
+    bits: Literal[26, 34] = 26
+    pin: BcmPin | None = None
+    # sensors of its zone the guard passes on the way to it: not an alarm during a round
+    exempt: list[Ident] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pins(self) -> Checkpoint:
+        if self.kind == "badge":
+            if self.d0 is None or self.d1 is None:
+                raise ValueError("a badge reader needs d0 and d1 (its two Wiegand data pins)")
+            if self.pin is not None:
+                raise ValueError("a badge reader takes d0 and d1, not pin")
+        else:
+            if self.pin is None:
+                raise ValueError("a button needs pin")
+            if self.d0 is not None or self.d1 is not None:
+                raise ValueError("a button takes pin, not d0/d1")
+        if self.exempt and self.zone is None:
+            raise ValueError("exempt needs the checkpoint's zone")
+        return self
+
+
+PatrolDays = Literal["daily", "workdays", "days_off", "holidays", "weekends"]
+
+
+class PatrolRun(_Model):
+    """Rounds every `every` from `start` until `end` (earlier: the next morning; equal: all
+    day) on the `days` given."""
+
+    days: PatrolDays | list[DayName] = "daily"
+    start: TimeOfDay
+    end: TimeOfDay
+    every: Duration
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _days(cls, v: object) -> object:
+        if isinstance(v, list):
+            return [str(d).lower()[:3] if isinstance(d, str) else d for d in v]
+        return v
+
+    @property
+    def window(self) -> timedelta:
+        start = self.start.hour * 60 + self.start.minute
+        end = self.end.hour * 60 + self.end.minute
+        return timedelta(minutes=(end - start) % 1440 or 1440)
+
+
+class Patrol(_Model):
+    id: Ident
+    name: str = ""
+    checkpoints: list[Ident] = Field(min_length=1)
+    order: Literal["ordered", "free"] = "ordered"
+    runs: list[PatrolRun] = Field(min_length=1)
+    round_time: Duration = timedelta(minutes=30)  # from the round's due time to its last visit
+    max_gap: Duration = timedelta(minutes=15)  # longest silence between two visits
+    tolerance: Duration = timedelta(minutes=5)  # early or late start that is still on time
+    alert_grace: Duration = timedelta(minutes=2)  # local buzzer this long before the office
+    buzzer: Ident | None = None  # the keypad whose buzzer warns a silent guard
+    exempt: bool = False  # visits lift their checkpoint's `exempt` sensors until the round ends
+
+    @model_validator(mode="after")
+    def _fits(self) -> Patrol:
+        if self.round_time <= timedelta(0) or self.max_gap <= timedelta(0):
+            raise ValueError("round_time and max_gap must be more than 0s")
+        for run in self.runs:
+            if run.every < timedelta(minutes=5):
+                raise ValueError("rounds more often than every 5m cannot be walked")
+        return self
+
+
 class SiteConfig(_Model):
     site: SiteInfo
     hardware: Hardware = Field(default_factory=Hardware)
@@ -425,6 +529,8 @@ class SiteConfig(_Model):
     users: list[User] = Field(default_factory=list)
     schedules: list[Schedule] = Field(default_factory=list)
     holidays: Holidays = Field(default_factory=Holidays)
+    checkpoints: list[Checkpoint] = Field(default_factory=list)
+    patrols: list[Patrol] = Field(default_factory=list)
     state_dir: str | None = None
 
     # lookups -------------------------------------------------------------------------
@@ -647,6 +753,115 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
                             )
                         )
                     scheduled.setdefault(zid, i)
+    out += _check_patrols(data, claim_id, claim_pin, check_zone)
+    return out
+
+
+def _check_patrols(
+    data: dict[str, Any],
+    claim_id: Any,
+    claim_pin: Any,
+    check_zone: Any,
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """Checkpoints claim their ids and pins; plans name known checkpoints and keypads, and each
+    round fits its window (its time and tolerance before the next round is due)."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    # ids as the file gives them: only strings count (a mangled id is the models' problem)
+    sensors = {
+        s["id"]: s.get("zone") for _, s in _items(data, "sensors") if isinstance(s.get("id"), str)
+    }
+    keypads = {k["id"] for _, k in _items(data, "keypads") if isinstance(k.get("id"), str)}
+    cps: set[str] = set()
+    for i, c in _items(data, "checkpoints"):
+        cid = c.get("id")
+        claim_id(("checkpoints", i, "id"), cid)
+        if isinstance(cid, str):
+            cps.add(cid)
+        for key in ("d0", "d1", "pin"):
+            claim_pin(("checkpoints", i, key), c.get(key), f"{cid} {key}")
+        check_zone(("checkpoints", i, "zone"), c.get("zone"))
+        exempt = c.get("exempt")
+        for j, sid in enumerate(exempt if isinstance(exempt, list) else []):
+            if not isinstance(sid, str):
+                continue  # the model says what is wrong with it
+            if sid not in sensors:
+                out.append((("checkpoints", i, "exempt", j), f"unknown sensor {sid!r}"))
+            elif c.get("zone") is not None and sensors[sid] != c.get("zone"):
+                out.append(
+                    (
+                        ("checkpoints", i, "exempt", j),
+                        f"sensor {sid} is not in zone {c.get('zone')}",
+                    )
+                )
+    badges: dict[str, int] = {}
+    for i, u in _items(data, "users"):
+        b = u.get("badge")
+        if isinstance(b, str | int) and not isinstance(b, bool):
+            if str(b) in badges:  # never print the number itself
+                out.append((("users", i, "badge"), f"same badge as users[{badges[str(b)]}]"))
+            badges.setdefault(str(b), i)
+    known = ", ".join(sorted(cps)) or "none"
+    plan_ids: set[str] = set()
+    for i, p in _items(data, "patrols"):
+        pid = p.get("id")
+        if isinstance(pid, str):
+            if pid in plan_ids:
+                out.append((("patrols", i, "id"), f"patrol {pid} is defined twice"))
+            plan_ids.add(pid)
+        names = p.get("checkpoints")
+        for j, cp in enumerate(names if isinstance(names, list) else []):
+            if isinstance(cp, str) and cp not in cps:
+                out.append(
+                    (
+                        ("patrols", i, "checkpoints", j),
+                        f"unknown checkpoint {cp!r} (checkpoints: {known})",
+                    )
+                )
+        if isinstance(names, list):
+            dup = sorted({c for c in names if isinstance(c, str) and names.count(c) > 1})
+            if dup:
+                out.append(
+                    (("patrols", i, "checkpoints"), f"checkpoint listed twice: {', '.join(dup)}")
+                )
+        buzzer = p.get("buzzer")
+        if isinstance(buzzer, str) and buzzer not in keypads:
+            out.append((("patrols", i, "buzzer"), f"unknown keypad {buzzer!r}"))
+        out += _round_fits(p, i)
+    return out
+
+
+def _round_fits(p: dict[str, Any], i: int) -> list[tuple[tuple[int | str, ...], str]]:
+    try:
+        round_time = parse_duration(p.get("round_time", "30m"))
+        tolerance = parse_duration(p.get("tolerance", "5m"))
+    except ValueError:
+        return []  # the model reports the bad duration itself
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    runs = p.get("runs")
+    for j, r in enumerate(runs if isinstance(runs, list) else []):
+        if not isinstance(r, dict):
+            continue
+        try:
+            run = PatrolRun.model_validate(r)
+        except ValidationError:
+            continue
+        need = round_time + tolerance
+        if need > run.every:
+            out.append(
+                (
+                    ("patrols", i, "runs", j, "every"),
+                    f"a round ({format_duration(round_time)} plus a tolerance of "
+                    f"{format_duration(tolerance)}) cannot fit in every {format_duration(run.every)}",
+                )
+            )
+        elif need > run.window:
+            out.append(
+                (
+                    ("patrols", i, "runs", j),
+                    f"a round ({format_duration(need)} with its tolerance) cannot fit in the "
+                    f"window {run.start:%H:%M}-{run.end:%H:%M}",
+                )
+            )
     return out
 
 
@@ -665,6 +880,14 @@ def _warnings(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
                 (
                     ("users", i, "duress_code"),
                     "plain duress code in the file; replace it by duress_code_hash",
+                )
+            )
+        if u.badge is not None:
+            out.append(
+                (
+                    ("users", i, "badge"),
+                    "plain badge number in the file; replace it by badge_hash from "
+                    "`officeguard patrol hash-badge`",
                 )
             )
     zones_with_siren = {z for s in cfg.sirens for z in s.zones}
@@ -767,6 +990,16 @@ def summary(cfg: SiteConfig) -> str:
         lines.append(
             f"schedule {','.join(sc.zones)}: arm {sc.arm:%H:%M}, disarm {sc.disarm:%H:%M}, {days}, holidays {sc.holidays}"
         )
+    for c in cfg.checkpoints:
+        where = f"GPIO{c.d0}/GPIO{c.d1} Wiegand {c.bits}" if c.kind == "badge" else f"GPIO{c.pin}"
+        lines.append(f"checkpoint {c.id} {c.kind} {where}" + (f" in {c.zone}" if c.zone else ""))
+    for pl in cfg.patrols:
+        runs = "; ".join(
+            f"{r.days if isinstance(r.days, str) else ','.join(r.days)} {r.start:%H:%M}-{r.end:%H:%M} "
+            f"every {format_duration(r.every)}"
+            for r in pl.runs
+        )
+        lines.append(f"patrol {pl.id}: {' -> '.join(pl.checkpoints)} ({pl.order}); {runs}")
     h = cfg.holidays
     lines.append(
         f"holidays: {h.country or 'none'}, {len(h.extra)} extra day(s) off, {len(h.working_days)} make-up working day(s)"

@@ -10,6 +10,11 @@ from __future__ import annotations
 # code -> (short name, when OfficeGuard sends it)
 CODES: dict[int, tuple[str, str]] = {
     100: ("Medical", "not used"),
+    101: (
+        "Personal emergency",
+        "a patrolling guard silent longer than the plan allows (no sign of life, lone-worker safety); R101 at the next visit",
+    ),
+    102: ("Fail to report in", "a patrol round never started by its deadline (missed)"),
     110: ("Fire alarm", "a fire sensor (24h) trips; R110 when it restores"),
     120: ("Panic alarm", "a panic button (24h, silent by default) is pressed"),
     121: ("Duress", "a user's duress code was entered: disarms as asked, reports silently"),
@@ -24,7 +29,10 @@ CODES: dict[int, tuple[str, str]] = {
     150: ("24-hour non-burglary", "a drone is detected over the site; R150 when it is lost"),
     300: ("System trouble", "a system trouble: storage, clock, configuration"),
     321: ("Bell/siren trouble", "a siren output fault"),
-    333: ("Expansion module failure", "a drone detector's port or heartbeat is silent"),
+    333: (
+        "Expansion module failure",
+        "a drone detector's port or heartbeat is silent; a patrol checkpoint's pins cannot be opened",
+    ),
     350: (
         "Communication trouble",
         "the outbox is near its limit (central station unreachable for long)",
@@ -39,14 +47,23 @@ CODES: dict[int, tuple[str, str]] = {
     401: ("Open/close by user", "E401 disarm, R401 arm, by a named user"),
     403: ("Automatic open/close", "E403 auto-disarm, R403 auto-arm, by schedule"),
     406: ("Cancel", "a disarm during an alarm, within the abort window"),
+    421: ("Access denied", "a badge at a patrol checkpoint is unknown or its user is disabled"),
+    422: ("Access report by user", "a guard visited a patrol checkpoint (who, where, when)"),
     441: ("Armed home (stay)", "R441 armed home or night by a user"),
+    450: ("Exception open/close", "a patrol checkpoint visited out of the planned order"),
+    452: ("Late to open/close", "a patrol round not started within its tolerance (late)"),
     455: ("Auto-arm failed", "a scheduled arming refused (open sensors)"),
+    458: ("User on premises", "E458 a patrol round started, R458 completed"),
     459: ("Recent closing", "an alarm within the recent-closing window after arming"),
     461: ("Wrong code", "a wrong code at a keypad or in a remote command"),
     570: ("Zone bypass", "a sensor bypassed (E570) or unbypassed (R570)"),
     602: (
         "Periodic test report",
         "E602 every `site.self_test` (off by default): controller alive, with its uptime",
+    ),
+    612: (
+        "Point not tested",
+        "a checkpoint of a patrol round left unvisited at its deadline (skipped)",
     ),
     627: ("Program mode entry", "configuration reloaded"),
     628: ("Program mode exit", "not used"),

@@ -52,6 +52,7 @@ from controller.examples import example_secrets
 from controller.journal import Journal
 from controller.keypad.component import Keypads
 from controller.notify import Notifier
+from controller.patrol.component import Patrols
 from controller.preflight import loose_secret_files
 from controller.refusals import refusal
 from controller.registry import COMPONENTS
@@ -179,6 +180,10 @@ class Daemon:
     def buzzer(self, keypad: str) -> Buzzer | None:
         assert self.hw is not None
         return self.hw.buzzers.get(keypad)
+
+    @property
+    def pin_factory(self) -> Any:
+        return self.hw.factory if self.hw is not None else None
 
     def serial_port(self, detector: str, path: str) -> str:
         assert self.hw is not None
@@ -704,6 +709,8 @@ class Daemon:
             "sim.serial": self._h_sim_serial,
             "sim.outputs": self._h_sim_outputs,
             "sim.heartbeat": self._h_sim_heartbeat,
+            "sim.badge": self._h_sim_badge,
+            "sim.checkpoint": self._h_sim_checkpoint,
         }
 
     async def _h_status(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -926,6 +933,32 @@ class Daemon:
             raise self._refusal("bad_switch")
         self.hw.sim_heartbeat(det, state == "on")
         return {"detector": det, "heartbeat": state}
+
+    def _checkpoint_arg(self, req: dict[str, Any], kind: str) -> tuple[Patrols, str]:
+        patrols = self.component(Patrols)
+        cp = req.get("checkpoint")
+        known = [c.id for c in self.cfg.checkpoints if c.kind == kind]
+        if patrols is None or not isinstance(cp, str) or cp not in patrols.twins or cp not in known:
+            raise self._refusal("unknown_checkpoint", name=repr(cp), known=", ".join(known))
+        return patrols, cp
+
+    async def _h_sim_badge(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A badge presented at a simulated reader; the number is never echoed."""
+        self._need_sim()
+        patrols, cp = self._checkpoint_arg(req, "badge")
+        number, garble = req.get("number"), req.get("garble")
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 2**32:
+            raise self._refusal("bad_badge")
+        if garble not in (None, "parity", "length"):
+            raise self._refusal("bad_badge")
+        await patrols.sim_badge(cp, number, garble)
+        return {"checkpoint": cp, "counts": patrols.counts[cp]}
+
+    async def _h_sim_checkpoint(self, req: dict[str, Any]) -> dict[str, Any]:
+        self._need_sim()
+        patrols, cp = self._checkpoint_arg(req, "button")
+        await patrols.sim_press(cp)
+        return {"checkpoint": cp, "counts": patrols.counts[cp]}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()

@@ -55,6 +55,8 @@ EVENT_KINDS: dict[str, EventKind] = {
         _kind("keypad_lockout", "zone"),
         _kind("siren", "zone user", expirable=True, zone_state=True),
         _kind("system", "zone user cid", expirable=True),
+        # guard patrols (controller/patrol/): a missed round or a silent guard is for the office
+        _kind("patrol", "zone sensor user cid"),
     )
 }
 

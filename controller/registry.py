@@ -10,6 +10,7 @@ from __future__ import annotations
 from controller.component import Component
 from controller.drone.component import DroneDetectors
 from controller.keypad.component import Keypads
+from controller.patrol.component import Patrols
 from controller.reporting.component import Reporting
 from controller.schedule.component import ScheduleService
 from controller.selftest import SelfTest
@@ -18,6 +19,7 @@ COMPONENTS: tuple[type[Component], ...] = (
     Keypads,
     ScheduleService,
     DroneDetectors,
+    Patrols,
     Reporting,
     SelfTest,
 )

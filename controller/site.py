@@ -139,6 +139,12 @@ class Site(Protocol):
 
     def buzzer(self, keypad: str) -> Buzzer | None: ...
 
+    @property
+    def pin_factory(self) -> Any:
+        """The gpiozero pin factory the site's devices use (mock pins in simulation), for a
+        component with pins of its own (patrol checkpoints); None when there are no devices."""
+        ...
+
     def serial_port(self, detector: str, path: str) -> str:
         """The device a drone detector's reader opens (its pty in simulation)."""
         ...

@@ -68,6 +68,7 @@ class FakeSite:
         self.key_handler: Callable[[str, str, datetime], None] | None = None
         self.statuses: dict[str, Any] = {}
         self.ports: dict[str, str] = {}
+        self.pin_factory: Any = None  # no pins: a component's drivers stay closed
 
     def close(self) -> None:
         self.access.close()

@@ -206,6 +206,8 @@ class Authenticator:
         self._verifications = 0
         self.problems: list[str] = []  # config problems found here (never with a code)
         for i, user in enumerate(users):
+            if user.disabled:
+                continue  # a disabled user's codes open nothing (the user stays in the logbook)
             zones = tuple(user.zones) if user.zones is not None else None
             for duress, plain, stored, label in (
                 (False, user.code, user.code_hash, "code"),

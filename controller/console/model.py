@@ -48,6 +48,7 @@ class SiteBoard:
     troubles: list[dict[str, Any]] = field(default_factory=list)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     drones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    patrols: dict[str, dict[str, Any]] = field(default_factory=dict)  # P/patrol/<plan>
     last_event: dict[str, Any] | None = None
     events: int = 0
     max_seq: int = 0
@@ -93,6 +94,7 @@ class SiteBoard:
             "troubles": [dict(t) for t in self.troubles],
             "detectors": {d: dict(v) for d, v in sorted(self.detectors.items())},
             "drones": {t: dict(v) for t, v in sorted(self.drones.items())},
+            "patrols": {p: dict(v) for p, v in sorted(self.patrols.items())},
             "events": self.events,
             "last_seq": self.max_seq or None,
             "seq_gaps": self.seq_gaps,
@@ -183,6 +185,8 @@ class Console:
                 self._troubles(site, payload)
             elif len(rest) == 2 and rest[0] == "drone":
                 self._drone(site, rest[1], payload)
+            elif len(rest) == 2 and rest[0] == "patrol":
+                self._patrol(site, rest[1], payload)
             else:
                 self.ignored += 1  # commands, command results, topics of a newer version
         except _Malformed:
@@ -234,6 +238,16 @@ class Console:
         else:
             _bool(d.get("online"), "online")
         table[name] = d
+
+    def _patrol(self, site: str, plan: str, payload: bytes) -> None:
+        b = self.board(site)
+        if not payload:
+            b.patrols.pop(plan, None)
+            return
+        d = _obj(payload)
+        if not isinstance(d.get("state"), str):
+            raise _Malformed("patrol state missing")
+        b.patrols[plan] = d
 
     def _troubles(self, site: str, payload: bytes) -> None:
         b = self.board(site)

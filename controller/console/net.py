@@ -61,6 +61,7 @@ STATE_TOPICS = (
     "+/trouble/state",
     "+/detector/+/state",
     "+/drone/+",
+    "+/patrol/+",
 )
 
 

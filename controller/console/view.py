@@ -34,7 +34,11 @@ KIND_STYLE = {
     "cancel": "yellow",
     "arm": "cyan",
     "disarm": "green",
+    "patrol": "blue",
 }
+
+# a patrol plan's states that need the office's eyes (controller/patrol/supervisor.py)
+PATROL_ATTENTION = {"late", "silent", "no_sign_of_life"}
 
 
 def _status(b: SiteBoard, now: float) -> Text:
@@ -78,6 +82,19 @@ def _drones(b: SiteBoard) -> Text:
     return Text(", ".join(parts), style="bold magenta")
 
 
+def _patrols(b: SiteBoard) -> list[tuple[str, str]]:
+    """The patrol plans that need the office's eyes: late, a silent guard, a round missed."""
+    out = []
+    for plan, st in sorted(b.patrols.items()):
+        last = st.get("last_round") or {}
+        state = str(st.get("state"))
+        if state in PATROL_ATTENTION:
+            out.append((plan, state))
+        elif last.get("outcome") in ("missed", "incomplete"):
+            out.append((plan, f"last round {last.get('outcome')}"))
+    return out
+
+
 def severity(b: SiteBoard, now: float) -> int:
     """What needs the office's eyes first: alarms, offline, stale, troubles or drones, the rest."""
     if b.alarms():
@@ -86,7 +103,7 @@ def severity(b: SiteBoard, now: float) -> int:
         return 1
     if b.stale(now):
         return 2
-    if b.troubles or b.drones:
+    if b.troubles or b.drones or _patrols(b):
         return 3
     return 4
 
@@ -101,6 +118,7 @@ def _attention(b: SiteBoard) -> Text:
         lines.append(_troubles(b))
     if b.drones:
         lines.append(Text("drone ").append_text(_drones(b)))
+    lines += [Text(f"patrol {plan}: {what}", style="bold yellow") for plan, what in _patrols(b)]
     return Text("\n").join(lines) if lines else Text("-", style="dim")
 
 

@@ -5,7 +5,8 @@
 2. starts the security office's console (`officeguard monitor`) on that broker;
 3. starts the real daemon on simulated hardware and a virtual clock, and plays a short scripted
    night through the real CLI: Tết night intrusion, an attack on the safe, a drone over the roof,
-   the guard disarming, the security office re-arming the wing remotely over MQTT;
+   the guard disarming, the security office re-arming the wing remotely over MQTT, a patrol
+   round nobody walked reaching the console as missed;
 4. prints the logbook, what the console saw, and checks that every event reached the broker.
 
     python -m controller.demo [--keep DIR]
@@ -36,6 +37,21 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: controller/demo/run.
 CONFIG = ROOT / "config" / "demo.yaml"
 START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
 PREFIX = "officeguard/office-a"
+# the guards' patrol (docs/patrol.md), added to the demo site: a round every hour on holidays
+PATROL = """
+checkpoints:
+  - {id: cp.gate, name: "Cổng chính", kind: badge, d0: 7, d1: 8, zone: perimeter}
+  - {id: cp.kho, name: "Kho", kind: button, pin: 18}
+
+patrols:
+  - id: night
+    name: "ca đêm"
+    checkpoints: [cp.gate, cp.kho]
+    buzzer: keypad.hall
+    runs:
+      - {days: workdays, start: "22:00", end: "06:00", every: 2h}
+      - {days: holidays, start: "00:00", end: "00:00", every: 1h}
+"""
 
 
 def drone_lines(site: tuple[float, float]) -> list[str]:
@@ -126,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     port = broker.port
     config = state / "site.yaml"
     config.write_text(
-        CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url), encoding="utf-8"
+        CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url) + PATROL,
+        encoding="utf-8",
     )
     say(f"broker: mosquitto on {url}")
     office = Office(port)  # subscribed before the site starts: it must receive every event
@@ -177,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  -> {PREFIX}/cmd  {json.dumps({**cmd, 'code': '****'})}")
         print(f"  <- {PREFIX}/cmd/result  {json.dumps(office.command(cmd))}")
         cli("sim", "advance", "2m")
+        say("nobody walked the 01:00 patrol round (hourly on Tết): at 01:35 it is missed (E102)")
+        cli("sim", "advance", "3m")
+        cli("patrol", "log", "-c", str(config), "--night", "2026-02-17")
         say("the logbook")
         cli("log")
         deadline = time.monotonic() + 20

@@ -220,6 +220,9 @@ class Reporting(Component):
                 {"online": link == "ok", "link": link, "tracks": tracks},
                 ts,
             )
+        patrols: dict[str, dict[str, Any]] = site.component_status("patrols") or {}
+        for pid, state in patrols.items():  # P/patrol/<plan>: the plan's state (docs/patrol.md)
+            self._put(f"{p}/patrol/{pid}", state, ts)
 
     def _ts(self, now: datetime) -> str:
         """The "ts" of a retained state; the sensors whose windows end together share it."""

@@ -67,6 +67,11 @@ COMMAND_TEMPLATE = '{"action": "{{ action }}", "code": {{ code | tojson }}}'
 
 ONLINE_TEMPLATE = "{{ 'online' if value_json.online else 'offline' }}"
 
+# a patrol plan's sensor (P/patrol/<plan>): its state, with the next round due and the last one
+PATROL_ATTRIBUTES = (
+    "{{ {'next_due': value_json.next_due, 'last_round': value_json.last_round} | tojson }}"
+)
+
 COMPONENTS = ("alarm_control_panel", "binary_sensor", "sensor")
 _TOPIC_SEGMENT = re.compile(r"[^A-Za-z0-9_-]")
 _OUR_TOPIC = re.compile(
@@ -80,6 +85,7 @@ texts.register(
         "ha.tracks": {"vi": "Số drone đang theo dõi", "en": "Drone tracks"},
         "ha.detector_online": {"vi": "Kết nối", "en": "Connection"},
         "ha.trouble": {"vi": "Sự cố", "en": "Trouble"},
+        "ha.patrol": {"vi": "Tuần tra", "en": "Patrol"},
     }
 )
 
@@ -228,6 +234,26 @@ def _entities(cfg: SiteConfig) -> list[tuple[str, str, dict[str, Any]]]:
                     "entity_category": "diagnostic",
                     "state_topic": st,
                     "value_template": "{{ 'ON' if value_json.online else 'OFF' }}",
+                    "qos": 1,
+                },
+            )
+        )
+    for plan in cfg.patrols:  # one sensor per patrol plan: its state, next due, last round
+        pt = f"{p}/patrol/{plan.id}"
+        out.append(
+            (
+                "sensor",
+                f"patrol_{plan.id}",
+                {
+                    "name": f"{texts.render(lang, 'ha.patrol')} {plan.name or plan.id}",
+                    **ids("sensor", "patrol", plan.id),
+                    **base,
+                    "availability": [site_online],
+                    "icon": "mdi:shield-account",
+                    "state_topic": pt,
+                    "value_template": "{{ value_json.state }}",
+                    "json_attributes_topic": pt,
+                    "json_attributes_template": PATROL_ATTRIBUTES,
                     "qos": 1,
                 },
             )

@@ -27,7 +27,7 @@ def test_the_declared_optional_fields_are_the_schemas_optional_properties() -> N
 
 def test_the_outbox_never_gives_up_alarms_tampers_troubles_duress_or_drones() -> None:
     never = {"alarm", "alarm_restore", "cancel", "trouble", "trouble_restore", "tamper", "duress",
-             "drone", "keypad_lockout"}
+             "drone", "keypad_lockout", "patrol"}
     assert set(LOW_PRIORITY_KINDS) == set(EVENT_KINDS) - never
     assert all(not EVENT_KINDS[k].expirable for k in never)
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_demo_runs_a_whole_night_end_to_end_on_mosquitto():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     r = subprocess.run(
-        [sys.executable, "-m", "controller.demo"],
+        [sys.executable, "-m", "controller.demo.run"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -33,4 +33,6 @@ def test_demo_runs_a_whole_night_end_to_end_on_mosquitto():
     # the live console printed the night as it happened (one line per event)
     console = out[out.index("the live console's output") :]
     assert " alarm E134 leadership door.director" in console
+    assert "patrol E102" in console  # the missed patrol round reached the security office
+    assert "night  MISSED" in out  # and the patrol log shows it
     assert not shows_code("2468", out.replace("2468\\n", ""))  # the guard's code is never shown

@@ -1,0 +1,1 @@
+"""Guard patrols: checkpoints, plans, supervision, the patrol log, a night end to end."""
