@@ -98,7 +98,7 @@ def loose_secret_files(m: Mqtt) -> list[Finding]:
 
 
 def _pins(cfg: SiteConfig) -> list[tuple[str, int]]:
-    pins = [(f"sensors[{i}].pin", s.pin) for i, s in enumerate(cfg.sensors)]
+    pins = [(f"sensors[{i}].pin", s.pin) for i, s in enumerate(cfg.sensors) if s.pin is not None]
     pins += [(f"sirens[{i}].pin", s.pin) for i, s in enumerate(cfg.sirens)]
     for i, k in enumerate(cfg.keypads):
         pins += [(f"keypads[{i}].rows[{j}]", p) for j, p in enumerate(k.rows)]

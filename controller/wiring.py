@@ -41,6 +41,8 @@ def active_level(wiring: Wiring | str) -> bool:
 
 def input_pin(sensor: Sensor) -> InputPin:
     """A sensor's input, with its type's default wiring where the config gives none."""
+    if sensor.pin is None:
+        raise ValueError(f"sensor {sensor.id} is a supervised loop on the ADC, not on a pin")
     pull_up, active_high = pull_and_level(sensor.effective_wiring)
     return InputPin(sensor.id, sensor.pin, pull_up, active_high)
 
@@ -59,7 +61,8 @@ def keypad_pins(keypad: Keypad) -> KeypadPins:
 def site_pins(config: SiteConfig) -> SitePins:
     """Everything the config wires to the Pi; the drone detectors' ids name its serial lines."""
     return SitePins(
-        inputs=tuple(input_pin(s) for s in config.sensors),
+        # supervised loops are read through the ADC (controller/supervision/), not a pin
+        inputs=tuple(input_pin(s) for s in config.sensors if s.pin is not None),
         outputs=tuple(output_pin(s) for s in config.sirens),
         keypads=tuple(keypad_pins(k) for k in config.keypads),
         serial_ports=tuple(d.id for d in config.drone_detectors),
