@@ -62,6 +62,7 @@ from controller.site import Trouble, TroubleBoard
 from controller.statelock import StateLock
 from controller.timers import TimerDriver
 from hardware import Buzzer
+from hardware.adc import AdcReader
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ class Daemon:
     def listen_keys(self, handler: Callable[[str, str, datetime], None]) -> None:
         assert self.hw is not None
         self.hw.set_key_handler(handler)
+
+    def analog(self) -> AdcReader | None:
+        return self.hw.adc if self.hw is not None else None
 
     def component_status(self, key: str) -> Any:
         for comp in self.components:

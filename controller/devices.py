@@ -16,9 +16,11 @@ from typing import Any
 from controller.clock import Clock
 from controller.config import SiteConfig
 from controller.drone.twin import DetectorNode
-from controller.wiring import site_pins
+from controller.supervision.bands import classify
+from controller.wiring import adc_channels, site_pins, twin_volts
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
-from hardware.backend import close_pin_factory
+from hardware.adc import AdcError, AdcReader, SimulatedAdc
+from hardware.backend import HardwareError, close_pin_factory
 from hardware.sim import SimulatedHardware, let_loop_run
 
 OnSensor = Callable[[str, bool, datetime], None]
@@ -46,6 +48,9 @@ class Devices:
         self.buzzers: dict[str, Buzzer] = {}
         self.keypads: dict[str, MatrixKeypad] = {}
         self.detector_nodes: dict[str, DetectorNode] = {}
+        self.adc: AdcReader | None = None  # supervised loops and power (controller/supervision)
+        self.adc_error = ""
+        self.sim_adc: SimulatedAdc | None = None
         self._on_key = on_key
         pins = site_pins(cfg)
         try:
@@ -68,9 +73,28 @@ class Devices:
                     partial(self._key, k.id),
                     name=k.id,
                 )
+            self._open_adc()
         except BaseException:
             self.close()
             raise
+
+    def _open_adc(self) -> None:
+        """The ADC, if the config has one; in simulation its twin on gpiozero's mock SPI device,
+        every channel at its quiet reading. A chip that cannot be opened is no crash: the
+        supervision component reports it (E333) and its loops stay unknown."""
+        a = self.cfg.adc
+        if a is None:
+            return
+        factory = self.factory
+        if self.simulate:
+            self.sim_adc = SimulatedAdc(a.chip, a.device, a.vref)
+            for ch, v in twin_volts(self.cfg).items():
+                self.sim_adc.set(ch, v)
+            factory = self.sim_adc.factory
+        try:
+            self.adc = AdcReader(a.chip, a.device, a.vref, adc_channels(self.cfg), factory)
+        except AdcError as e:
+            self.adc_error = str(e)
 
     def _key(self, keypad: str, char: str, at: datetime) -> None:
         if self._on_key is not None:
@@ -82,8 +106,20 @@ class Devices:
     # ------------------------------------------------------------------ daemon side
 
     def read_inputs(self) -> dict[str, bool]:
+        """Every sensor's state now: the pins, and the supervised loops that read `alarm` (a
+        loop that cannot be read, or reads cut or short, counts as quiet here)."""
         assert self.inputs is not None
-        return self.inputs.baseline()
+        states = self.inputs.baseline()
+        if self.adc is not None and self.cfg.adc is not None:
+            try:
+                volts = self.adc.read_all()
+            except HardwareError:
+                volts = {}
+            for s in self.cfg.sensors:
+                if s.loop is not None and s.loop.channel in volts:
+                    bands = s.loop.band_set(self.cfg.adc.vref)
+                    states[s.id] = classify(bands, volts[s.loop.channel]) == "alarm"
+        return states
 
     def set_output(self, output: str, on: bool) -> None:
         assert self.outputs is not None
@@ -124,6 +160,12 @@ class Devices:
             self.outputs.close()
         if self.sim is not None:
             self.sim.close()
+        if self.adc is not None:
+            self.adc.close()
+            self.adc = None
+        if self.sim_adc is not None:
+            self.sim_adc.close()
+            self.sim_adc = None
         factory, self.factory = self.factory, None
         close_pin_factory(factory)
 

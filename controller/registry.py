@@ -13,11 +13,13 @@ from controller.keypads import Keypads
 from controller.reporting import Reporting
 from controller.scheduling import ScheduleService
 from controller.selftest import SelfTest
+from controller.supervision.component import Supervision
 
 COMPONENTS: tuple[type[Component], ...] = (
     Keypads,
     ScheduleService,
     DroneDetectors,
+    Supervision,
     Reporting,
     SelfTest,
 )

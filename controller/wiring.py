@@ -67,3 +67,33 @@ def site_pins(config: SiteConfig) -> SitePins:
         keypads=tuple(keypad_pins(k) for k in config.keypads),
         serial_ports=tuple(d.id for d in config.drone_detectors),
     )
+
+
+def adc_channels(config: SiteConfig) -> tuple[int, ...]:
+    """The ADC channels in use (loops, mains, battery, siren lines), in order."""
+    chans = [s.loop.channel for s in config.sensors if s.loop is not None]
+    p = config.power
+    if p is not None:
+        chans += [x.channel for x in (p.mains, p.battery) if x is not None]
+        chans += [s.channel for s in p.sirens]
+    return tuple(sorted(chans))
+
+
+def twin_volts(config: SiteConfig) -> dict[int, float]:
+    """What each channel of the simulated ADC reads on a quiet, healthy site: loops in the middle
+    of their normal band, mains present, a charged battery (13.2 V), siren lines mid-range."""
+    vref = config.adc.vref if config.adc is not None else 3.3
+    out: dict[int, float] = {}
+    for s in config.sensors:
+        if s.loop is not None:
+            normal = next(b for b in s.loop.band_set(vref) if b.state == "normal")
+            out[s.loop.channel] = round((normal.lo + normal.hi) / 2, 4)
+    p = config.power
+    if p is not None:
+        if p.mains is not None:
+            out[p.mains.channel] = vref
+        if p.battery is not None:
+            out[p.battery.channel] = round(min(vref, 13.2 / p.battery.divider), 4)
+        for line in p.sirens:
+            out[line.channel] = round((line.short_below + line.open_above) / 2, 4)
+    return out

@@ -111,9 +111,7 @@ class _McpSlave(MockSPIDevice):  # type: ignore[misc]
     channel bits, then the sample bit, the null bit and the result, most significant first."""
 
     def __init__(self, owner: SimulatedAdc, select: int, factory: MockFactory) -> None:
-        super().__init__(
-            SPI_CLOCK, SPI_MOSI, SPI_MISO, select, pin_factory=factory
-        )
+        super().__init__(SPI_CLOCK, SPI_MOSI, SPI_MISO, select, pin_factory=factory)
         self._owner = owner
         self._phase = "idle"
         self.rx_buf: list[int] = []

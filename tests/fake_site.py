@@ -68,6 +68,7 @@ class FakeSite:
         self.key_handler: Callable[[str, str, datetime], None] | None = None
         self.statuses: dict[str, Any] = {}
         self.ports: dict[str, str] = {}
+        self.adc: Any = None  # what `analog()` hands out (a simulated ADC's reader)
 
     def close(self) -> None:
         self.access.close()
@@ -125,6 +126,9 @@ class FakeSite:
 
     def started_at(self) -> datetime:
         return T0
+
+    def analog(self) -> Any:
+        return self.adc
 
     # the recorded events, in short
     def kinds(self) -> list[str]:

@@ -10,7 +10,9 @@ from hardware.backend import HardwareError
 
 
 @pytest.mark.parametrize(("chip", "step"), [("mcp3008", 3.3 / 1023), ("mcp3208", 3.3 / 4095)])
-def test_each_channel_reads_the_volts_the_simulator_puts_on_it_to_one_step(chip: str, step: float) -> None:
+def test_each_channel_reads_the_volts_the_simulator_puts_on_it_to_one_step(
+    chip: str, step: float
+) -> None:
     sim = SimulatedAdc(chip, 0, 3.3)  # type: ignore[arg-type]
     adc = AdcReader(chip, 0, 3.3, (0, 3, 7), sim.factory)  # type: ignore[arg-type]
     try:

@@ -46,7 +46,9 @@ def test_a_sensor_on_a_supervised_loop_reads_the_adc_and_takes_no_pin() -> None:
 
 def test_a_sensor_with_both_a_pin_and_a_loop_or_neither_is_refused() -> None:
     both = dict(LOOP_SENSOR, pin=4)
-    assert any("either a pin or a loop" in p for p in _problems(_text(adc=ADC, extra_sensors=[both])))
+    assert any(
+        "either a pin or a loop" in p for p in _problems(_text(adc=ADC, extra_sensors=[both]))
+    )
     neither = {k: v for k, v in LOOP_SENSOR.items() if k != "loop"}
     assert any("either a pin or a loop" in p for p in _problems(_text(extra_sensors=[neither])))
 
@@ -63,24 +65,40 @@ def test_with_an_adc_the_spi_pins_are_refused_to_sensors_with_their_line() -> No
 
 
 def test_a_loop_without_an_adc_or_on_a_channel_already_used_is_refused() -> None:
-    assert any("needs the `adc` section" in p for p in _problems(_text(extra_sensors=[LOOP_SENSOR])))
+    assert any(
+        "needs the `adc` section" in p for p in _problems(_text(extra_sensors=[LOOP_SENSOR]))
+    )
     twin = dict(LOOP_SENSOR, id="door.archive2")
     power = {"battery": {"channel": 0}}
     problems = _problems(_text(adc=ADC, extra_sensors=[LOOP_SENSOR, twin], power=power))
-    assert any("sensors[7].loop.channel: ADC channel 0 already used by door.archive" in p for p in problems)
-    assert any("power.battery.channel: ADC channel 0 already used by door.archive" in p for p in problems)
+    assert any(
+        "sensors[7].loop.channel: ADC channel 0 already used by door.archive" in p for p in problems
+    )
+    assert any(
+        "power.battery.channel: ADC channel 0 already used by door.archive" in p for p in problems
+    )
 
 
 def test_bands_that_overlap_are_refused_with_their_line() -> None:
-    bad = dict(LOOP_SENSOR, loop={"channel": 1, "bands": {"normal": [1.5, 1.8], "alarm": [1.7, 2.3]}})
+    bad = dict(
+        LOOP_SENSOR, loop={"channel": 1, "bands": {"normal": [1.5, 1.8], "alarm": [1.7, 2.3]}}
+    )
     problems = _problems(_text(adc=ADC, extra_sensors=[bad]))
     assert len(problems) == 1
-    assert problems[0].startswith("line ") and "sensors[6].loop.bands: bands normal and alarm overlap" in problems[0]
+    assert (
+        problems[0].startswith("line ")
+        and "sensors[6].loop.bands: bands normal and alarm overlap" in problems[0]
+    )
 
 
 def test_resistors_that_cannot_be_told_apart_within_their_tolerance_are_refused() -> None:
-    bad = dict(LOOP_SENSOR, loop={"channel": 1, "eol_ohms": 10000, "alarm_ohms": 500, "tolerance": 0.05})
-    assert any("sensors[6].loop: bands normal and alarm" in p for p in _problems(_text(adc=ADC, extra_sensors=[bad])))
+    bad = dict(
+        LOOP_SENSOR, loop={"channel": 1, "eol_ohms": 10000, "alarm_ohms": 500, "tolerance": 0.05}
+    )
+    assert any(
+        "sensors[6].loop: bands normal and alarm" in p
+        for p in _problems(_text(adc=ADC, extra_sensors=[bad]))
+    )
 
 
 def test_power_thresholds_must_rise_and_a_siren_line_names_a_known_siren() -> None:
