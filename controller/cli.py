@@ -149,7 +149,19 @@ def _print_status(st: dict[str, Any]) -> None:
             flags.append("bypassed")
         if s.get("shutdown"):
             flags.append("shut down")
+        loop = ((st.get("supervision") or {}).get("loops") or {}).get(sid)
+        if loop is not None:  # a supervised loop: what its wiring reads
+            volts = "?" if loop.get("volts") is None else f"{loop['volts']:.2f} V"
+            flags.append(f"[loop {loop['state']}, {volts}]")
         print(f"  {sid:<18} {s.get('zone', ''):<14} {' '.join(flags) or 'normal'}")
+    power = (st.get("supervision") or {}).get("power")
+    if power:
+        battery = power.get("battery") or {}
+        parts = [f"mains {power['mains']}"] if "mains" in power else []
+        if battery:
+            parts.append(f"battery {battery.get('state')} ({battery.get('volts')} V)")
+        parts += [f"{k} line {v}" for k, v in (power.get("sirens") or {}).items()]
+        print("power: " + ", ".join(parts))
     print("outputs: " + ", ".join(f"{k}={'ON' if v else 'off'}" for k, v in st["outputs"].items()))
     troubles = st.get("troubles") or []
     print("troubles: " + ("none" if not troubles else ""))
@@ -191,6 +203,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     elif action == "outputs":
         r = _request(args, "sim.outputs")
         print(json.dumps(r["outputs"], ensure_ascii=False))
+    elif action == "wiring":
+        r = _request(args, "sim.wiring", sensor=args.sensor, state=args.state)
+        print(f"{r['sensor']}: {r['volts']:.2f} V, reads {r['state']}")
+    elif action == "power":
+        siren, value = (args.value[0], args.value[-1]) if args.what == "siren" else (None, args.value[0])
+        r = _request(args, "sim.power", what=args.what, value=value, siren=siren)
+        print(f"{r['what']}: {r['value']}")
     return 0
 
 
@@ -504,6 +523,30 @@ def build_parser() -> argparse.ArgumentParser:
         ssub, "outputs", "output states as JSON", "officeguard sim outputs   # {\"siren.hall\": true}"
     )
     with_config(x, suppress=True)
+    x = command(
+        ssub,
+        "wiring",
+        "put a supervised loop in a state: normal, alarm, cut, short, or a voltage",
+        "officeguard sim wiring door.archive cut",
+        "The loop's channel on the simulated ADC reads the middle of the state's band\n"
+        "(cut: the full reference, short: 0 V), and the daemon's clock moves on by the\n"
+        "loop's debounce so the state has settled when the command returns.",
+    )
+    with_config(x, suppress=True)
+    x.add_argument("sensor", help="a sensor with a `loop` in the config")
+    x.add_argument("state", help="normal, alarm, cut, short, or volts (e.g. 1.0: outside every band)")
+    x = command(
+        ssub,
+        "power",
+        "mains on/off, the battery's volts, a siren line's fault, the ADC on/off",
+        "officeguard sim power mains off",
+        "  sim power mains off|on\n  sim power battery 11.2\n"
+        "  sim power siren siren.hall open|short|ok\n  sim power adc off|on\n"
+        "Each fault counts after its delay on the daemon's clock (`sim advance`).",
+    )
+    with_config(x, suppress=True)
+    x.add_argument("what", choices=["mains", "battery", "siren", "adc"])
+    x.add_argument("value", nargs="+", help="on|off, volts, or SIREN ok|open|short")
     sim.set_defaults(func=cmd_sim)
 
     for name, func, text, example in (

@@ -60,6 +60,8 @@ from controller.registry import COMPONENTS
 from controller.reporting import Reporting
 from controller.site import Trouble, TroubleBoard
 from controller.statelock import StateLock
+from controller.supervision.component import Supervision
+from controller.supervision.sim import sim_loop_volts, sim_power_volts
 from controller.timers import TimerDriver
 from hardware import Buzzer
 from hardware.adc import AdcReader
@@ -708,6 +710,8 @@ class Daemon:
             "sim.serial": self._h_sim_serial,
             "sim.outputs": self._h_sim_outputs,
             "sim.heartbeat": self._h_sim_heartbeat,
+            "sim.wiring": self._h_sim_wiring,
+            "sim.power": self._h_sim_power,
         }
 
     async def _h_status(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -930,6 +934,31 @@ class Daemon:
             raise self._refusal("bad_switch")
         self.hw.sim_heartbeat(det, state == "on")
         return {"detector": det, "heartbeat": state}
+
+    async def _h_sim_wiring(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A supervised loop's twin: normal, alarm, cut, short, or a voltage."""
+        self._need_sim()
+        assert self.hw is not None
+        sensor = self._sensor_arg(req)
+        volts = sim_loop_volts(self.cfg, sensor, req.get("state"))
+        await self.hw.sim_wiring(sensor, volts)
+        await self._settle()
+        sup = self.component(Supervision)
+        state = sup.loop_state(sensor) if sup is not None else "unknown"
+        return {"sensor": sensor, "volts": volts, "state": state}
+
+    async def _h_sim_power(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Mains on/off, the battery's volts, a siren line ok/open/short, the ADC on/off."""
+        self._need_sim()
+        assert self.hw is not None
+        what, value = req.get("what"), req.get("value")
+        if what == "adc" and value in ("on", "off") and self.hw.sim_adc is not None:
+            await self.hw.sim_adc_plugged(value == "on")
+        else:
+            channel, volts = sim_power_volts(self.cfg, what, value, req.get("siren"))
+            await self.hw.sim_channel(channel, volts)
+        await self._settle()
+        return {"what": what, "value": value}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()

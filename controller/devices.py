@@ -17,7 +17,7 @@ from controller.clock import Clock
 from controller.config import SiteConfig
 from controller.drone.twin import DetectorNode
 from controller.supervision.bands import classify
-from controller.wiring import adc_channels, site_pins, twin_volts
+from controller.wiring import adc_channels, loop_volts, site_pins, twin_volts
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
 from hardware.adc import AdcError, AdcReader, SimulatedAdc
 from hardware.backend import HardwareError, close_pin_factory
@@ -172,14 +172,53 @@ class Devices:
     # ------------------------------------------------------------------ simulation
 
     async def sim_set(self, sensor: str, active: bool) -> None:
-        """Drive a simulated input and let it settle (a real contact takes the debounce time)."""
+        """Drive a simulated input and let it settle (a real contact takes the debounce time);
+        a supervised loop goes to the middle of its alarm or normal band."""
         assert self.sim is not None
+        loop = self.cfg.sensor(sensor).loop
+        if loop is not None and self.cfg.adc is not None:
+            await self.sim_wiring(sensor, loop_volts(loop, self.cfg.adc.vref, "alarm" if active else "normal"))
+            return
         self.sim.set(sensor, active)
         await let_loop_run()
         advance = getattr(self.clock, "advance", None)
         if self.clock.virtual and advance is not None:
             advance(self.cfg.hardware.debounce + timedelta(milliseconds=1))
             await let_loop_run()
+
+    async def _sim_settle(self, hold: timedelta) -> None:
+        """On a virtual clock, let the ADC's polls see a new reading for `hold` (a real clock
+        gets there on its own)."""
+        await let_loop_run()
+        advance = getattr(self.clock, "advance", None)
+        if self.clock.virtual and advance is not None and self.cfg.adc is not None:
+            # the first poll that sees it may come a poll late, and the one that settles it
+            # a poll after the hold
+            advance(hold + 2 * self.cfg.adc.poll + timedelta(milliseconds=1))
+            await let_loop_run()
+
+    async def sim_wiring(self, sensor: str, volts: float) -> None:
+        """Put `volts` on a supervised loop's channel and let it settle (its debounce)."""
+        assert self.sim_adc is not None
+        loop = self.cfg.sensor(sensor).loop
+        assert loop is not None
+        self.sim_adc.set(loop.channel, volts)
+        await self._sim_settle(loop.debounce)
+
+    async def sim_channel(self, channel: int, volts: float) -> None:
+        """Put `volts` on a power channel (mains, battery, siren line); its delay still runs
+        on the daemon's clock (`sim advance`)."""
+        assert self.sim_adc is not None
+        self.sim_adc.set(channel, volts)
+        await self._sim_settle(timedelta(0))
+
+    async def sim_adc_plugged(self, plugged: bool) -> None:
+        assert self.sim_adc is not None
+        if plugged:
+            self.sim_adc.plug()
+        else:
+            self.sim_adc.unplug()
+        await self._sim_settle(timedelta(0))
 
     async def sim_pulse(self, sensor: str, count: int, interval: float) -> None:
         assert self.sim is not None

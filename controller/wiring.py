@@ -8,7 +8,7 @@ module joins the two, so the drivers and the simulated twin are built from the s
 
 from __future__ import annotations
 
-from controller.config import Keypad, Sensor, Siren, SiteConfig
+from controller.config import Keypad, Loop, Sensor, Siren, SiteConfig
 from controller.sensor_types import Wiring
 from hardware.pins import InputPin, KeypadPins, OutputPin, SitePins
 
@@ -79,6 +79,19 @@ def adc_channels(config: SiteConfig) -> tuple[int, ...]:
     return tuple(sorted(chans))
 
 
+def loop_volts(loop: Loop, vref: float, state: str) -> float:
+    """What a loop reads in this state: a cut the full reference, a short 0 V (whatever the
+    bands say, as the copper does), normal and alarm the middle of their band."""
+    if state == "cut":
+        return vref
+    if state == "short":
+        return 0.0
+    band = next((b for b in loop.band_set(vref) if b.state == state), None)
+    if band is None:
+        raise ValueError(f"this loop has no {state} band")
+    return round((band.lo + band.hi) / 2, 4)
+
+
 def twin_volts(config: SiteConfig) -> dict[int, float]:
     """What each channel of the simulated ADC reads on a quiet, healthy site: loops in the middle
     of their normal band, mains present, a charged battery (13.2 V), siren lines mid-range."""
@@ -86,8 +99,7 @@ def twin_volts(config: SiteConfig) -> dict[int, float]:
     out: dict[int, float] = {}
     for s in config.sensors:
         if s.loop is not None:
-            normal = next(b for b in s.loop.band_set(vref) if b.state == "normal")
-            out[s.loop.channel] = round((normal.lo + normal.hi) / 2, 4)
+            out[s.loop.channel] = loop_volts(s.loop, vref, "normal")
     p = config.power
     if p is not None:
         if p.mains is not None:
