@@ -324,6 +324,44 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run_monitor(args)
 
 
+def cmd_wiring(args: argparse.Namespace) -> int:
+    """`wiring calibrate` and `wiring test`: walk the installer through the supervised loops of
+    the running daemon (controller/supervision/installer.py)."""
+    from pathlib import Path
+
+    from controller.supervision import installer
+
+    loaded = _load(args.config)
+
+    def ask(prompt: str) -> None:
+        print(prompt, flush=True)
+        if not sys.stdin.readline():
+            raise SystemExit(EXIT_REFUSED)  # the installer went away
+
+    read = installer.read_from_status(lambda: _request(args, "status")["status"])
+    try:
+        if args.wiring_action == "calibrate":
+            bands = installer.calibrate(loaded.config, args.sensor, read, ask)
+            for b in bands:
+                print(f"  {b.state:<7} {b.lo:.3f} - {b.hi:.3f} V")
+            if args.dry_run:
+                print("\n".join(installer.bands_yaml(bands, 6)))
+            else:
+                installer.write_bands(Path(args.config), args.sensor, bands)
+                print(f"bands written under {args.sensor}'s loop in {args.config}; reload the daemon")
+            return 0
+        checks = installer.walk(loaded.config, read, ask, args.sensors or None)
+    except installer.WiringError as e:
+        print(f"officeguard: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
+    for c in checks:
+        print(c.line())
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_hash_code(args: argparse.Namespace) -> int:
     from controller.codes import hash_code_interactive
 
@@ -673,6 +711,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
     )
     m.set_defaults(func=cmd_monitor)
+
+    w = command(
+        sub,
+        "wiring",
+        "installer help for supervised loops: calibrate a loop's bands, test every loop",
+        "officeguard wiring calibrate -c /etc/officeguard/site.yaml door.archive",
+    )
+    wsub = w.add_subparsers(dest="wiring_action", required=True, metavar="ACTION")
+    x = command(
+        wsub,
+        "calibrate",
+        "read a loop closed and open (on the running daemon) and write its bands into the config",
+        "officeguard wiring calibrate -c site.yaml door.archive",
+        "Asks you to close the detector, reads the loop a few times, asks you to open\n"
+        "it, reads again, and writes `bands:` under the sensor's `loop:` in the file\n"
+        "(the rest of the file is kept; the result is checked before it is written).\n"
+        "Reload the daemon afterwards (systemctl reload officeguard).",
+    )
+    with_config(x, required=True)
+    x.add_argument("sensor", help="a sensor with a `loop` in the config")
+    x.add_argument("--dry-run", action="store_true", help="print the bands, do not write the file")
+    x = command(
+        wsub,
+        "test",
+        "walk through each supervised loop: open it, close it, see what the panel read",
+        "officeguard wiring test -c site.yaml",
+        "Exit 0 when every loop read alarm when open and normal when closed, else 1.",
+    )
+    with_config(x, required=True)
+    x.add_argument("sensors", nargs="*", help="only these loops (default: every loop)")
+    w.set_defaults(func=cmd_wiring)
 
     h = command(
         sub,

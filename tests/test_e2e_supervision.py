@@ -151,3 +151,73 @@ def test_cut_and_shorted_loops_mains_and_battery_reach_events_sirens_status_ha_a
         ha.close()
         broker.stop()
         shutil.rmtree(tmp_path / "broker", ignore_errors=True)
+
+
+def _walk(site: Site, args: list[str], answers: list[tuple[str, list[str]]]) -> tuple[int, str]:
+    """Run an interactive `officeguard` command; at each prompt that starts with the given text,
+    run the `sim` command given, then press Enter."""
+    import subprocess
+    import sys
+
+    from tests.e2e import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", *args, "--state-dir", str(site.state_dir)],
+        cwd=ROOT,
+        env=site.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = []
+    for expect, sim in answers:
+        line = proc.stdout.readline()
+        seen.append(line)
+        assert line.startswith(expect), (line, proc.stderr.read() if proc.stderr else "")
+        site.og("sim", *sim)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, "".join(seen) + out + err
+
+
+def test_the_installer_tests_every_loop_and_calibrates_one_on_the_running_daemon(
+    tmp_path: Path,
+) -> None:
+    cfg = _config(tmp_path, "mqtt://127.0.0.1:1")  # no broker needed
+    site = Site(tmp_path / "state", config=cfg)
+    site.start("2026-03-04T12:00:00+07:00")
+    try:
+        rc, out = _walk(
+            site,
+            ["wiring", "test", "-c", str(cfg)],
+            [
+                ("door.archive", ["wiring", "door.archive", "alarm"]),
+                ("door.archive: close", ["wiring", "door.archive", "normal"]),
+                ("door.vault", ["wiring", "door.vault", "cut"]),  # its alarm resistor is missing
+                ("door.vault: close", ["wiring", "door.vault", "normal"]),
+            ],
+        )
+        assert rc == 1, out
+        lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("door.") and " closed:" in ln}
+        assert lines["door.archive"].endswith("OK")
+        assert "open: cut" in lines["door.vault"] and lines["door.vault"].endswith("CHECK THE WIRING")
+
+        rc, out = _walk(
+            site,
+            ["wiring", "calibrate", "-c", str(cfg), "door.archive"],
+            [
+                ("Close door.archive", ["wiring", "door.archive", "1.60"]),
+                ("Now open door.archive", ["wiring", "door.archive", "2.25"]),
+            ],
+        )
+        assert rc == 0, out
+        written = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+        loop = next(s for s in written["sensors"] if s["id"] == "door.archive")["loop"]
+        lo, hi = loop["bands"]["normal"]
+        assert lo < 1.60 < hi and abs((lo + hi) / 2 - 1.60) < 0.01
+        site.og("check-config", "-c", str(cfg), "--simulate")
+    finally:
+        site.stop()
