@@ -244,7 +244,9 @@ class Adc(_Model):
     chip: Literal["mcp3008", "mcp3208"] = "mcp3008"
     device: Literal[0, 1] = 0  # SPI0 chip select: CE0 (GPIO 8) or CE1 (GPIO 7)
     vref: float = Field(default=3.3, gt=0, le=5.5)
-    poll: Duration = timedelta(milliseconds=100)
+    # every channel in use is read this often: bench/adc_poll.py measured 8 channels through
+    # gpiozero's software SPI bus at ~0.7 % of a core at 200 ms, ~1.4 % at 100 ms
+    poll: Duration = timedelta(milliseconds=200)
 
     @field_validator("poll")
     @classmethod

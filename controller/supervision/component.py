@@ -1,6 +1,6 @@
 """Supervised wiring and power: the component that polls the ADC on the daemon's clock.
 
-Every `adc.poll` (100 ms by default) one deadline on the timer driver reads the channels in use
+Every `adc.poll` (200 ms by default) one deadline on the timer driver reads the channels in use
 and hands each loop's reading to its `Decoder` (controller/supervision/bands.py). A settled
 state acts once:
 
