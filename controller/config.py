@@ -290,11 +290,20 @@ class Loop(_Model):
 
 
 class Mains(_Model):
-    """Mains present while the channel (the AC adapter's DC through a divider) reads above."""
+    """Mains present while the channel (the AC adapter's DC through a divider) reads above
+    `present_above`, or while the pin (a PSU's "AC OK" output) is at its `present` level."""
 
-    channel: AdcChannel
+    channel: AdcChannel | None = None
+    pin: BcmPin | None = None
     present_above: Volts = 1.5
+    present: Literal["high", "low"] = "low"  # an open-collector AC-OK on the Pi's pull-up
     delay: Duration = timedelta(seconds=30)  # gone this long before E301 (brownouts, switchover)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Mains:
+        if (self.channel is None) == (self.pin is None):
+            raise ValueError("mains is read from either a channel or a pin, not both")
+        return self
 
 
 class Battery(_Model):
@@ -801,6 +810,9 @@ def _adc_cross_check(
             sect = power.get(part)
             if isinstance(sect, dict):
                 claim_channel(("power", part, "channel"), sect.get("channel"), f"power.{part}")
+        mains = power.get("mains")
+        if isinstance(mains, dict):
+            claim_pin(("power", "mains", "pin"), mains.get("pin"), "power.mains")
         siren_ids = {sr.get("id") for _, sr in _items(data, "sirens")}
         sirens = power.get("sirens")
         for j, line in enumerate(sirens if isinstance(sirens, list) else []):

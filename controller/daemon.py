@@ -191,6 +191,9 @@ class Daemon:
         assert self.hw is not None
         self.hw.set_key_handler(handler)
 
+    def power_input(self, name: str) -> bool | None:
+        return self.hw.power_input(name) if self.hw is not None else None
+
     def analog(self) -> AdcReader | None:
         return self.hw.adc if self.hw is not None else None
 
@@ -952,8 +955,11 @@ class Daemon:
         self._need_sim()
         assert self.hw is not None
         what, value = req.get("what"), req.get("value")
+        mains = self.cfg.power.mains if self.cfg.power is not None else None
         if what == "adc" and value in ("on", "off") and self.hw.sim_adc is not None:
             await self.hw.sim_adc_plugged(value == "on")
+        elif what == "mains" and value in ("on", "off") and mains is not None and mains.pin is not None:
+            await self.hw.sim_mains_pin(value == "on")
         else:
             channel, volts = sim_power_volts(self.cfg, what, value, req.get("siren"))
             await self.hw.sim_channel(channel, volts)

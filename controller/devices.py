@@ -17,7 +17,8 @@ from controller.clock import Clock
 from controller.config import SiteConfig
 from controller.drone.twin import DetectorNode
 from controller.supervision.bands import classify
-from controller.wiring import adc_channels, loop_volts, site_pins, twin_volts
+from controller.supervision.component import DEFAULT_POLL
+from controller.wiring import MAINS_INPUT, adc_channels, loop_volts, site_pins, twin_volts
 from hardware import Buzzer, Inputs, MatrixKeypad, Outputs, pin_factory_for
 from hardware.adc import AdcError, AdcReader, SimulatedAdc
 from hardware.backend import HardwareError, close_pin_factory
@@ -56,6 +57,8 @@ class Devices:
         try:
             if simulate:
                 self.sim = SimulatedHardware(pins, self.factory)
+                if any(p.id == MAINS_INPUT for p in pins.inputs):
+                    self.sim.set(MAINS_INPUT, True)  # a healthy site has its mains
             self.outputs = Outputs.from_pins(pins.outputs, self.factory)
             self.inputs = Inputs(
                 pins.inputs, self.factory, clock, loop, on_change, cfg.hardware.debounce
@@ -120,6 +123,12 @@ class Devices:
                     bands = s.loop.band_set(self.cfg.adc.vref)
                     states[s.id] = classify(bands, volts[s.loop.channel]) == "alarm"
         return states
+
+    def power_input(self, name: str) -> bool | None:
+        """A power input on a pin (debounced, True while present), None if not wired to one."""
+        if self.inputs is None or name not in {i.id for i in self.inputs}:
+            return None
+        return self.inputs[name].active
 
     def set_output(self, output: str, on: bool) -> None:
         assert self.outputs is not None
@@ -191,10 +200,11 @@ class Devices:
         gets there on its own)."""
         await let_loop_run()
         advance = getattr(self.clock, "advance", None)
-        if self.clock.virtual and advance is not None and self.cfg.adc is not None:
+        if self.clock.virtual and advance is not None:
             # the first poll that sees it may come a poll late, and the one that settles it
             # a poll after the hold
-            advance(hold + 2 * self.cfg.adc.poll + timedelta(milliseconds=1))
+            poll = self.cfg.adc.poll if self.cfg.adc is not None else DEFAULT_POLL
+            advance(hold + 2 * poll + timedelta(milliseconds=1))
             await let_loop_run()
 
     async def sim_wiring(self, sensor: str, volts: float) -> None:
@@ -210,6 +220,17 @@ class Devices:
         on the daemon's clock (`sim advance`)."""
         assert self.sim_adc is not None
         self.sim_adc.set(channel, volts)
+        await self._sim_settle(timedelta(0))
+
+    async def sim_mains_pin(self, present: bool) -> None:
+        """The PSU's AC-OK output on its pin: present or gone (its delay runs on the clock)."""
+        assert self.sim is not None
+        self.sim.set(MAINS_INPUT, present)
+        await let_loop_run()
+        advance = getattr(self.clock, "advance", None)
+        if self.clock.virtual and advance is not None:
+            advance(self.cfg.hardware.debounce + timedelta(milliseconds=1))
+            await let_loop_run()
         await self._sim_settle(timedelta(0))
 
     async def sim_adc_plugged(self, plugged: bool) -> None:

@@ -100,6 +100,8 @@ def loose_secret_files(m: Mqtt) -> list[Finding]:
 def _pins(cfg: SiteConfig) -> list[tuple[str, int]]:
     pins = [(f"sensors[{i}].pin", s.pin) for i, s in enumerate(cfg.sensors) if s.pin is not None]
     pins += [(f"sirens[{i}].pin", s.pin) for i, s in enumerate(cfg.sirens)]
+    if cfg.power is not None and cfg.power.mains is not None and cfg.power.mains.pin is not None:
+        pins.append(("power.mains.pin", cfg.power.mains.pin))
     for i, k in enumerate(cfg.keypads):
         pins += [(f"keypads[{i}].rows[{j}]", p) for j, p in enumerate(k.rows)]
         pins += [(f"keypads[{i}].cols[{j}]", p) for j, p in enumerate(k.cols)]

@@ -163,6 +163,11 @@ class Site(Protocol):
         """When the daemon started (uptime for the heartbeat and the self-test)."""
         ...
 
+    def power_input(self, name: str) -> bool | None:
+        """A power input wired to a pin (`@mains`: True while mains is present), None if the
+        config reads it from an ADC channel or not at all."""
+        ...
+
     def analog(self) -> Analog | None:
         """The ADC of supervised loops and power (controller/supervision/); None without an
         `adc` section or when it could not be opened."""

@@ -62,11 +62,23 @@ def site_pins(config: SiteConfig) -> SitePins:
     """Everything the config wires to the Pi; the drone detectors' ids name its serial lines."""
     return SitePins(
         # supervised loops are read through the ADC (controller/supervision/), not a pin
-        inputs=tuple(input_pin(s) for s in config.sensors if s.pin is not None),
+        inputs=tuple(input_pin(s) for s in config.sensors if s.pin is not None)
+        + power_pins(config),
         outputs=tuple(output_pin(s) for s in config.sirens),
         keypads=tuple(keypad_pins(k) for k in config.keypads),
         serial_ports=tuple(d.id for d in config.drone_detectors),
     )
+
+
+MAINS_INPUT = "@mains"  # no config id starts with @: the mains pin's name among the inputs
+
+
+def power_pins(config: SiteConfig) -> tuple[InputPin, ...]:
+    """The mains input on a pin (`power.mains.pin`), active while mains is present."""
+    p = config.power
+    if p is None or p.mains is None or p.mains.pin is None:
+        return ()
+    return (InputPin(MAINS_INPUT, p.mains.pin, True, p.mains.present == "high"),)
 
 
 def adc_channels(config: SiteConfig) -> tuple[int, ...]:
@@ -74,7 +86,7 @@ def adc_channels(config: SiteConfig) -> tuple[int, ...]:
     chans = [s.loop.channel for s in config.sensors if s.loop is not None]
     p = config.power
     if p is not None:
-        chans += [x.channel for x in (p.mains, p.battery) if x is not None]
+        chans += [x.channel for x in (p.mains, p.battery) if x is not None and x.channel is not None]
         chans += [s.channel for s in p.sirens]
     return tuple(sorted(chans))
 
@@ -102,7 +114,7 @@ def twin_volts(config: SiteConfig) -> dict[int, float]:
             out[s.loop.channel] = loop_volts(s.loop, vref, "normal")
     p = config.power
     if p is not None:
-        if p.mains is not None:
+        if p.mains is not None and p.mains.channel is not None:
             out[p.mains.channel] = vref
         if p.battery is not None:
             out[p.battery.channel] = round(min(vref, 13.2 / p.battery.divider), 4)

@@ -69,6 +69,7 @@ class FakeSite:
         self.statuses: dict[str, Any] = {}
         self.ports: dict[str, str] = {}
         self.adc: Any = None  # what `analog()` hands out (a simulated ADC's reader)
+        self.power_inputs: dict[str, bool] = {}  # what `power_input()` says (the mains pin)
 
     def close(self) -> None:
         self.access.close()
@@ -129,6 +130,9 @@ class FakeSite:
 
     def analog(self) -> Any:
         return self.adc
+
+    def power_input(self, name: str) -> bool | None:
+        return self.power_inputs.get(name)
 
     # the recorded events, in short
     def kinds(self) -> list[str]:

@@ -221,3 +221,24 @@ def test_the_installer_tests_every_loop_and_calibrates_one_on_the_running_daemon
         site.og("check-config", "-c", str(cfg), "--simulate")
     finally:
         site.stop()
+
+
+def test_mains_read_from_a_pin_goes_off_and_on_through_the_simulated_psu(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    data["mqtt"]["url"] = "mqtt://127.0.0.1:1"
+    data["power"] = {"mains": {"pin": 4, "delay": "30s"}}
+    data.pop("schedules", None)
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    site = Site(tmp_path / "state", config=cfg)
+    site.start("2026-03-04T12:00:00+07:00")
+    try:
+        assert site.status()["supervision"]["power"] == {"mains": "on"}
+        site.og("sim", "power", "mains", "off")
+        site.advance("31s")
+        assert "E301" in [e.get("cid") for e in site.events()]
+        assert site.status()["supervision"]["power"] == {"mains": "off"}
+        site.og("sim", "power", "mains", "on")
+        assert "R301" in [e.get("cid") for e in site.events()]
+    finally:
+        site.stop()

@@ -121,3 +121,16 @@ def test_a_full_power_section_loads_with_its_defaults() -> None:
     assert cfg.power is not None and cfg.power.battery is not None
     assert (cfg.power.battery.low, cfg.power.battery.restore) == (11.5, 12.2)
     assert cfg.power.sirens[0].siren == "siren.hall"
+
+
+def test_mains_on_a_pin_claims_the_pin_and_takes_a_pin_or_a_channel_not_both() -> None:
+    from controller.wiring import site_pins
+
+    cfg = parse_config(_text(power={"mains": {"pin": 4}})).config
+    mains = [p for p in site_pins(cfg).inputs if p.id == "@mains"]
+    assert len(mains) == 1 and mains[0].pin == 4 and mains[0].pull_up is True
+    assert mains[0].active_high is False  # an AC-OK output pulled low while mains is present
+    clash = {"id": "door.x", "type": "door", "zone": "finance", "pin": 4}
+    assert any("pin 4 already used by power.mains" in p for p in _problems(_text(power={"mains": {"pin": 4}}, extra_sensors=[clash])))
+    both = {"mains": {"pin": 4, "channel": 5}}
+    assert any("either a channel or a pin" in p for p in _problems(_text(adc=ADC, power=both)))

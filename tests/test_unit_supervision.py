@@ -220,3 +220,28 @@ def test_an_open_siren_line_is_a_trouble_but_a_sounding_siren_is_not_judged(rig:
     assert rig.site.engine.outputs["siren.hall"]
     rig.after({SIREN_LINE: 0.0}, "10s")
     assert "E321" not in rig.cids()[2:]
+
+
+def test_mains_on_a_pin_without_any_adc_is_watched_the_same_way(tmp_path: Path) -> None:
+    data = yaml.safe_load(reference_text())
+    data["power"] = {"mains": {"pin": 4, "present": "low", "delay": "30s"}}
+    cfg = parse_config(yaml.safe_dump(data, allow_unicode=True)).config
+    site = FakeSite(cfg, tmp_path)
+    site.power_inputs["@mains"] = True
+    sup = Supervision(site)
+    sup.start()
+    try:
+        site.power_inputs["@mains"] = False
+        site.advance(timedelta(seconds=29))
+        assert site.cids() == []
+        site.advance(timedelta(seconds=2))
+        assert site.cids() == ["E301"]
+        st = sup.status()
+        assert st is not None and st["supervision"]["adc"] == "none"
+        assert st["supervision"]["power"] == {"mains": "off"}
+        site.power_inputs["@mains"] = True
+        site.advance(timedelta(seconds=1))
+        assert site.cids() == ["E301", "R301"]
+    finally:
+        sup.close()
+        site.close()

@@ -32,6 +32,7 @@ from controller.engine import ExternalAlarm, SensorChange
 from controller.events import EventDraft
 from controller.supervision.bands import Decoder, LoopState
 from controller.supervision.power import Condition, battery_faults, siren_line_fault
+from controller.wiring import MAINS_INPUT
 from hardware.backend import HardwareError
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ texts.register(
 )
 
 ARMED_PHASES = ("armed",)  # an entry delay running is still "armed" in the engine
+DEFAULT_POLL = timedelta(milliseconds=200)  # with no ADC: only the mains pin to look at
 
 
 @dataclass(slots=True)
@@ -161,6 +163,8 @@ class Supervision(Component):
                 SirenWatch(s.siren, s.channel, s.short_below, s.open_above, Condition(s.delay))
                 for s in p.sirens
             ]
+        self.mains_pin = p is not None and p.mains is not None and p.mains.pin is not None
+        self.poll = self.adc.poll if self.adc is not None else DEFAULT_POLL
         self.adc_ok: bool | None = None  # None: not read yet
         self.adc_error = ""
         self.polls = 0
@@ -169,7 +173,7 @@ class Supervision(Component):
 
     @property
     def active(self) -> bool:
-        return self.adc is not None
+        return self.adc is not None or self.mains_pin
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -188,26 +192,28 @@ class Supervision(Component):
     # ------------------------------------------------------------------ polling
 
     def _poll(self) -> None:
-        assert self.adc is not None
         now = self.site.clock.now()
         self.polls += 1
-        reader = self.site.analog()
-        try:
-            if reader is None:
-                raise HardwareError("the ADC could not be opened")
-            readings = reader.read_all()
-        except HardwareError as e:
-            self._adc_lost(now, str(e))
-        else:
-            self._adc_back(now)
-            for sid, w in self.loops.items():
-                v = readings.get(w.channel)
-                if v is not None:
-                    settled = w.decoder.feed(v, now)
-                    if settled is not None:
-                        self._loop_settled(sid, w, settled, v, now)
-            self._power(readings, now)
-        self.next_at = now + self.adc.poll
+        readings: dict[int, float] = {}
+        if self.adc is not None:
+            reader = self.site.analog()
+            try:
+                if reader is None:
+                    raise HardwareError("the ADC could not be opened")
+                readings = reader.read_all()
+            except HardwareError as e:
+                readings = {}
+                self._adc_lost(now, str(e))
+            else:
+                self._adc_back(now)
+                for sid, w in self.loops.items():
+                    v = readings.get(w.channel)
+                    if v is not None:
+                        settled = w.decoder.feed(v, now)
+                        if settled is not None:
+                            self._loop_settled(sid, w, settled, v, now)
+        self._power(readings, now)  # what the ADC does not read now keeps its last state
+        self.next_at = now + self.poll
         self._deadline.reschedule()
 
     def _adc_lost(self, now: datetime, why: str) -> None:
@@ -217,6 +223,8 @@ class Supervision(Component):
         if self.adc_ok is False:
             return
         self.adc_ok = False
+        if not self.mains_pin:
+            self.power.mains_on = None
         self.site.trouble_board.raise_(
             "supervision:adc", {"source": "adc", "cid": "E333", "what": f"ADC not answering: {why}"}
         )
@@ -299,9 +307,13 @@ class Supervision(Component):
             return
         ps = self.power
         if p.mains is not None and ps.mains is not None:
-            v = readings.get(p.mains.channel)
-            if v is not None:
-                ps.mains_on = v > p.mains.present_above
+            if p.mains.pin is not None:
+                present = self.site.power_input(MAINS_INPUT)
+            else:
+                v = readings.get(p.mains.channel) if p.mains.channel is not None else None
+                present = None if v is None else v > p.mains.present_above
+            if present is not None:
+                ps.mains_on = present
                 change = ps.mains.update(not ps.mains_on, now)
                 if change == "raise":
                     self._power_trouble("mains", True, now, "supervision.mains_lost", 301)
@@ -439,7 +451,7 @@ class Supervision(Component):
         if ps.mains is not None:
             power["mains"] = (
                 "unknown"
-                if ps.mains_on is None or not self.adc_ok
+                if ps.mains_on is None
                 else ("on" if ps.mains_on else "off")
             )
         if ps.battery_low is not None and ps.battery_missing is not None:
@@ -451,7 +463,7 @@ class Supervision(Component):
             power["sirens"] = {sw.siren: sw.fault or "ok" for sw in ps.sirens}
         return {
             "supervision": {
-                "adc": "ok" if self.adc_ok else "not answering",
+                "adc": "none" if self.adc is None else "ok" if self.adc_ok else "not answering",
                 "polls": self.polls,
                 "loops": loops,
                 "power": power,

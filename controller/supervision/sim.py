@@ -60,7 +60,7 @@ def sim_power_volts(
     p, adc = cfg.power, cfg.adc
     if p is None or adc is None:
         raise _refuse(cfg, "bad_power")
-    if what == "mains" and p.mains is not None and value in ("on", "off"):
+    if what == "mains" and p.mains is not None and p.mains.channel is not None and value in ("on", "off"):
         return p.mains.channel, adc.vref if value == "on" else 0.0
     if what == "battery" and p.battery is not None:
         try:
