@@ -245,3 +245,41 @@ def test_mains_on_a_pin_without_any_adc_is_watched_the_same_way(tmp_path: Path) 
     finally:
         sup.close()
         site.close()
+
+
+def test_a_loop_cut_while_the_daemon_was_down_is_reported_at_start_without_an_alarm(
+    tmp_path: Path,
+) -> None:
+    cfg = _config()
+    site = FakeSite(cfg, tmp_path)
+    sim = SimulatedAdc("mcp3008", 0, 3.3)
+    for ch, v in twin_volts(cfg).items():
+        sim.set(ch, v)
+    sim.set(VAULT, 3.3)
+    site.adc = AdcReader("mcp3008", 0, 3.3, adc_channels(cfg), sim.factory)
+    site.submit(Arm(("leadership",), instant=True))
+    sup = Supervision(site)
+    sup.start()
+    try:
+        assert site.recorded[-1].kind == "tamper" and site.recorded[-1].cid == "E144"
+        assert "alarm" not in site.kinds()
+        assert site.engine.zone_state("leadership") == "armed_away"  # no alarm from the baseline
+        assert [t["cid"] for t in site.troubles()] == ["E144"]
+    finally:
+        sup.close()
+        site.adc.close()
+        sim.close()
+        site.close()
+
+
+def test_a_reload_takes_over_the_standing_troubles_without_reporting_them_twice(rig: Rig) -> None:
+    rig.after({ARCHIVE: 3.3, MAINS: 0.0}, "31s")
+    assert rig.cids() == ["E144", "E301"]
+    rig.sup.close()  # a reload: the component is built again, the trouble board stays
+    rig.sup = Supervision(rig.site)
+    rig.sup.start()
+    rig.after({}, "40s")
+    assert rig.cids() == ["E144", "E301"]
+    rig.after({ARCHIVE: 1.65, MAINS: 3.3})
+    assert rig.cids() == ["E144", "E301", "R301", "R144"]  # mains at once, the loop debounced
+    assert rig.site.troubles() == []

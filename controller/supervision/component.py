@@ -98,6 +98,14 @@ texts.register(
     }
 )
 
+def _held(site: Site, key: str, loop: str | None = None) -> bool:
+    """Whether the trouble board holds this trouble (raised before a reload: the board is the
+    daemon's and outlives the components), of this loop state if given."""
+    if key not in site.trouble_board:
+        return False
+    return loop is None or any(t.get("loop") == loop for t in site.trouble_board)
+
+
 ARMED_PHASES = ("armed",)  # an entry delay running is still "armed" in the engine
 DEFAULT_POLL = timedelta(milliseconds=200)  # with no ADC: only the mains pin to look at
 
@@ -178,6 +186,28 @@ class Supervision(Component):
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Take over what an earlier component of this daemon left standing on the trouble
+        board (a reload rebuilds the component; the board stays), then poll."""
+        board = self.site.trouble_board
+        for sid, w in self.loops.items():
+            w.out_of_band = f"supervision:band:{sid}" in board
+            for state in ("cut", "short"):
+                if _held(self.site, f"supervision:tamper:{sid}", state):
+                    w.tamper = state
+        if "supervision:adc" in board:
+            self.adc_ok = False
+        ps = self.power
+        for cond, key in (
+            (ps.mains, "supervision:mains"),
+            (ps.battery_low, "supervision:battery_low"),
+            (ps.battery_missing, "supervision:battery_missing"),
+            *((sw.cond, f"supervision:siren:{sw.siren}") for sw in ps.sirens),
+        ):
+            if cond is not None:
+                cond.raised = key in board
+        for sw in ps.sirens:
+            if sw.cond.raised:
+                sw.fault = "fault"
         if self.active:
             self._poll()  # the first reading is the baseline; then every `adc.poll`
 
@@ -209,9 +239,10 @@ class Supervision(Component):
                 for sid, w in self.loops.items():
                     v = readings.get(w.channel)
                     if v is not None:
+                        baseline = w.decoder.state == "unknown"
                         settled = w.decoder.feed(v, now)
                         if settled is not None:
-                            self._loop_settled(sid, w, settled, v, now)
+                            self._loop_settled(sid, w, settled, v, now, baseline)
         self._power(readings, now)  # what the ADC does not read now keeps its last state
         self.next_at = now + self.poll
         self._deadline.reschedule()
@@ -239,8 +270,17 @@ class Supervision(Component):
     # ------------------------------------------------------------------ loops
 
     def _loop_settled(
-        self, sid: str, w: LoopWatch, state: LoopState, volts: float, now: datetime
+        self,
+        sid: str,
+        w: LoopWatch,
+        state: LoopState,
+        volts: float,
+        now: datetime,
+        baseline: bool = False,
     ) -> None:
+        """Act on a loop's new settled state. `baseline`: the first reading after start or after
+        the ADC came back; a cut or short found then is reported, but sounds no alarm (as the
+        engine treats a tamper loop open at boot)."""
         site = self.site
         zone = w.sensor.zone
         if state != "trouble" and w.out_of_band:
@@ -261,23 +301,35 @@ class Supervision(Component):
         elif state in ("cut", "short"):
             if w.tamper == state:
                 return
+            if w.tamper is None and baseline and _held(site, f"supervision:tamper:{sid}", state):
+                w.tamper = state  # reported before a reload: adopt it, no second event
+                return
             w.tamper = state
             key = f"supervision.{state}"
             site.trouble_board.raise_(
                 f"supervision:tamper:{sid}",
-                {"source": sid, "zone": zone, "cid": f"E{TAMPER_CID}", "what": f"loop {state}"},
+                {
+                    "source": sid,
+                    "zone": zone,
+                    "cid": f"E{TAMPER_CID}",
+                    "what": f"loop {state}",
+                    "loop": state,
+                },
             )
             detail = {"loop": state, "volts": round(volts, 3)}
             self._record("tamper", now, key, f"E{TAMPER_CID}", sid, zone, detail=detail)
             st = site.engine.sensors.get(sid)
             bypassed = st is not None and (st.bypassed or st.force_bypassed)
-            if site.engine.zones[zone].phase in ARMED_PHASES and not bypassed:
+            armed = site.engine.zones[zone].phase in ARMED_PHASES
+            if armed and not bypassed and not baseline:
                 text = self._text(key, sid, zone)
                 site.submit(
                     ExternalAlarm(zone, sid, TAMPER_CID, text, audible=not w.sensor.is_silent)
                 )
         elif state == "trouble" and not w.out_of_band:
             w.out_of_band = True
+            if baseline and f"supervision:band:{sid}" in site.trouble_board:
+                return  # reported before a reload
             shown = f"{volts:.2f}"
             site.trouble_board.raise_(
                 f"supervision:band:{sid}",
