@@ -226,12 +226,7 @@ class Devices:
         """The PSU's AC-OK output on its pin: present or gone (its delay runs on the clock)."""
         assert self.sim is not None
         self.sim.set(MAINS_INPUT, present)
-        await let_loop_run()
-        advance = getattr(self.clock, "advance", None)
-        if self.clock.virtual and advance is not None:
-            advance(self.cfg.hardware.debounce + timedelta(milliseconds=1))
-            await let_loop_run()
-        await self._sim_settle(timedelta(0))
+        await self._sim_settle(self.cfg.hardware.debounce)  # the pin's debounce, then a poll
 
     async def sim_adc_plugged(self, plugged: bool) -> None:
         assert self.sim_adc is not None

@@ -194,7 +194,27 @@ def check(
             i2c_enabled = I2C_DEVICE.exists()
         found += pi_pin_findings(cfg, i2c_enabled)
         found += serial_findings(cfg)
+        found += spi_findings(cfg)
     return found
+
+
+def spi_findings(cfg: SiteConfig, dev: Path = Path("/dev")) -> list[Finding]:
+    """An `adc` on a Pi whose SPI is not enabled: the daemon would run with every loop unknown
+    (E333), so check-config says it first (a warning: this machine's lack, like the GPIO)."""
+    if cfg.adc is None:
+        return []
+    node = dev / f"spidev0.{cfg.adc.device}"
+    if node.exists():
+        return []
+    return [
+        Finding(
+            "adc",
+            f"{node} is missing: enable SPI (dtparam=spi=on in /boot/firmware/config.txt) "
+            "or the supervised loops stay unknown",
+            False,
+            blocks_ok=True,
+        )
+    ]
 
 
 def report(source: str, findings: list[Finding]) -> tuple[list[str], list[str]]:

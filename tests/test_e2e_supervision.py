@@ -219,6 +219,16 @@ def test_the_installer_tests_every_loop_and_calibrates_one_on_the_running_daemon
         lo, hi = loop["bands"]["normal"]
         assert lo < 1.60 < hi and abs((lo + hi) / 2 - 1.60) < 0.01
         site.og("check-config", "-c", str(cfg), "--simulate")
+
+        # the ADC leaves the bus: a trouble, not a crash; its loops are unknown until it is back
+        site.og("sim", "power", "adc", "off")
+        sup = site.status()["supervision"]
+        assert sup["adc"] == "not answering"
+        assert {v["state"] for v in sup["loops"].values()} == {"unknown"}
+        assert "E333" in [e.get("cid") for e in site.events()]
+        site.og("sim", "power", "adc", "on")
+        assert site.status()["supervision"]["adc"] == "ok"
+        assert "R333" in [e.get("cid") for e in site.events()]
     finally:
         site.stop()
 

@@ -134,3 +134,14 @@ def test_mains_on_a_pin_claims_the_pin_and_takes_a_pin_or_a_channel_not_both() -
     assert any("pin 4 already used by power.mains" in p for p in _problems(_text(power={"mains": {"pin": 4}}, extra_sensors=[clash])))
     both = {"mains": {"pin": 4, "channel": 5}}
     assert any("either a channel or a pin" in p for p in _problems(_text(adc=ADC, power=both)))
+
+
+def test_check_config_warns_when_the_adcs_spi_device_is_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from controller.preflight import spi_findings
+
+    cfg = parse_config(_text(adc=dict(ADC, device=1))).config
+    (f,) = spi_findings(cfg, tmp_path)
+    assert f.path == "adc" and "spidev0.1 is missing" in f.message and not f.error and f.blocks_ok
+    (tmp_path / "spidev0.1").touch()
+    assert spi_findings(cfg, tmp_path) == []
+    assert spi_findings(parse_config(reference_text()).config, tmp_path) == []
