@@ -365,6 +365,8 @@ class Sensor(_Model):
     def _one_input(self) -> Sensor:
         if (self.pin is None) == (self.loop is None):
             raise ValueError("a sensor has either a pin or a loop (on the ADC), not both")
+        if self.loop is not None and self.wiring is not None:
+            raise ValueError("wiring is for a pin; a loop says its contact in loop.contact")
         return self
 
     @model_validator(mode="after")

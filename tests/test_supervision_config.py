@@ -145,3 +145,31 @@ def test_check_config_warns_when_the_adcs_spi_device_is_missing(tmp_path) -> Non
     (tmp_path / "spidev0.1").touch()
     assert spi_findings(cfg, tmp_path) == []
     assert spi_findings(parse_config(reference_text()).config, tmp_path) == []
+
+
+def test_a_loop_sensor_takes_its_contact_in_the_loop_not_in_wiring() -> None:
+    odd = dict(LOOP_SENSOR, wiring="no")
+    assert any("loop.contact" in p for p in _problems(_text(adc=ADC, extra_sensors=[odd])))
+
+
+def test_status_prints_what_each_loop_reads_and_the_power(capsys) -> None:  # type: ignore[no-untyped-def]
+    from controller.cli import _print_status
+
+    _print_status(
+        {
+            "site": "office-a",
+            "zones": {"finance": {"state": "disarmed"}},
+            "sensors": {"door.archive": {"zone": "finance", "active": False}},
+            "outputs": {"siren.hall": False},
+            "troubles": [{"cid": "E144", "source": "door.archive", "what": "loop cut"}],
+            "supervision": {
+                "adc": "ok",
+                "loops": {"door.archive": {"state": "cut", "volts": 3.3, "channel": 0}},
+                "power": {"mains": "off", "battery": {"state": "low", "volts": 11.2},
+                          "sirens": {"siren.hall": "ok"}},
+            },
+        }
+    )
+    out = capsys.readouterr().out
+    assert "door.archive" in out and "[loop cut, 3.30 V]" in out
+    assert "power: mains off, battery low (11.2 V), siren.hall line ok" in out
