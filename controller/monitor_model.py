@@ -48,6 +48,7 @@ class SiteBoard:
     troubles: list[dict[str, Any]] = field(default_factory=list)
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     drones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    power: dict[str, Any] | None = None  # P/power/state: mains, battery, siren lines
     last_event: dict[str, Any] | None = None
     events: int = 0
     max_seq: int = 0
@@ -93,6 +94,7 @@ class SiteBoard:
             "troubles": [dict(t) for t in self.troubles],
             "detectors": {d: dict(v) for d, v in sorted(self.detectors.items())},
             "drones": {t: dict(v) for t, v in sorted(self.drones.items())},
+            "power": dict(self.power) if self.power is not None else None,
             "events": self.events,
             "last_seq": self.max_seq or None,
             "seq_gaps": self.seq_gaps,
@@ -181,6 +183,8 @@ class Console:
                 self._state(site, rest[0], rest[1], payload)
             elif rest == ["trouble", "state"]:
                 self._troubles(site, payload)
+            elif rest == ["power", "state"]:
+                self.board(site).power = _obj(payload) if payload else None
             elif len(rest) == 2 and rest[0] == "drone":
                 self._drone(site, rest[1], payload)
             else:

@@ -135,6 +135,7 @@ def test_cut_and_shorted_loops_mains_and_battery_reach_events_sirens_status_ha_a
         shown = {t.get("cid") for t in board["troubles"]}
         assert {"E144", "E302", "E380"} <= shown, board["troubles"]
         assert "alarms" in board and "leadership" in board["alarms"]
+        assert board["power"]["mains"] == "on" and board["power"]["battery"]["state"] == "low"
 
         # every event published is valid against the public schema
         def published() -> list[dict]:

@@ -64,3 +64,18 @@ def test_the_templates_read_the_payloads_the_daemon_publishes() -> None:
     assert render(confs["officeguard:office-a:power:battery:volts"]["value_template"], value_json=power) == "11.2"
     line = confs["officeguard:office-a:siren_line:siren.hall"]
     assert render(line["value_template"], value_json=power) == "ON"
+
+
+def test_the_office_console_keeps_each_sites_power_state() -> None:
+    import json
+
+    from controller.monitor_model import Console
+
+    c = Console("officeguard")
+    body = {"mains": "off", "battery": {"state": "low", "volts": 11.2}, "ts": "t"}
+    c.ingest("officeguard/office-a/power/state", json.dumps(body).encode(), 0)
+    assert c.snapshot(0)["sites"]["office-a"]["power"] == body
+    c.ingest("officeguard/office-a/power/state", b"", 1)  # cleared
+    assert c.snapshot(1)["sites"]["office-a"]["power"] is None
+    c.ingest("officeguard/office-a/power/state", b"[1]", 2)
+    assert c.malformed == 1
