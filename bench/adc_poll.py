@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import subprocess
 import sys
-import time
 from datetime import datetime
 from typing import Any
 
-from bench.common import figure, print_figures
+from bench.common import cpu_while_idle, figure, print_figures
 
 WINDOW = 10.0
 TARGET_EXTRA = 1.0  # percentage points of one core over the idle loop
@@ -118,12 +116,7 @@ def _child(mode: str, poll: str, window: float) -> None:
                 reader = _FixedReader(volts)
             comp = Supervision(_Site(cfg, clock, reader))  # type: ignore[arg-type]
             comp.start()
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.monotonic()
-        await asyncio.sleep(window)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        wall = time.monotonic() - t0
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        cpu, wall = await cpu_while_idle(window)
         polls = comp.polls if comp is not None else 0
         if comp is not None:
             st = comp.status() or {}
