@@ -41,6 +41,19 @@ class BenchError(RuntimeError):
 # ------------------------------------------------------------------------- figures
 
 
+async def cpu_while_idle(window: float) -> tuple[float, float]:
+    """CPU seconds (user + system) this process spent while its asyncio loop ran `window`
+    seconds with nothing but what was set up on it, and the wall time that took."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+    await asyncio.sleep(window)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - t0
+    return (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), wall
+
+
 def percentile(values: list[float], p: float) -> float:
     """The p-th percentile (0-100), nearest rank; values need not be sorted."""
     if not values:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import subprocess
 import sys
-import time
 from typing import Any
 
-from bench.common import figure, print_figures
+from bench.common import cpu_while_idle, figure, print_figures
 
 WINDOW = 5.0
 TARGET_EXTRA = 0.1  # percentage points of one core over the idle loop
@@ -42,12 +40,7 @@ def _child(with_keypad: bool, window: float = WINDOW) -> None:
                 lambda k, at: None,
                 name=pins.id,
             )
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.monotonic()
-        await asyncio.sleep(window)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        wall = time.monotonic() - t0
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        cpu, wall = await cpu_while_idle(window)
         return {"cpu_s": cpu, "wall_s": wall, "scans": kp.scans if kp else 0}
 
     print(json.dumps(asyncio.run(main())))

@@ -153,7 +153,19 @@ def _print_status(st: dict[str, Any]) -> None:
             flags.append("bypassed")
         if s.get("shutdown"):
             flags.append("shut down")
+        loop = ((st.get("supervision") or {}).get("loops") or {}).get(sid)
+        if loop is not None:  # a supervised loop: what its wiring reads
+            volts = "?" if loop.get("volts") is None else f"{loop['volts']:.2f} V"
+            flags.append(f"[loop {loop['state']}, {volts}]")
         print(f"  {sid:<18} {s.get('zone', ''):<14} {' '.join(flags) or 'normal'}")
+    power = (st.get("supervision") or {}).get("power")
+    if power:
+        battery = power.get("battery") or {}
+        parts = [f"mains {power['mains']}"] if "mains" in power else []
+        if battery:
+            parts.append(f"battery {battery.get('state')} ({battery.get('volts')} V)")
+        parts += [f"{k} line {v}" for k, v in (power.get("sirens") or {}).items()]
+        print("power: " + ", ".join(parts))
     print("outputs: " + ", ".join(f"{k}={'ON' if v else 'off'}" for k, v in st["outputs"].items()))
     troubles = st.get("troubles") or []
     print("troubles: " + ("none" if not troubles else ""))
@@ -205,6 +217,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
         from controller.patrol.cli import sim_request
 
         return sim_request(args, _request)
+    elif action == "wiring":
+        r = _request(args, "sim.wiring", sensor=args.sensor, state=args.state)
+        print(f"{r['sensor']}: {r['volts']:.2f} V, reads {r['state']}")
+    elif action == "power":
+        siren, value = (args.value[0], args.value[-1]) if args.what == "siren" else (None, args.value[0])
+        r = _request(args, "sim.power", what=args.what, value=value, siren=siren)
+        print(f"{r['what']}: {r['value']}")
     return 0
 
 
@@ -324,6 +343,44 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from controller.console.monitor import run_monitor
 
     return run_monitor(args)
+
+
+def cmd_wiring(args: argparse.Namespace) -> int:
+    """`wiring calibrate` and `wiring test`: walk the installer through the supervised loops of
+    the running daemon (controller/supervision/installer.py)."""
+    from pathlib import Path
+
+    from controller.supervision import installer
+
+    loaded = _load(args.config)
+
+    def ask(prompt: str) -> None:
+        print(prompt, flush=True)
+        if not sys.stdin.readline():
+            raise SystemExit(EXIT_REFUSED)  # the installer went away
+
+    read = installer.read_from_status(lambda: _request(args, "status")["status"])
+    try:
+        if args.wiring_action == "calibrate":
+            bands = installer.calibrate(loaded.config, args.sensor, read, ask)
+            for b in bands:
+                print(f"  {b.state:<7} {b.lo:.3f} - {b.hi:.3f} V")
+            if args.dry_run:
+                print("\n".join(installer.bands_yaml(bands, 6)))
+            else:
+                installer.write_bands(Path(args.config), args.sensor, bands)
+                print(f"bands written under {args.sensor}'s loop in {args.config}; reload the daemon")
+            return 0
+        checks = installer.walk(loaded.config, read, ask, args.sensors or None)
+    except installer.WiringError as e:
+        print(f"officeguard: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
+    for c in checks:
+        print(c.line())
+    return 0 if all(c.ok for c in checks) else 1
 
 
 def cmd_hash_code(args: argparse.Namespace) -> int:
@@ -527,6 +584,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(x, suppress=True)
     patrol_cli.add_sim_commands(ssub, command, with_config)
+    x = command(
+        ssub,
+        "wiring",
+        "put a supervised loop in a state: normal, alarm, cut, short, or a voltage",
+        "officeguard sim wiring door.archive cut",
+        "The loop's channel on the simulated ADC reads the middle of the state's band\n"
+        "(cut: the full reference, short: 0 V), and the daemon's clock moves on by the\n"
+        "loop's debounce so the state has settled when the command returns.",
+    )
+    with_config(x, suppress=True)
+    x.add_argument("sensor", help="a sensor with a `loop` in the config")
+    x.add_argument("state", help="normal, alarm, cut, short, or volts (e.g. 1.0: outside every band)")
+    x = command(
+        ssub,
+        "power",
+        "mains on/off, the battery's volts, a siren line's fault, the ADC on/off",
+        "officeguard sim power mains off",
+        "  sim power mains off|on\n  sim power battery 11.2\n"
+        "  sim power siren siren.hall open|short|ok\n  sim power adc off|on\n"
+        "Each fault counts after its delay on the daemon's clock (`sim advance`).",
+    )
+    with_config(x, suppress=True)
+    x.add_argument("what", choices=["mains", "battery", "siren", "adc"])
+    x.add_argument("value", nargs="+", help="on|off, volts, or SIREN ok|open|short")
     sim.set_defaults(func=cmd_sim)
 
     for name, func, text, example in (
@@ -654,6 +735,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
     )
     m.set_defaults(func=cmd_monitor)
+
+    w = command(
+        sub,
+        "wiring",
+        "installer help for supervised loops: calibrate a loop's bands, test every loop",
+        "officeguard wiring calibrate -c /etc/officeguard/site.yaml door.archive",
+    )
+    wsub = w.add_subparsers(dest="wiring_action", required=True, metavar="ACTION")
+    x = command(
+        wsub,
+        "calibrate",
+        "read a loop closed and open (on the running daemon) and write its bands into the config",
+        "officeguard wiring calibrate -c site.yaml door.archive",
+        "Asks you to close the detector, reads the loop a few times, asks you to open\n"
+        "it, reads again, and writes `bands:` under the sensor's `loop:` in the file\n"
+        "(the rest of the file is kept; the result is checked before it is written).\n"
+        "Reload the daemon afterwards (systemctl reload officeguard).",
+    )
+    with_config(x, required=True)
+    x.add_argument("sensor", help="a sensor with a `loop` in the config")
+    x.add_argument("--dry-run", action="store_true", help="print the bands, do not write the file")
+    x = command(
+        wsub,
+        "test",
+        "walk through each supervised loop: open it, close it, see what the panel read",
+        "officeguard wiring test -c site.yaml",
+        "Exit 0 when every loop read alarm when open and normal when closed, else 1.",
+    )
+    with_config(x, required=True)
+    x.add_argument("sensors", nargs="*", help="only these loops (default: every loop)")
+    w.set_defaults(func=cmd_wiring)
 
     h = command(
         sub,

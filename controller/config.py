@@ -33,6 +33,7 @@ from controller.sensor_types import KNOCK_TYPES, SENSOR_TYPES, SensorSpec
 from controller.sensor_types import Response as Response
 from controller.sensor_types import SensorType as SensorType
 from controller.sensor_types import Wiring as Wiring
+from controller.supervision.bands import Band, LoopWiring, band_problems, bands_from, wiring_bands
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
@@ -233,12 +234,125 @@ class Zone(_Model):
     exit_restart: bool = True  # a door re-opened during the exit delay restarts it once
 
 
+AdcChannel = Annotated[int, Field(ge=0, le=7)]
+Volts = Annotated[float, Field(ge=0, le=5.5)]
+
+
+class Adc(_Model):
+    """The SPI ADC that reads supervised loops and power (controller/supervision/)."""
+
+    chip: Literal["mcp3008", "mcp3208"] = "mcp3008"
+    device: Literal[0, 1] = 0  # SPI0 chip select: CE0 (GPIO 8) or CE1 (GPIO 7)
+    vref: float = Field(default=3.3, gt=0, le=5.5)
+    # every channel in use is read this often: bench/adc_poll.py measured 8 channels through
+    # gpiozero's software SPI bus at ~0.7 % of a core at 200 ms, ~1.4 % at 100 ms
+    poll: Duration = timedelta(milliseconds=200)
+
+    @field_validator("poll")
+    @classmethod
+    def _poll(cls, v: timedelta) -> timedelta:
+        if not timedelta(milliseconds=20) <= v <= timedelta(seconds=2):
+            raise ValueError("poll between 20ms and 2s (a loop is judged once per poll)")
+        return v
+
+
+class Loop(_Model):
+    """A sensor's supervised loop on an ADC channel, instead of a GPIO pin."""
+
+    channel: AdcChannel
+    contact: Literal["nc", "no"] = "nc"
+    eol: Literal["single", "double"] = "double"
+    eol_ohms: float = Field(default=4700.0, gt=0)
+    alarm_ohms: float = Field(default=4700.0, gt=0)
+    pull_up_ohms: float = Field(default=4700.0, gt=0)
+    tolerance: float = Field(default=0.05, gt=0, le=0.2)
+    # volts per state, as `officeguard wiring calibrate` writes them; else from the resistors
+    bands: dict[Literal["normal", "alarm", "cut", "short"], tuple[Volts, Volts]] | None = None
+    hysteresis: float = Field(default=0.05, ge=0, le=0.5)
+    debounce: Duration = timedelta(milliseconds=250)
+
+    @property
+    def wiring(self) -> LoopWiring:
+        return LoopWiring(
+            self.contact,
+            self.eol,
+            self.eol_ohms,
+            self.alarm_ohms,
+            self.pull_up_ohms,
+            self.tolerance,
+        )
+
+    def band_set(self, vref: float) -> tuple[Band, ...]:
+        """The loop's bands: the calibrated ones if given, else the resistors'."""
+        if self.bands is not None:
+            return bands_from({k: list(v) for k, v in self.bands.items()})
+        return wiring_bands(self.wiring, vref)
+
+
+class Mains(_Model):
+    """Mains present while the channel (the AC adapter's DC through a divider) reads above
+    `present_above`, or while the pin (a PSU's "AC OK" output) is at its `present` level."""
+
+    channel: AdcChannel | None = None
+    pin: BcmPin | None = None
+    present_above: Volts = 1.5
+    present: Literal["high", "low"] = "low"  # an open-collector AC-OK on the Pi's pull-up
+    delay: Duration = timedelta(seconds=30)  # gone this long before E301 (brownouts, switchover)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Mains:
+        if (self.channel is None) == (self.pin is None):
+            raise ValueError("mains is read from either a channel or a pin, not both")
+        return self
+
+
+class Battery(_Model):
+    """The standby battery through a voltage divider: battery volts = channel volts x divider."""
+
+    channel: AdcChannel
+    divider: float = Field(default=5.0, gt=1)  # e.g. 40k over 10k: 5.0 (15 V -> 3.0 V)
+    low: float = Field(default=11.5, gt=0)  # a 12 V lead-acid under load: E302 below
+    restore: float = Field(default=12.2, gt=0)  # R302 at or above (charged again)
+    missing: float = Field(default=7.0, ge=0)  # below: no battery on the terminals (E311)
+    delay: Duration = timedelta(seconds=60)
+
+    @model_validator(mode="after")
+    def _order(self) -> Battery:
+        if not self.missing < self.low < self.restore:
+            raise ValueError("battery thresholds must rise: missing < low < restore")
+        return self
+
+
+class SirenLine(_Model):
+    """A siren's circuit supervised while it is off: a sense resistor in its line reads a small
+    standing current; open reads above `open_above`, shorted below `short_below` (E321)."""
+
+    siren: Ident
+    channel: AdcChannel
+    short_below: Volts = 0.3
+    open_above: Volts = 3.0
+    delay: Duration = timedelta(seconds=5)
+
+    @model_validator(mode="after")
+    def _order(self) -> SirenLine:
+        if self.short_below >= self.open_above:
+            raise ValueError("short_below must be under open_above")
+        return self
+
+
+class Power(_Model):
+    mains: Mains | None = None
+    battery: Battery | None = None
+    sirens: list[SirenLine] = Field(default_factory=list)
+
+
 class Sensor(_Model):
     id: Ident
     name: str = ""
     type: SensorType
     zone: Ident
-    pin: BcmPin
+    pin: BcmPin | None = None
+    loop: Loop | None = None  # a supervised loop on the ADC instead of a pin
     response: Response | None = None
     interior: bool = False  # left out when the zone is armed home or night
     night: bool = False  # an interior sensor that stays armed in night mode
@@ -246,6 +360,14 @@ class Sensor(_Model):
     silent: bool | None = None  # no siren (panic is silent by default)
     pulses: int | None = Field(default=None, ge=1, le=100)
     window: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Sensor:
+        if (self.pin is None) == (self.loop is None):
+            raise ValueError("a sensor has either a pin or a loop (on the ADC), not both")
+        if self.loop is not None and self.wiring is not None:
+            raise ValueError("wiring is for a pin; a loop says its contact in loop.contact")
+        return self
 
     @model_validator(mode="after")
     def _vibration_only(self) -> Sensor:
@@ -532,6 +654,8 @@ class SiteConfig(_Model):
     checkpoints: list[Checkpoint] = Field(default_factory=list)
     patrols: list[Patrol] = Field(default_factory=list)
     state_dir: str | None = None
+    adc: Adc | None = None
+    power: Power | None = None
 
     # lookups -------------------------------------------------------------------------
     def zone(self, zone_id: str) -> Zone:
@@ -687,6 +811,7 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
         if dup:
             out.append((loc, f"zone listed twice: {', '.join(dup)}"))
 
+    out += _adc_cross_check(data, claim_pin)
     for i, s in _items(data, "sensors"):
         claim_id(("sensors", i, "id"), s.get("id"))
         claim_pin(("sensors", i, "pin"), s.get("pin"), str(s.get("id")))
@@ -865,6 +990,73 @@ def _round_fits(p: dict[str, Any], i: int) -> list[tuple[tuple[int | str, ...], 
     return out
 
 
+# SPI0, which the ADC uses: these pins are the ADC's once an `adc` section is there
+SPI0_PINS = {7: "CE1", 8: "CE0", 9: "MISO", 10: "MOSI", 11: "SCLK"}
+
+
+def _adc_cross_check(
+    data: dict[str, Any], claim_pin: Any
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """The ADC's side of the cross-checks: its SPI pins claimed before anything else can take
+    them, every channel used once (loops, mains, battery, siren lines), and nothing on a channel
+    without an `adc` section."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    has_adc = isinstance(data.get("adc"), dict)
+    if has_adc:
+        for pin, name in SPI0_PINS.items():
+            claim_pin(("adc",), pin, f"the ADC's SPI0 {name}")
+    channels: dict[int, str] = {}
+
+    def claim_channel(loc: tuple[int | str, ...], ch: object, owner: str) -> None:
+        if not isinstance(ch, int) or isinstance(ch, bool):
+            return
+        if not has_adc:
+            out.append((loc, "an ADC channel needs the `adc` section (chip, vref, poll)"))
+        elif ch in channels:
+            out.append((loc, f"ADC channel {ch} already used by {channels[ch]}"))
+        else:
+            channels[ch] = owner
+
+    for i, s in _items(data, "sensors"):
+        loop = s.get("loop")
+        if isinstance(loop, dict):
+            claim_channel(("sensors", i, "loop", "channel"), loop.get("channel"), str(s.get("id")))
+    power = data.get("power")
+    if isinstance(power, dict):
+        for part in ("mains", "battery"):
+            sect = power.get(part)
+            if isinstance(sect, dict):
+                claim_channel(("power", part, "channel"), sect.get("channel"), f"power.{part}")
+        mains = power.get("mains")
+        if isinstance(mains, dict):
+            claim_pin(("power", "mains", "pin"), mains.get("pin"), "power.mains")
+        siren_ids = {sr.get("id") for _, sr in _items(data, "sirens")}
+        sirens = power.get("sirens")
+        for j, line in enumerate(sirens if isinstance(sirens, list) else []):
+            if not isinstance(line, dict):
+                continue
+            claim_channel(("power", "sirens", j, "channel"), line.get("channel"), f"siren line {j}")
+            sid = line.get("siren")
+            if isinstance(sid, str) and sid not in siren_ids:
+                out.append((("power", "sirens", j, "siren"), f"unknown siren {sid!r}"))
+    return out
+
+
+def _loop_problems(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    """Bands that overlap, are empty or lie within the hysteresis of each other, per loop."""
+    out: list[tuple[tuple[int | str, ...], str]] = []
+    vref = cfg.adc.vref if cfg.adc is not None else 3.3
+    for i, s in enumerate(cfg.sensors):
+        if s.loop is None:
+            continue
+        where: tuple[int | str, ...] = ("sensors", i, "loop")
+        if s.loop.bands is not None:
+            where = (*where, "bands")
+        for msg in band_problems(s.loop.band_set(vref), s.loop.hysteresis):
+            out.append((where, msg))
+    return out
+
+
 def _warnings(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
     out: list[tuple[tuple[int | str, ...], str]] = []
     for i, u in enumerate(cfg.users):
@@ -934,6 +1126,8 @@ def parse_config(text: str, source: str = "<config>") -> Loaded:
             )
             for err in e.errors()
         ]
+    else:
+        problems += [Problem(_format_loc(loc), msg, lines.line(loc)) for loc, msg in _loop_problems(cfg)]
     if problems:
         raise ConfigError(source, _dedupe(problems))
     warns = [Problem(_format_loc(loc), msg, lines.line(loc)) for loc, msg in _warnings(cfg)]
@@ -975,8 +1169,9 @@ def summary(cfg: SiteConfig) -> str:
         )
         for s in sensors:
             extra = " interior" if s.interior else ""
+            where = f"GPIO{s.pin:<3}" if s.loop is None else f"ADC{s.loop.channel:<4}"
             lines.append(
-                f"  {s.id:<18} {s.type:<9} {s.effective_response:<8} GPIO{s.pin:<3}{extra}  {s.name}"
+                f"  {s.id:<18} {s.type:<9} {s.effective_response:<8} {where}{extra}  {s.name}"
             )
     for sr in cfg.sirens:
         lines.append(f"siren {sr.id} GPIO{sr.pin} -> {', '.join(sr.zones)}")

@@ -25,13 +25,23 @@ CODES: dict[int, tuple[str, str]] = {
     133: ("24-hour burglary (safe)", "a vibration sensor on a safe detects an attack"),
     134: ("Entry/exit burglary", "the entry delay ran out without a disarm"),
     137: ("Tamper", "a tamper loop opens (cabinet, siren box, detector)"),
-    144: ("Sensor tamper", "a sensor's own tamper, or a drone detector's tamper/fault"),
+    144: (
+        "Sensor tamper",
+        "a sensor's own tamper, a supervised loop cut or shorted, or a drone detector's tamper/fault",
+    ),
     150: ("24-hour non-burglary", "a drone is detected over the site; R150 when it is lost"),
     300: ("System trouble", "a system trouble: storage, clock, configuration"),
-    321: ("Bell/siren trouble", "a siren output fault"),
+    301: ("AC loss", "mains gone for `power.mains.delay`; R301 when it is back"),
+    302: ("Low system battery", "the standby battery under `power.battery.low`; R302 at `restore`"),
+    311: ("Battery missing/dead", "the standby battery reads under `power.battery.missing`"),
+    321: (
+        "Bell/siren trouble",
+        "a siren output fault, or its supervised line open or shorted (`power.sirens`)",
+    ),
     333: (
         "Expansion module failure",
-        "a drone detector's port or heartbeat is silent; a patrol checkpoint's pins cannot be opened",
+        "a drone detector's port or heartbeat is silent, a patrol checkpoint's pins cannot be"
+        " opened, or the ADC of supervised loops does not answer",
     ),
     350: (
         "Communication trouble",
@@ -42,7 +52,8 @@ CODES: dict[int, tuple[str, str]] = {
     377: ("Swinger shutdown", "a sensor tripped too often in one armed period and is shut down"),
     380: (
         "Sensor trouble",
-        "a sensor stuck active across an arming or active at boot in an armed zone",
+        "a sensor stuck active across an arming or active at boot in an armed zone, or a "
+        "supervised loop reading outside every band",
     ),
     401: ("Open/close by user", "E401 disarm, R401 arm, by a named user"),
     403: ("Automatic open/close", "E403 auto-disarm, R403 auto-arm, by schedule"),

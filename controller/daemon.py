@@ -61,8 +61,11 @@ from controller.reporting.component import Reporting
 from controller.reporting.exposure import exposures
 from controller.site import Trouble, TroubleBoard
 from controller.statelock import StateLock
+from controller.supervision.component import Supervision
+from controller.supervision.sim import sim_loop_volts, sim_power_volts
 from controller.timers import TimerDriver
 from hardware import Buzzer
+from hardware.adc import AdcReader
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +195,12 @@ class Daemon:
     def listen_keys(self, handler: Callable[[str, str, datetime], None]) -> None:
         assert self.hw is not None
         self.hw.set_key_handler(handler)
+
+    def power_input(self, name: str) -> bool | None:
+        return self.hw.power_input(name) if self.hw is not None else None
+
+    def analog(self) -> AdcReader | None:
+        return self.hw.adc if self.hw is not None else None
 
     def component_status(self, key: str) -> Any:
         for comp in self.components:
@@ -711,6 +720,8 @@ class Daemon:
             "sim.heartbeat": self._h_sim_heartbeat,
             "sim.badge": self._h_sim_badge,
             "sim.checkpoint": self._h_sim_checkpoint,
+            "sim.wiring": self._h_sim_wiring,
+            "sim.power": self._h_sim_power,
         }
 
     async def _h_status(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -959,6 +970,34 @@ class Daemon:
         patrols, cp = self._checkpoint_arg(req, "button")
         await patrols.sim_press(cp)
         return {"checkpoint": cp, "counts": patrols.counts[cp]}
+
+    async def _h_sim_wiring(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A supervised loop's twin: normal, alarm, cut, short, or a voltage."""
+        self._need_sim()
+        assert self.hw is not None
+        sensor = self._sensor_arg(req)
+        volts = sim_loop_volts(self.cfg, sensor, req.get("state"))
+        await self.hw.sim_wiring(sensor, volts)
+        await self._settle()
+        sup = self.component(Supervision)
+        state = sup.loop_state(sensor) if sup is not None else "unknown"
+        return {"sensor": sensor, "volts": volts, "state": state}
+
+    async def _h_sim_power(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Mains on/off, the battery's volts, a siren line ok/open/short, the ADC on/off."""
+        self._need_sim()
+        assert self.hw is not None
+        what, value = req.get("what"), req.get("value")
+        mains = self.cfg.power.mains if self.cfg.power is not None else None
+        if what == "adc" and value in ("on", "off") and self.hw.sim_adc is not None:
+            await self.hw.sim_adc_plugged(value == "on")
+        elif what == "mains" and value in ("on", "off") and mains is not None and mains.pin is not None:
+            await self.hw.sim_mains_pin(value == "on")
+        else:
+            channel, volts = sim_power_volts(self.cfg, what, value, req.get("siren"))
+            await self.hw.sim_channel(channel, volts)
+        await self._settle()
+        return {"what": what, "value": value}
 
     async def _h_sim_advance(self, req: dict[str, Any]) -> dict[str, Any]:
         self._need_sim()

@@ -98,8 +98,10 @@ def loose_secret_files(m: Mqtt) -> list[Finding]:
 
 
 def _pins(cfg: SiteConfig) -> list[tuple[str, int]]:
-    pins = [(f"sensors[{i}].pin", s.pin) for i, s in enumerate(cfg.sensors)]
+    pins = [(f"sensors[{i}].pin", s.pin) for i, s in enumerate(cfg.sensors) if s.pin is not None]
     pins += [(f"sirens[{i}].pin", s.pin) for i, s in enumerate(cfg.sirens)]
+    if cfg.power is not None and cfg.power.mains is not None and cfg.power.mains.pin is not None:
+        pins.append(("power.mains.pin", cfg.power.mains.pin))
     for i, k in enumerate(cfg.keypads):
         pins += [(f"keypads[{i}].rows[{j}]", p) for j, p in enumerate(k.rows)]
         pins += [(f"keypads[{i}].cols[{j}]", p) for j, p in enumerate(k.cols)]
@@ -192,7 +194,27 @@ def check(
             i2c_enabled = I2C_DEVICE.exists()
         found += pi_pin_findings(cfg, i2c_enabled)
         found += serial_findings(cfg)
+        found += spi_findings(cfg)
     return found
+
+
+def spi_findings(cfg: SiteConfig, dev: Path = Path("/dev")) -> list[Finding]:
+    """An `adc` on a Pi whose SPI is not enabled: the daemon would run with every loop unknown
+    (E333), so check-config says it first (a warning: this machine's lack, like the GPIO)."""
+    if cfg.adc is None:
+        return []
+    node = dev / f"spidev0.{cfg.adc.device}"
+    if node.exists():
+        return []
+    return [
+        Finding(
+            "adc",
+            f"{node} is missing: enable SPI (dtparam=spi=on in /boot/firmware/config.txt) "
+            "or the supervised loops stay unknown",
+            False,
+            blocks_ok=True,
+        )
+    ]
 
 
 def report(source: str, findings: list[Finding]) -> tuple[list[str], list[str]]:

@@ -14,12 +14,14 @@ from controller.patrol.component import Patrols
 from controller.reporting.component import Reporting
 from controller.schedule.component import ScheduleService
 from controller.selftest import SelfTest
+from controller.supervision.component import Supervision
 
 COMPONENTS: tuple[type[Component], ...] = (
     Keypads,
     ScheduleService,
     DroneDetectors,
     Patrols,
+    Supervision,
     Reporting,
     SelfTest,
 )

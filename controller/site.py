@@ -69,6 +69,18 @@ class EngineView(Protocol):
 
     def troubles(self) -> list[Trouble]: ...
 
+    @property
+    def outputs(self) -> Mapping[str, bool]:
+        """Each siren on or off, as the engine drives it."""
+        ...
+
+
+class Analog(Protocol):
+    """The ADC's channels in use (hardware.adc.AdcReader): volts per channel, or a
+    `HardwareError` when the chip does not answer."""
+
+    def read_all(self) -> dict[int, float]: ...
+
 
 class Site(Protocol):
     """What a component may ask of the site it runs in."""
@@ -155,4 +167,14 @@ class Site(Protocol):
 
     def started_at(self) -> datetime:
         """When the daemon started (uptime for the heartbeat and the self-test)."""
+        ...
+
+    def power_input(self, name: str) -> bool | None:
+        """A power input wired to a pin (`@mains`: True while mains is present), None if the
+        config reads it from an ADC channel or not at all."""
+        ...
+
+    def analog(self) -> Analog | None:
+        """The ADC of supervised loops and power (controller/supervision/); None without an
+        `adc` section or when it could not be opened."""
         ...

@@ -8,7 +8,7 @@ module joins the two, so the drivers and the simulated twin are built from the s
 
 from __future__ import annotations
 
-from controller.config import Keypad, Sensor, Siren, SiteConfig
+from controller.config import Keypad, Loop, Sensor, Siren, SiteConfig
 from controller.sensor_types import Wiring
 from hardware.pins import InputPin, KeypadPins, OutputPin, SitePins
 
@@ -41,6 +41,8 @@ def active_level(wiring: Wiring | str) -> bool:
 
 def input_pin(sensor: Sensor) -> InputPin:
     """A sensor's input, with its type's default wiring where the config gives none."""
+    if sensor.pin is None:
+        raise ValueError(f"sensor {sensor.id} is a supervised loop on the ADC, not on a pin")
     pull_up, active_high = pull_and_level(sensor.effective_wiring)
     return InputPin(sensor.id, sensor.pin, pull_up, active_high)
 
@@ -59,8 +61,63 @@ def keypad_pins(keypad: Keypad) -> KeypadPins:
 def site_pins(config: SiteConfig) -> SitePins:
     """Everything the config wires to the Pi; the drone detectors' ids name its serial lines."""
     return SitePins(
-        inputs=tuple(input_pin(s) for s in config.sensors),
+        # supervised loops are read through the ADC (controller/supervision/), not a pin
+        inputs=tuple(input_pin(s) for s in config.sensors if s.pin is not None)
+        + power_pins(config),
         outputs=tuple(output_pin(s) for s in config.sirens),
         keypads=tuple(keypad_pins(k) for k in config.keypads),
         serial_ports=tuple(d.id for d in config.drone_detectors),
     )
+
+
+MAINS_INPUT = "@mains"  # no config id starts with @: the mains pin's name among the inputs
+
+
+def power_pins(config: SiteConfig) -> tuple[InputPin, ...]:
+    """The mains input on a pin (`power.mains.pin`), active while mains is present."""
+    p = config.power
+    if p is None or p.mains is None or p.mains.pin is None:
+        return ()
+    return (InputPin(MAINS_INPUT, p.mains.pin, True, p.mains.present == "high"),)
+
+
+def adc_channels(config: SiteConfig) -> tuple[int, ...]:
+    """The ADC channels in use (loops, mains, battery, siren lines), in order."""
+    chans = [s.loop.channel for s in config.sensors if s.loop is not None]
+    p = config.power
+    if p is not None:
+        chans += [x.channel for x in (p.mains, p.battery) if x is not None and x.channel is not None]
+        chans += [s.channel for s in p.sirens]
+    return tuple(sorted(chans))
+
+
+def loop_volts(loop: Loop, vref: float, state: str) -> float:
+    """What a loop reads in this state: a cut the full reference, a short 0 V (whatever the
+    bands say, as the copper does), normal and alarm the middle of their band."""
+    if state == "cut":
+        return vref
+    if state == "short":
+        return 0.0
+    band = next((b for b in loop.band_set(vref) if b.state == state), None)
+    if band is None:
+        raise ValueError(f"this loop has no {state} band")
+    return round((band.lo + band.hi) / 2, 4)
+
+
+def twin_volts(config: SiteConfig) -> dict[int, float]:
+    """What each channel of the simulated ADC reads on a quiet, healthy site: loops in the middle
+    of their normal band, mains present, a charged battery (13.2 V), siren lines mid-range."""
+    vref = config.adc.vref if config.adc is not None else 3.3
+    out: dict[int, float] = {}
+    for s in config.sensors:
+        if s.loop is not None:
+            out[s.loop.channel] = loop_volts(s.loop, vref, "normal")
+    p = config.power
+    if p is not None:
+        if p.mains is not None and p.mains.channel is not None:
+            out[p.mains.channel] = vref
+        if p.battery is not None:
+            out[p.battery.channel] = round(min(vref, 13.2 / p.battery.divider), 4)
+        for line in p.sirens:
+            out[line.channel] = round((line.short_below + line.open_above) / 2, 4)
+    return out

@@ -69,6 +69,8 @@ class FakeSite:
         self.statuses: dict[str, Any] = {}
         self.ports: dict[str, str] = {}
         self.pin_factory: Any = None  # no pins: a component's drivers stay closed
+        self.adc: Any = None  # what `analog()` hands out (a simulated ADC's reader)
+        self.power_inputs: dict[str, bool] = {}  # what `power_input()` says (the mains pin)
 
     def close(self) -> None:
         self.access.close()
@@ -126,6 +128,12 @@ class FakeSite:
 
     def started_at(self) -> datetime:
         return T0
+
+    def analog(self) -> Any:
+        return self.adc
+
+    def power_input(self, name: str) -> bool | None:
+        return self.power_inputs.get(name)
 
     # the recorded events, in short
     def kinds(self) -> list[str]:

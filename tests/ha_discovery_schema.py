@@ -252,6 +252,9 @@ class _Obj:
         v = self._data[name]
         return _Obj(v) if isinstance(v, dict) else v
 
+    def __getitem__(self, name: str) -> Any:  # `value_json.sirens['siren.hall']`, as Jinja
+        return self.__getattr__(name)
+
 
 def _plain(v: Any) -> Any:
     if isinstance(v, _Obj):

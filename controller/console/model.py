@@ -49,6 +49,7 @@ class SiteBoard:
     detectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     drones: dict[str, dict[str, Any]] = field(default_factory=dict)
     patrols: dict[str, dict[str, Any]] = field(default_factory=dict)  # P/patrol/<plan>
+    power: dict[str, Any] | None = None  # P/power/state: mains, battery, siren lines
     last_event: dict[str, Any] | None = None
     events: int = 0
     max_seq: int = 0
@@ -95,6 +96,7 @@ class SiteBoard:
             "detectors": {d: dict(v) for d, v in sorted(self.detectors.items())},
             "drones": {t: dict(v) for t, v in sorted(self.drones.items())},
             "patrols": {p: dict(v) for p, v in sorted(self.patrols.items())},
+            "power": dict(self.power) if self.power is not None else None,
             "events": self.events,
             "last_seq": self.max_seq or None,
             "seq_gaps": self.seq_gaps,
@@ -183,6 +185,8 @@ class Console:
                 self._state(site, rest[0], rest[1], payload)
             elif rest == ["trouble", "state"]:
                 self._troubles(site, payload)
+            elif rest == ["power", "state"]:
+                self.board(site).power = _obj(payload) if payload else None
             elif len(rest) == 2 and rest[0] == "drone":
                 self._drone(site, rest[1], payload)
             elif len(rest) == 2 and rest[0] == "patrol":

@@ -60,6 +60,7 @@ STATE_TOPICS = (
     "+/sensor/+/state",
     "+/trouble/state",
     "+/detector/+/state",
+    "+/power/state",
     "+/drone/+",
     "+/patrol/+",
 )

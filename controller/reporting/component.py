@@ -21,6 +21,7 @@ from controller.remote.component import RemoteCommands
 from controller.reporting.discovery import Discovery
 from controller.reporting.mqtt import MqttConfigError, MqttLink
 from controller.reporting.outbox import Outbox
+from controller.supervision.ha import supervision_state
 
 if TYPE_CHECKING:
     from controller.config import SiteConfig
@@ -211,6 +212,8 @@ class Reporting(Component):
         for sid in engine.sensors:
             self._put_sensor(sid, now)
         self._put(f"{p}/trouble/state", {"troubles": site.troubles()}, ts)
+        for topic, body in supervision_state(site.component_status("supervision"), p):
+            self._put(topic, body, ts)
         detectors: dict[str, dict[str, Any]] = site.component_status("detectors") or {}
         for did, det in detectors.items():
             link = det.get("link")

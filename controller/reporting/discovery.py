@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from controller import __version__, texts
 from controller.config import SiteConfig
 from controller.sensor_types import SENSOR_TYPES
+from controller.supervision.ha import supervision_entities
 
 if TYPE_CHECKING:
     from controller.journal import Journal
@@ -258,6 +259,7 @@ def _entities(cfg: SiteConfig) -> list[tuple[str, str, dict[str, Any]]]:
                 },
             )
         )
+    out += supervision_entities(cfg, p, ids, base, site_online)
     tt = f"{p}/trouble/state"
     out.append(
         (
