@@ -179,7 +179,7 @@ _FRAME = re.compile(
 class Frame:
     """A frame as read: an answer from a centre (or a message, in tests)."""
 
-    token: str  # ACK, NAK, DUH, RSP, ADM-CID, SIA-DCS, NULL
+    ident: str  # the ID token: ACK, NAK, DUH, RSP, ADM-CID, SIA-DCS, NULL
     encrypted: bool
     seq: int
     receiver: str | None
@@ -215,7 +215,7 @@ def parse(raw: bytes, key: bytes | None = None) -> Frame:
     acct = m.group("acct")
     rcv = m.group("rcv")
     return Frame(
-        token=m.group("token").decode(),
+        ident=m.group("token").decode(),
         encrypted=encrypted,
         seq=int(m.group("seq")),
         receiver=rcv.decode().upper() if rcv else None,

@@ -28,7 +28,7 @@ def test_the_crc_is_crc16_arc_with_its_published_check_value():
 
 def test_a_panels_adm_cid_frame_is_read_with_its_crc_and_length_checked():
     f = frame.parse(PANEL_ADM)
-    assert (f.token, f.seq, f.receiver, f.line, f.account) == (
+    assert (f.ident, f.seq, f.receiver, f.line, f.account) == (
         "ADM-CID",
         20,
         "7896",
@@ -112,7 +112,7 @@ def test_a_receivers_zero_padded_encrypted_ack_is_read():
     body = f'"*ACK"0007R0L0#1234[{hex_}'
     raw = b"\n" + f"{frame.crc16(body.encode()):04X}{len(body):04X}{body}\r".encode()
     f = frame.parse(raw, key)
-    assert (f.token, f.seq, f.data, f.at) == ("ACK", 7, "", T)
+    assert (f.ident, f.seq, f.data, f.at) == ("ACK", 7, "", T)
 
 
 hexid = st.text("0123456789ABCDEF", min_size=1, max_size=6)
