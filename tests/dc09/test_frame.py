@@ -40,7 +40,7 @@ def test_a_panels_adm_cid_frame_is_read_with_its_crc_and_length_checked():
 
 
 def test_a_panels_null_poll_and_a_frame_without_receiver_are_read():
-    assert frame.parse(PANEL_NULL).token == "NULL"
+    assert frame.parse(PANEL_NULL).ident == "NULL"
     f = frame.parse(PANEL_NO_RECEIVER)
     assert f.receiver is None and f.at is None
 
