@@ -8,6 +8,7 @@ for the simulator's handlers that press keys and write detector lines.
 from __future__ import annotations
 
 from controller.component import Component
+from controller.dc09.component import Dc09Reporting
 from controller.drone.component import DroneDetectors
 from controller.keypad.component import Keypads
 from controller.reporting.component import Reporting
@@ -19,5 +20,6 @@ COMPONENTS: tuple[type[Component], ...] = (
     ScheduleService,
     DroneDetectors,
     Reporting,
+    Dc09Reporting,
     SelfTest,
 )

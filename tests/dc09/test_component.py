@@ -1,0 +1,233 @@
+"""The dc09 channel on a site: events go to a strict receiver in order, each acknowledged
+before the cursor moves; NAK, DUH, silence, failover and restore; none lost while the centre
+is away."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.dc09.component import CHANNEL, Dc09Reporting
+from controller.engine import Arm, SensorChange
+from tests.conftest import config_with
+from tests.dc09.strict_receiver import StrictReceiver
+from tests.fake_site import FakeSite
+
+
+def dc09_config(primary: StrictReceiver, backup: StrictReceiver | None = None, **more):
+    section = {
+        "account": "1234",
+        "primary": {"host": "127.0.0.1", "port": primary.tcp_port, "poll": "0s"},
+        "ack_timeout": "0.3s",
+        "attempts": 2,
+        "retry_delay": "0.02s",
+        "max_retry_delay": "0.1s",
+        **more,
+    }
+    if backup is not None:
+        section["backup"] = {
+            "host": "127.0.0.1",
+            "port": backup.udp_port,
+            "protocol": "udp",
+            "poll": "0s",
+        }
+    return config_with(dc09=section)
+
+
+async def until(cond, what: str, limit: float = 10.0) -> None:
+    """Wait for the loop to make `cond` true (the loop's own time, not a figure under test)."""
+    for _ in range(int(limit / 0.01)):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+def alarm(site: FakeSite) -> None:
+    cfg = site.config
+    zone = cfg.zones[0].id
+    sensor = next(s.id for s in cfg.sensors if s.zone == zone)
+    site.submit(Arm((zone,), "away"))
+    site.advance(timedelta(minutes=5))
+    site.submit(SensorChange(sensor, True))
+
+
+def test_a_sites_events_reach_the_strict_receiver_in_order_and_move_the_cursor(tmp_path: Path):
+    async def main():
+        rx = await StrictReceiver().start()
+        site = FakeSite(dc09_config(rx), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        alarm(site)
+        site.logbook.flush()
+        comp.events([])
+        await until(lambda: comp.outbox.depth() == 0, "every event acknowledged")
+        sent = [e for e in site.recorded if e.cid]
+        assert [m.data[:4] for m in rx.messages()] == [
+            ("1" if e.cid[0] == "E" else "3") + e.cid[1:] for e in sent
+        ]
+        assert [int(m.seq) for m in rx.messages()] == list(range(1, len(sent) + 1))
+        assert rx.refused == []
+        assert comp.status()["dc09"]["connected"] is True
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def test_a_nak_with_the_receivers_time_resyncs_the_clock_and_the_event_goes_through(tmp_path):
+    async def main():
+        rx = StrictReceiver()
+        await rx.start()
+        site = FakeSite(dc09_config(rx), tmp_path)
+        rx.time = lambda: site.clock.now() + timedelta(minutes=7)
+        comp = Dc09Reporting(site)
+        comp.start()
+        site.record([_draft(site, "E130")])
+        comp.events([])
+        await until(lambda: comp.outbox.depth() == 0, "acknowledged after the NAK")
+        assert rx.refused == ["timestamp"]
+        assert comp.sender.offset == timedelta(minutes=7)
+        assert abs(rx.messages()[0].at - rx.time()) < timedelta(seconds=2)
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def test_a_duh_keeps_the_event_in_the_logbook_raises_a_trouble_and_the_next_goes_on(tmp_path):
+    async def main():
+        rx = await StrictReceiver(mode="duh").start()
+        site = FakeSite(dc09_config(rx), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        site.record([_draft(site, "E130")])
+        comp.events([])
+        await until(lambda: comp.sender.refused >= 1, "the DUH")
+        await until(lambda: comp.outbox.refused_trouble is not None, "a trouble")
+        assert any(e.kind == "trouble" and e.cid == "E350" for e in site.recorded)
+        assert site.logbook.outbox_depth(channel="mqtt") >= 1  # kept for the broker
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def test_a_silent_primary_fails_over_to_the_backup_and_its_trouble_restores(tmp_path):
+    async def main():
+        primary = await StrictReceiver(mode="silent").start()
+        backup = await StrictReceiver().start()
+        site = FakeSite(dc09_config(primary, backup), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        site.record([_draft(site, "E130")])
+        comp.events([])
+        # the alarm, then the primary's own trouble, both through the backup
+        await until(lambda: len(backup.messages()) == 2, "the backup's ACKs")
+        assert "dc09.primary" in site.trouble_board
+        assert comp.sender.failovers == 1
+        assert [m.data for m in backup.messages()] == ["1130 00 000", "1350 00 000"]
+        # the primary answers again: its NULL poll restores it, and it is used first again
+        primary.mode = "ack"
+        assert await comp.sender.poll(comp.sender.paths[0])
+        assert "dc09.primary" not in site.trouble_board
+        await until(lambda: any(e.kind == "trouble_restore" for e in site.recorded), "R350")
+        comp.events([])
+        await until(lambda: comp.outbox.depth() == 0, "everything acknowledged")
+        assert [m.data[:4] for m in primary.messages()] == ["3350"]
+        comp.close()
+        for rx in (primary, backup):
+            await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def test_events_queued_while_the_centre_is_away_arrive_in_order_when_it_returns(tmp_path):
+    async def main():
+        rx = await StrictReceiver(mode="silent").start()
+        site = FakeSite(dc09_config(rx), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        site.record([_draft(site, "E130")])
+        comp.events([])
+        await until(lambda: not comp.sender.connected, "the link down")
+        assert "dc09.primary" in site.trouble_board
+        for cid in ("E131", "R130", "E401"):
+            site.record([_draft(site, cid)])
+            comp.events([])
+        rx.mode = "ack"
+        await until(lambda: comp.outbox.depth() == 0, "the queue delivered")
+        codes = [m.data[:4] for m in rx.messages()]
+        # the trouble and its restore are events too, sent in their place
+        assert codes == ["1130", "1350", "1131", "3130", "1401", "3350"]
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def test_a_key_file_open_to_others_stops_the_channel_with_a_trouble_and_keeps_events(tmp_path):
+    key = tmp_path / "dc09.key"
+    key.write_text("00112233445566778899AABBCCDDEEFF\n")
+    os.chmod(key, 0o644)
+
+    async def main():
+        rx = await StrictReceiver().start()
+        site = FakeSite(dc09_config(rx, key_file=str(key)), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        assert comp.sender is None and "dc09" in site.trouble_board
+        assert "0644" in str(list(site.trouble_board))
+        assert "00112233" not in str(list(site.trouble_board))
+        site.record([_draft(site, "E130")])
+        assert site.logbook.outbox_depth(channel=CHANNEL) == 1
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+def test_an_encrypted_channel_is_read_by_the_strict_receiver(tmp_path, protocol):
+    key = tmp_path / "dc09.key"
+    key.write_text("00112233445566778899AABBCCDDEEFF\n")
+    os.chmod(key, 0o640)
+
+    async def main():
+        rx = await StrictReceiver(key=bytes.fromhex("00112233445566778899AABBCCDDEEFF")).start()
+        cfg = dc09_config(rx, key_file=str(key))
+        port = rx.tcp_port if protocol == "tcp" else rx.udp_port
+        section = cfg.dc09.model_copy(
+            update={
+                "primary": cfg.dc09.primary.model_copy(update={"protocol": protocol, "port": port})
+            }
+        )
+        site = FakeSite(cfg.model_copy(update={"dc09": section}), tmp_path)
+        comp = Dc09Reporting(site)
+        comp.start()
+        site.record([_draft(site, "E130")])
+        comp.events([])
+        await until(lambda: comp.outbox.depth() == 0, "acknowledged")
+        assert [m.data for m in rx.messages()] == ["1130 00 000"] and rx.refused == []
+        comp.close()
+        await rx.stop()
+        site.close()
+
+    asyncio.run(main())
+
+
+def _draft(site: FakeSite, cid: str):
+    from controller.events import EventDraft
+
+    kind = "alarm" if cid[0] == "E" else "alarm_restore"
+    return EventDraft(kind=kind, ts=site.clock.now(), cid=cid, text=cid)
