@@ -309,6 +309,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run_monitor(args)
 
 
+def cmd_dc09_test(args: argparse.Namespace) -> int:
+    from controller.dc09.cli import run_test
+
+    return run_test(_load(args.config).config, restore=args.restore)
+
+
 def cmd_hash_code(args: argparse.Namespace) -> int:
     from controller.access.codes import hash_code_interactive
 
@@ -634,6 +640,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
     )
     m.set_defaults(func=cmd_monitor)
+
+    dc = command(
+        sub,
+        "dc09",
+        "the alarm receiving centre (SIA DC-09, docs/dc09.md)",
+        "officeguard dc09 test -c /etc/officeguard/site.yaml",
+    )
+    dc_sub = dc.add_subparsers(dest="dc09_command", required=True, metavar="ACTION")
+    dt = command(
+        dc_sub,
+        "test",
+        "send a test report (E601) to the centre and print its answer",
+        "officeguard dc09 test -c /etc/officeguard/site.yaml",
+        "Exit 0 on the centre's ACK, 1 when no path answers, 2 when it refuses (DUH),\n"
+        "78 for a config without dc09 or an unusable key file.",
+    )
+    dt.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
+    dt.add_argument("--restore", action="store_true", help="send R601 instead of E601")
+    dt.set_defaults(func=cmd_dc09_test)
 
     h = command(
         sub,

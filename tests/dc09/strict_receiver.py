@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -138,3 +139,17 @@ class _Udp(asyncio.DatagramProtocol):
         reply = self.receiver.answer(data)
         if reply is not None:
             self.transport.sendto(reply, addr)
+
+
+class ThreadedReceiver:
+    """The strict receiver on a loop of its own, beside the test's processes."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.rx = StrictReceiver()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self.rx.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.rx.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)

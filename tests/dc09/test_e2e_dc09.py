@@ -3,32 +3,16 @@ centre is silent arrive in order after it answers again, none lost across a SIGK
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import pytest
 import yaml
 
-from tests.dc09.strict_receiver import StrictReceiver
+from tests.dc09.strict_receiver import ThreadedReceiver
 from tests.e2e import DEMO_CONFIG, Site
 
 pytestmark = pytest.mark.integration
 CLOCK = "2026-03-04T12:00:00+07:00"
-
-
-class ThreadedReceiver:
-    """The strict receiver on a loop of its own, beside the test's processes."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.rx = StrictReceiver()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        asyncio.run_coroutine_threadsafe(self.rx.start(), self.loop).result(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.rx.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def wait_for(cond, what: str, timeout: float = 30.0) -> None:
