@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 CHANNEL = "dc09"
 CID_TROUBLE = "E350"
+WINDOW = 32  # events handed to the sender at once (it still sends them one by one)
 
 texts.register(
     {
@@ -72,8 +73,10 @@ class Dc09Reporting(Component):
             site.logbook,
             self.sender,
             CHANNEL,
-            window=1,
-            batch=1,
+            # the sender sends one message at a time, in order; a window lets it take the
+            # next events in one read of the logbook rather than one query per event
+            window=WINDOW,
+            batch=WINDOW,
             retry_delay=cfg.retry_delay.total_seconds(),
             record=site.record,
             now=site.clock.now,

@@ -199,6 +199,8 @@ class Dc09Sender:
                 done(True)
                 continue
             result = await self.deliver("ADM-CID", data)
+            if self._closed or not self._queue:
+                return  # closed meanwhile: close() told the outbox
             self._queue.popleft()
             if result.ok:
                 self.delivered += 1
