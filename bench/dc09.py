@@ -22,7 +22,15 @@ from typing import Any
 
 import yaml
 
-from bench.common import BenchError, InProcessSite, broker, figure, percentile, print_figures, workspace
+from bench.common import (
+    BenchError,
+    InProcessSite,
+    broker,
+    figure,
+    percentile,
+    print_figures,
+    workspace,
+)
 from bench.latency import _samples, latency_config
 from bench.storm import _storm, storm_config
 from controller.dc09.frame import crc16
@@ -123,7 +131,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     starts = r["starts"]
     if len(alarms) < len(starts):
         raise BenchError(f"{len(starts)} alarms, {len(alarms)} reached the DC-09 receiver")
-    dc09 = [a - s for a, s in zip(alarms[-len(starts):], starts, strict=True)]
+    dc09 = [a - s for a, s in zip(alarms[-len(starts) :], starts, strict=True)]
     mqtt = r["edge_to_event"]
     if any(x < 0 for x in dc09):
         raise BenchError("a DC-09 alarm arrived before its edge: samples out of step")
