@@ -5,6 +5,7 @@ is away."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 
 from controller.dc09.component import CHANNEL, Dc09Reporting
 from controller.engine import Arm, SensorChange
+from controller.events import EventDraft
 from tests.conftest import config_with
 from tests.dc09.strict_receiver import StrictReceiver
 from tests.fake_site import FakeSite
+
+HEX_KEY = "00112233445566778899AABBCCDDEEFF"
 
 
 def dc09_config(primary: StrictReceiver, backup: StrictReceiver | None = None, **more):
@@ -47,56 +51,63 @@ async def until(cond, what: str, limit: float = 10.0) -> None:
     raise AssertionError(f"never: {what}")
 
 
-def alarm(site: FakeSite) -> None:
-    cfg = site.config
-    zone = cfg.zones[0].id
-    sensor = next(s.id for s in cfg.sensors if s.zone == zone)
-    site.submit(Arm((zone,), "away"))
-    site.advance(timedelta(minutes=5))
-    site.submit(SensorChange(sensor, True))
+@contextlib.asynccontextmanager
+async def on_channel(tmp_path: Path, cfg, *receivers: StrictReceiver):
+    """A fake site with the dc09 component started on `cfg`; all of it closed after."""
+    site = FakeSite(cfg, tmp_path)
+    comp = Dc09Reporting(site)
+    comp.start()
+    try:
+        yield site, comp
+    finally:
+        comp.close()
+        for rx in receivers:
+            await rx.stop()
+        site.close()
 
 
-def test_a_sites_events_reach_the_strict_receiver_in_order_and_move_the_cursor(tmp_path: Path):
+def report(site: FakeSite, comp: Dc09Reporting, *cids: str) -> None:
+    """Journal one event per Contact ID code and tell the component, as the daemon does."""
+    for cid in cids:
+        kind = "alarm" if cid[0] == "E" else "alarm_restore"
+        site.record([EventDraft(kind=kind, ts=site.clock.now(), cid=cid, text=cid)])
+    comp.events([])
+
+
+def test_a_sites_events_reach_the_strict_receiver_in_order_and_move_the_cursor(tmp_path):
     async def main():
         rx = await StrictReceiver().start()
-        site = FakeSite(dc09_config(rx), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        alarm(site)
-        site.logbook.flush()
-        comp.events([])
-        await until(lambda: comp.outbox.depth() == 0, "every event acknowledged")
-        sent = [e for e in site.recorded if e.cid]
-        assert [m.data[:4] for m in rx.messages()] == [
-            ("1" if e.cid[0] == "E" else "3") + e.cid[1:] for e in sent
-        ]
-        assert [int(m.seq) for m in rx.messages()] == list(range(1, len(sent) + 1))
-        assert rx.refused == []
-        assert comp.status()["dc09"]["connected"] is True
-        comp.close()
-        await rx.stop()
-        site.close()
+        async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
+            cfg = site.config
+            zone = cfg.zones[0].id
+            sensor = next(s.id for s in cfg.sensors if s.zone == zone)
+            site.submit(Arm((zone,), "away"))
+            site.advance(timedelta(minutes=5))
+            site.submit(SensorChange(sensor, True))
+            site.logbook.flush()
+            comp.events([])
+            await until(lambda: comp.outbox.depth() == 0, "every event acknowledged")
+            sent = [e for e in site.recorded if e.cid]
+            assert [m.data[:4] for m in rx.messages()] == [
+                ("1" if e.cid[0] == "E" else "3") + e.cid[1:] for e in sent
+            ]
+            assert [int(m.seq) for m in rx.messages()] == list(range(1, len(sent) + 1))
+            assert rx.refused == []
+            assert comp.status()["dc09"]["connected"] is True
 
     asyncio.run(main())
 
 
 def test_a_nak_with_the_receivers_time_resyncs_the_clock_and_the_event_goes_through(tmp_path):
     async def main():
-        rx = StrictReceiver()
-        await rx.start()
-        site = FakeSite(dc09_config(rx), tmp_path)
-        rx.time = lambda: site.clock.now() + timedelta(minutes=7)
-        comp = Dc09Reporting(site)
-        comp.start()
-        site.record([_draft(site, "E130")])
-        comp.events([])
-        await until(lambda: comp.outbox.depth() == 0, "acknowledged after the NAK")
-        assert rx.refused == ["timestamp"]
-        assert comp.sender.offset == timedelta(minutes=7)
-        assert abs(rx.messages()[0].at - rx.time()) < timedelta(seconds=2)
-        comp.close()
-        await rx.stop()
-        site.close()
+        rx = await StrictReceiver().start()
+        async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
+            rx.time = lambda: site.clock.now() + timedelta(minutes=7)
+            report(site, comp, "E130")
+            await until(lambda: comp.outbox.depth() == 0, "acknowledged after the NAK")
+            assert rx.refused == ["timestamp"]
+            assert comp.sender.offset == timedelta(minutes=7)
+            assert abs(rx.messages()[0].at - rx.time()) < timedelta(seconds=2)
 
     asyncio.run(main())
 
@@ -104,18 +115,12 @@ def test_a_nak_with_the_receivers_time_resyncs_the_clock_and_the_event_goes_thro
 def test_a_duh_keeps_the_event_in_the_logbook_raises_a_trouble_and_the_next_goes_on(tmp_path):
     async def main():
         rx = await StrictReceiver(mode="duh").start()
-        site = FakeSite(dc09_config(rx), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        site.record([_draft(site, "E130")])
-        comp.events([])
-        await until(lambda: comp.sender.refused >= 1, "the DUH")
-        await until(lambda: comp.outbox.refused_trouble is not None, "a trouble")
-        assert any(e.kind == "trouble" and e.cid == "E350" for e in site.recorded)
-        assert site.logbook.outbox_depth(channel="mqtt") >= 1  # kept for the broker
-        comp.close()
-        await rx.stop()
-        site.close()
+        async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
+            report(site, comp, "E130")
+            await until(lambda: comp.sender.refused >= 1, "the DUH")
+            await until(lambda: comp.outbox.refused_trouble is not None, "a trouble")
+            assert any(e.kind == "trouble" and e.cid == "E350" for e in site.recorded)
+            assert site.logbook.outbox_depth(channel="mqtt") >= 1  # kept for the broker
 
     asyncio.run(main())
 
@@ -124,28 +129,22 @@ def test_a_silent_primary_fails_over_to_the_backup_and_its_trouble_restores(tmp_
     async def main():
         primary = await StrictReceiver(mode="silent").start()
         backup = await StrictReceiver().start()
-        site = FakeSite(dc09_config(primary, backup), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        site.record([_draft(site, "E130")])
-        comp.events([])
-        # the alarm, then the primary's own trouble, both through the backup
-        await until(lambda: len(backup.messages()) == 2, "the backup's ACKs")
-        assert "dc09.primary" in site.trouble_board
-        assert comp.sender.failovers == 1
-        assert [m.data for m in backup.messages()] == ["1130 00 000", "1350 00 000"]
-        # the primary answers again: its NULL poll restores it, and it is used first again
-        primary.mode = "ack"
-        assert await comp.sender.poll(comp.sender.paths[0])
-        assert "dc09.primary" not in site.trouble_board
-        await until(lambda: any(e.kind == "trouble_restore" for e in site.recorded), "R350")
-        comp.events([])
-        await until(lambda: comp.outbox.depth() == 0, "everything acknowledged")
-        assert [m.data[:4] for m in primary.messages()] == ["3350"]
-        comp.close()
-        for rx in (primary, backup):
-            await rx.stop()
-        site.close()
+        cfg = dc09_config(primary, backup)
+        async with on_channel(tmp_path, cfg, primary, backup) as (site, comp):
+            report(site, comp, "E130")
+            # the alarm, then the primary's own trouble, both through the backup
+            await until(lambda: len(backup.messages()) == 2, "the backup's ACKs")
+            assert "dc09.primary" in site.trouble_board
+            assert comp.sender.failovers == 1
+            assert [m.data for m in backup.messages()] == ["1130 00 000", "1350 00 000"]
+            # the primary answers again: its NULL poll restores it, and it is used first again
+            primary.mode = "ack"
+            assert await comp.sender.poll(comp.sender.paths[0])
+            assert "dc09.primary" not in site.trouble_board
+            await until(lambda: any(e.kind == "trouble_restore" for e in site.recorded), "R350")
+            comp.events([])
+            await until(lambda: comp.outbox.depth() == 0, "everything acknowledged")
+            assert [m.data[:4] for m in primary.messages()] == ["3350"]
 
     asyncio.run(main())
 
@@ -153,46 +152,33 @@ def test_a_silent_primary_fails_over_to_the_backup_and_its_trouble_restores(tmp_
 def test_events_queued_while_the_centre_is_away_arrive_in_order_when_it_returns(tmp_path):
     async def main():
         rx = await StrictReceiver(mode="silent").start()
-        site = FakeSite(dc09_config(rx), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        site.record([_draft(site, "E130")])
-        comp.events([])
-        await until(lambda: not comp.sender.connected, "the link down")
-        assert "dc09.primary" in site.trouble_board
-        for cid in ("E131", "R130", "E401"):
-            site.record([_draft(site, cid)])
-            comp.events([])
-        rx.mode = "ack"
-        await until(lambda: comp.outbox.depth() == 0, "the queue delivered")
-        codes = [m.data[:4] for m in rx.messages()]
-        # the trouble and its restore are events too, sent in their place
-        assert codes == ["1130", "1350", "1131", "3130", "1401", "3350"]
-        comp.close()
-        await rx.stop()
-        site.close()
+        async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
+            report(site, comp, "E130")
+            await until(lambda: not comp.sender.connected, "the link down")
+            assert "dc09.primary" in site.trouble_board
+            report(site, comp, "E131", "R130", "E401")
+            rx.mode = "ack"
+            await until(lambda: comp.outbox.depth() == 0, "the queue delivered")
+            codes = [m.data[:4] for m in rx.messages()]
+            # the trouble and its restore are events too, sent in their place
+            assert codes == ["1130", "1350", "1131", "3130", "1401", "3350"]
 
     asyncio.run(main())
 
 
 def test_a_key_file_open_to_others_stops_the_channel_with_a_trouble_and_keeps_events(tmp_path):
     key = tmp_path / "dc09.key"
-    key.write_text("00112233445566778899AABBCCDDEEFF\n")
+    key.write_text(HEX_KEY + "\n")
     os.chmod(key, 0o644)
 
     async def main():
         rx = await StrictReceiver().start()
-        site = FakeSite(dc09_config(rx, key_file=str(key)), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        assert comp.sender is None and "dc09" in site.trouble_board
-        assert "0644" in str(list(site.trouble_board))
-        assert "00112233" not in str(list(site.trouble_board))
-        site.record([_draft(site, "E130")])
-        assert site.logbook.outbox_depth(channel=CHANNEL) == 1
-        comp.close()
-        await rx.stop()
-        site.close()
+        async with on_channel(tmp_path, dc09_config(rx, key_file=str(key)), rx) as (site, comp):
+            assert comp.sender is None and "dc09" in site.trouble_board
+            assert "0644" in str(list(site.trouble_board))
+            assert HEX_KEY[:8] not in str(list(site.trouble_board))
+            report(site, comp, "E130")
+            assert site.logbook.outbox_depth(channel=CHANNEL) == 1
 
     asyncio.run(main())
 
@@ -200,34 +186,18 @@ def test_a_key_file_open_to_others_stops_the_channel_with_a_trouble_and_keeps_ev
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
 def test_an_encrypted_channel_is_read_by_the_strict_receiver(tmp_path, protocol):
     key = tmp_path / "dc09.key"
-    key.write_text("00112233445566778899AABBCCDDEEFF\n")
+    key.write_text(HEX_KEY + "\n")
     os.chmod(key, 0o640)
 
     async def main():
-        rx = await StrictReceiver(key=bytes.fromhex("00112233445566778899AABBCCDDEEFF")).start()
-        cfg = dc09_config(rx, key_file=str(key))
+        rx = await StrictReceiver(key=bytes.fromhex(HEX_KEY)).start()
         port = rx.tcp_port if protocol == "tcp" else rx.udp_port
-        section = cfg.dc09.model_copy(
-            update={
-                "primary": cfg.dc09.primary.model_copy(update={"protocol": protocol, "port": port})
-            }
-        )
-        site = FakeSite(cfg.model_copy(update={"dc09": section}), tmp_path)
-        comp = Dc09Reporting(site)
-        comp.start()
-        site.record([_draft(site, "E130")])
-        comp.events([])
-        await until(lambda: comp.outbox.depth() == 0, "acknowledged")
-        assert [m.data for m in rx.messages()] == ["1130 00 000"] and rx.refused == []
-        comp.close()
-        await rx.stop()
-        site.close()
+        cfg = dc09_config(rx, key_file=str(key))
+        path = cfg.dc09.primary.model_copy(update={"protocol": protocol, "port": port})
+        cfg = cfg.model_copy(update={"dc09": cfg.dc09.model_copy(update={"primary": path})})
+        async with on_channel(tmp_path, cfg, rx) as (site, comp):
+            report(site, comp, "E130")
+            await until(lambda: comp.outbox.depth() == 0, "acknowledged")
+            assert [m.data for m in rx.messages()] == ["1130 00 000"] and rx.refused == []
 
     asyncio.run(main())
-
-
-def _draft(site: FakeSite, cid: str):
-    from controller.events import EventDraft
-
-    kind = "alarm" if cid[0] == "E" else "alarm_restore"
-    return EventDraft(kind=kind, ts=site.clock.now(), cid=cid, text=cid)
