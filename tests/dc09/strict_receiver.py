@@ -3,7 +3,8 @@ CRC-16/ARC straight from crcmod and its own AES, so a mistake in the sender's fr
 repeated here. It checks what pysiaalarm does not (the length field, the line feed and carriage
 return around the frame) and refuses the frame (NAK) when either is wrong.
 
-`mode` says how it answers: "ack", "duh", or "silent" (reads and never answers); with `time`
+`mode` says how it answers: "ack", "duh", or "silent" (reads and never answers), `script` how
+it answers the next frames before that; with `time`
 (its own clock) it NAKs, with its time, a message stamped more than 20 s away from it, as a
 receiver does. It listens on TCP and UDP at once.
 """
@@ -47,6 +48,7 @@ class StrictReceiver:
     key: bytes | None = None
     mode: str = "ack"
     time: Callable[[], datetime] | None = None
+    script: list[str] = field(default_factory=list)  # modes for the next frames, then `mode`
     received: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why each refused frame was refused
     tcp_port: int = 0
@@ -97,13 +99,14 @@ class StrictReceiver:
         at = datetime.strptime(c.group("ts"), "%H:%M:%S,%m-%d-%Y").replace(tzinfo=UTC)
         ident, seq = m.group("id").decode(), m.group("seq").decode()
         data = "" if c.group("q") is None else rest.split("|", 1)[1].split("]")[0]
-        if self.mode == "silent":
+        mode = self.script.pop(0) if self.script else self.mode
+        if mode == "silent":
             return None
         if self.time is not None and abs(at - self.time()) > timedelta(seconds=20):
             self.refused.append("timestamp")
             return self._frame('"NAK"0000R0L0A0[]' + self._now(self.time()))
         self.received.append(Received(ident, seq, m.group("acct").decode(), data, at))
-        ident_out = "DUH" if self.mode == "duh" and ident != "NULL" else "ACK"
+        ident_out = "DUH" if mode == "duh" and ident != "NULL" else "ACK"
         return self._frame(f'"{ident_out}"{seq}R{m.group("rcv").decode()}L0#{self.account}[]')
 
     def _now(self, at: datetime | None = None) -> str:

@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controller.dc09.component import CHANNEL, Dc09Reporting
 from controller.engine import Arm, SensorChange
@@ -199,5 +201,31 @@ def test_an_encrypted_channel_is_read_by_the_strict_receiver(tmp_path, protocol)
             report(site, comp, "E130")
             await until(lambda: comp.outbox.depth() == 0, "acknowledged")
             assert [m.data for m in rx.messages()] == ["1130 00 000"] and rx.refused == []
+
+    asyncio.run(main())
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cids=st.lists(
+        st.sampled_from(["E130", "R130", "E137", "E401", "R401"]), min_size=1, max_size=5
+    ),
+    script=st.lists(st.sampled_from(["ack", "silent"]), max_size=8),
+)
+def test_whatever_the_centre_leaves_unanswered_it_gets_every_event_once_in_order(
+    tmp_path_factory, cids, script
+):
+    async def main():
+        rx = await StrictReceiver(script=list(script)).start()
+        cfg = dc09_config(rx, ack_timeout="0.05s", retry_delay="0.01s", max_retry_delay="0.02s")
+        async with on_channel(tmp_path_factory.mktemp("p"), cfg, rx) as (site, comp):
+            report(site, comp, *cids)
+            await until(lambda: comp.outbox.depth() == 0, "everything acknowledged", 30)
+            journaled = [e.cid for e in site.recorded if e.cid]
+            assert [m.data[:4] for m in rx.messages()] == [
+                ("1" if c[0] == "E" else "3") + c[1:] for c in journaled
+            ]
 
     asyncio.run(main())
