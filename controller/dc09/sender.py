@@ -122,6 +122,7 @@ class Dc09Sender:
         self._queue: deque[tuple[dict[str, Any], Done]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._probe: asyncio.Task[None] | None = None
+        self._polls: set[asyncio.Task[None]] = set()
         self._closed = False
         self.delivered = 0
         self.refused = 0
@@ -162,7 +163,7 @@ class Dc09Sender:
             if p.stream is not None:
                 p.stream[1].close()
                 p.stream = None
-        for task in (self._worker, self._probe):
+        for task in (self._worker, self._probe, *self._polls):
             if task is not None:
                 task.cancel()
         while self._queue:  # the outbox sends them again from the logbook
@@ -376,7 +377,13 @@ class Dc09Sender:
         if interval <= 0 or self._closed:
             return
         loop = asyncio.get_running_loop()
-        path.poll = loop.call_later(interval, lambda: loop.create_task(self._poll(path)))
+        path.poll = loop.call_later(interval, self._spawn_poll, path)
+
+    def _spawn_poll(self, path: PathState) -> None:
+        # the loop keeps only a weak reference to a task: hold it until it is done
+        task = asyncio.get_running_loop().create_task(self._poll(path))
+        self._polls.add(task)
+        task.add_done_callback(self._polls.discard)
 
     async def _poll(self, path: PathState) -> None:
         """A NULL message on one path (the link test the centre supervises)."""

@@ -229,3 +229,21 @@ def test_whatever_the_centre_leaves_unanswered_it_gets_every_event_once_in_order
             ]
 
     asyncio.run(main())
+
+
+def test_the_null_polls_of_a_path_find_it_silent_and_then_back(tmp_path):
+    async def main():
+        rx = await StrictReceiver(mode="silent").start()
+        cfg = dc09_config(rx)
+        path = cfg.dc09.primary.model_copy(update={"poll": timedelta(milliseconds=50)})
+        cfg = cfg.model_copy(update={"dc09": cfg.dc09.model_copy(update={"primary": path})})
+        async with on_channel(tmp_path, cfg, rx) as (site, comp):
+            await until(lambda: "dc09.primary" in site.trouble_board, "the path found down")
+            assert not comp.sender.connected
+            rx.mode = "ack"
+            await until(lambda: "dc09.primary" not in site.trouble_board, "the path back")
+            await until(lambda: comp.outbox.depth() == 0, "its trouble and restore delivered")
+            assert [m.data[:4] for m in rx.messages()] == ["1350", "3350"]
+            assert any(r.ident == "NULL" for r in rx.received)
+
+    asyncio.run(main())
