@@ -33,6 +33,17 @@ texts.register(
             "vi": "Sự cố truyền tin: mất đường truyền {path} tới trung tâm giám sát ({why})",
             "en": "Communication trouble: the {path} path to the receiving centre is down ({why})",
         },
+        "dc09.refused": {
+            "vi": "Sự cố truyền tin: trung tâm giám sát không nhận sự kiện seq {seq} ({kind}):"
+            " {why}; vẫn giữ trong sổ nhật ký",
+            "en": "Communication trouble: the receiving centre refused event seq {seq} ({kind}):"
+            " {why}; kept in the logbook",
+        },
+        "dc09.refused_restored": {
+            "vi": "Hết sự cố truyền tin: trung tâm giám sát lại nhận sự kiện ({refused} bị từ chối)",
+            "en": "Communication trouble restored: the receiving centre takes events again"
+            " ({refused} refused)",
+        },
         "dc09.path_up": {
             "vi": "Hết sự cố truyền tin: đường truyền {path} tới trung tâm giám sát đã thông",
             "en": "Communication trouble restored: the {path} path to the receiving centre answers",
@@ -82,6 +93,8 @@ class Dc09Reporting(Component):
             now=site.clock.now,
             language=site.config.site.language,
             channel=CHANNEL,
+            refused_texts=("dc09.refused", "dc09.refused_restored"),
+            peer="receiving centre",
         )
 
     def start(self) -> None:

@@ -121,7 +121,9 @@ def test_a_duh_keeps_the_event_in_the_logbook_raises_a_trouble_and_the_next_goes
             report(site, comp, "E130")
             await until(lambda: comp.sender.refused >= 1, "the DUH")
             await until(lambda: comp.outbox.refused_trouble is not None, "a trouble")
-            assert any(e.kind == "trouble" and e.cid == "E350" for e in site.recorded)
+            trouble = [e for e in site.recorded if e.kind == "trouble" and e.cid == "E350"]
+            assert trouble and "trung tâm giám sát không nhận sự kiện seq 1" in trouble[0].text
+            assert "receiving centre refused" in comp.outbox.refused_trouble["what"]
             assert site.logbook.outbox_depth(channel="mqtt") >= 1  # kept for the broker
 
     asyncio.run(main())
