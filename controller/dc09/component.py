@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller import texts
 from controller.component import Component
+from controller.dc09.frame import MAX_SEQ
 from controller.dc09.keyfile import Dc09KeyError, read_key
 from controller.dc09.mapping import Numbering
 from controller.dc09.sender import Dc09Sender
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 CHANNEL = "dc09"
 CID_TROUBLE = "E350"
+SEQ_STATE = "dc09.seq"  # the last sequence number reserved (controller/dc09/sender.py)
 WINDOW = 32  # events handed to the sender at once (it still sends them one by one)
 
 texts.register(
@@ -77,8 +79,15 @@ class Dc09Reporting(Component):
                     "dc09", {"source": "dc09", "cid": CID_TROUBLE, "what": self.key_error}
                 )
                 return  # never plain text where the centre expects encryption
+        last = site.logbook.load_state(SEQ_STATE)
         self.sender = Dc09Sender(
-            cfg, Numbering.of(site.config, cfg), key, now=site.clock.now, on_path=self._on_path
+            cfg,
+            Numbering.of(site.config, cfg),
+            key,
+            now=site.clock.now,
+            on_path=self._on_path,
+            seq=last if isinstance(last, int) and 0 <= last <= MAX_SEQ else 0,
+            on_reserve=lambda upto: site.logbook.save_state(SEQ_STATE, upto),
         )
         self.outbox = Outbox(
             site.logbook,

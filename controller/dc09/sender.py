@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[], None]
 MAX_ANSWER = 1024  # bytes: an answer is a short frame
+SEQ_BLOCK = 100  # sequence numbers reserved in the logbook at a time
 
 
 @dataclass
@@ -96,7 +97,8 @@ class Dc09Sender:
     """Sends to a centre's receivers; an Outbox's link (`connected`, `send`, listeners).
 
     `now()` is the daemon's clock; `on_path(name, up, why)` is told when a path goes down or
-    comes back (the component raises and clears its trouble)."""
+    comes back (the component raises and clears its trouble); `seq` the last sequence number a
+    previous run reserved and `on_reserve(n)` is told each new reservation (`_next_seq`)."""
 
     def __init__(
         self,
@@ -105,6 +107,8 @@ class Dc09Sender:
         key: bytes | None,
         now: Callable[[], datetime],
         on_path: Callable[[str, bool, str], None] | None = None,
+        seq: int = 0,
+        on_reserve: Callable[[int], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.numbering = numbering
@@ -116,7 +120,9 @@ class Dc09Sender:
         if cfg.backup is not None:
             self.paths.append(PathState("backup", cfg.backup))
         self.offset = timedelta(0)  # the centre's time minus ours, from its last NAK
-        self.seq = 0  # the last sequence number used
+        self.seq = seq  # the last sequence number used (0: none yet)
+        self.on_reserve = on_reserve
+        self._seq_left = 0  # numbers left in the block reserved through on_reserve
         self.connect_listeners: list[Listener] = []
         self.disconnect_listeners: list[Listener] = []
         self._queue: deque[tuple[dict[str, Any], Done]] = deque()
@@ -214,11 +220,25 @@ class Dc09Sender:
                 while self._queue:  # the outbox starts again from the oldest one
                     self._queue.popleft()[1](False)
 
+    def _next_seq(self) -> int:
+        """The next sequence number. Numbers are reserved `SEQ_BLOCK` at a time through
+        `on_reserve` (the component keeps the last one reserved in the logbook), so a restart,
+        even after a SIGKILL, goes on past every number used and never sends one again soon
+        (a receiver may take a repeated number for a repeated message)."""
+        self.seq = frame.next_seq(self.seq)
+        if self.on_reserve is not None and self._seq_left <= 0:
+            upto = self.seq
+            for _ in range(SEQ_BLOCK - 1):
+                upto = frame.next_seq(upto)
+            self.on_reserve(upto)
+            self._seq_left = SEQ_BLOCK
+        self._seq_left -= 1
+        return self.seq
+
     async def deliver(self, token: str, data: str) -> Result:
         """Send one message until a path acknowledges it, every path has failed, or the
         centre refuses it (DUH). Paths that are up are tried first, the primary before."""
-        self.seq = frame.next_seq(self.seq)
-        seq = self.seq
+        seq = self._next_seq()
         order = [p for p in self.paths if p.up] + [p for p in self.paths if not p.up]
         attempts = 0
         first = order[0].name
@@ -395,8 +415,7 @@ class Dc09Sender:
 
     async def poll(self, path: PathState) -> bool:
         """One NULL poll with its retries on `path`: True when the centre answered."""
-        self.seq = frame.next_seq(self.seq)
-        result, _ = await self._on_path(path, "NULL", self.seq, "")
+        result, _ = await self._on_path(path, "NULL", self._next_seq(), "")
         return result is not None and result.ok
 
     def _start_probe(self) -> None:
@@ -411,8 +430,7 @@ class Dc09Sender:
             await asyncio.sleep(delay)
             for path in self.paths:
                 with contextlib.suppress(FrameError):
-                    self.seq = frame.next_seq(self.seq)
-                    answer, _ = await self._exchange(path, "NULL", self.seq, "")
+                    answer, _ = await self._exchange(path, "NULL", self._next_seq(), "")
                     if answer is not None:
                         self._path_up(path)
                         break

@@ -249,3 +249,31 @@ def test_the_null_polls_of_a_path_find_it_silent_and_then_back(tmp_path):
             assert any(r.ident == "NULL" for r in rx.received)
 
     asyncio.run(main())
+
+
+def test_after_a_restart_the_sequence_goes_on_past_every_number_reserved(tmp_path):
+    async def main():
+        rx = await StrictReceiver().start()
+        async with on_channel(tmp_path, dc09_config(rx)) as (site, comp):
+            report(site, comp, "E130", "R130")
+            await until(lambda: comp.outbox.depth() == 0, "both acknowledged")
+        # a new run on the same logbook (as after a SIGKILL: the reservation was saved first)
+        async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
+            report(site, comp, "E131")
+            await until(lambda: comp.outbox.depth() == 0, "acknowledged")
+        assert [m.seq for m in rx.messages()] == ["0001", "0002", "0101"]
+
+    asyncio.run(main())
+
+
+def test_the_reserved_block_wraps_past_9999_to_0001():
+    from controller.dc09.mapping import Numbering
+    from controller.dc09.sender import Dc09Sender
+
+    cfg = config_with(dc09={"account": "1234", "primary": {"host": "127.0.0.1", "port": 1}})
+    reserved = []
+    sender = Dc09Sender(
+        cfg.dc09, Numbering.of(cfg, cfg.dc09), None, now=None, seq=9950, on_reserve=reserved.append
+    )
+    assert [sender._next_seq() for _ in range(3)] == [9951, 9952, 9953]
+    assert reserved == [51]
