@@ -237,6 +237,7 @@ async def _samples(
         "edge_to_event": [times[k] - t for k, t in starts.items() if k in times],
         "base_event": [times[k] - t for k, t in base_starts.items() if k in times],
         "missing": sum(1 for k in starts if k not in times),
+        "starts": list(starts.values()),  # each alarm's edge, in order (bench/dc09.py)
         "event_size": size,
     }
 

@@ -383,6 +383,12 @@ def cmd_wiring(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) else 1
 
 
+def cmd_dc09_test(args: argparse.Namespace) -> int:
+    from controller.dc09.cli import run_test
+
+    return run_test(_load(args.config).config, restore=args.restore)
+
+
 def cmd_hash_code(args: argparse.Namespace) -> int:
     from controller.access.codes import hash_code_interactive
 
@@ -766,6 +772,25 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(x, required=True)
     x.add_argument("sensors", nargs="*", help="only these loops (default: every loop)")
     w.set_defaults(func=cmd_wiring)
+
+    dc = command(
+        sub,
+        "dc09",
+        "the alarm receiving centre (SIA DC-09, docs/dc09.md)",
+        "officeguard dc09 test -c /etc/officeguard/site.yaml",
+    )
+    dc_sub = dc.add_subparsers(dest="dc09_command", required=True, metavar="ACTION")
+    dt = command(
+        dc_sub,
+        "test",
+        "send a test report (E601) to the centre and print its answer",
+        "officeguard dc09 test -c /etc/officeguard/site.yaml",
+        "Exit 0 on the centre's ACK, 1 when no path answers, 2 when it refuses (DUH),\n"
+        "78 for a config without dc09 or an unusable key file.",
+    )
+    dt.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
+    dt.add_argument("--restore", action="store_true", help="send R601 instead of E601")
+    dt.set_defaults(func=cmd_dc09_test)
 
     h = command(
         sub,

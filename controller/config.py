@@ -222,6 +222,53 @@ class Mqtt(_Model):
     # docs/security.md says why)
 
 
+HexId = Annotated[str, Field(pattern=r"^[0-9A-F]{1,6}$")]
+
+
+class Dc09Path(_Model):
+    """One way to a receiving centre's receiver (docs/dc09.md)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    # NULL (link test) message interval on this path; 0s: no polls
+    poll: Duration = timedelta(seconds=60)
+
+
+class Dc09(_Model):
+    """Reporting to an alarm receiving centre over SIA DC-09 (docs/dc09.md)."""
+
+    account: str = Field(pattern=r"^[0-9A-F]{3,16}$")
+    receiver: HexId | None = "0"
+    line: HexId = "0"
+    primary: Dc09Path
+    backup: Dc09Path | None = None
+    format: Literal["ADM-CID"] = "ADM-CID"
+    key_file: str | None = None
+    key_format: Literal["hex", "text"] = "hex"
+    ack_timeout: Duration = timedelta(seconds=10)
+    attempts: int = Field(default=3, ge=1, le=20)  # sends on one path before the next
+    retry_delay: Duration = timedelta(seconds=2)  # doubles after each round of both paths
+    max_retry_delay: Duration = timedelta(minutes=2)
+    partitions: dict[Ident, int] = Field(default_factory=dict)  # zone -> 0-99
+    sensors: dict[Ident, int] = Field(default_factory=dict)  # sensor -> 0-999
+    users: dict[Ident, int] = Field(default_factory=dict)  # user -> 0-999
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Dc09:
+        for name, table, top in (
+            ("partitions", self.partitions, 99),
+            ("sensors", self.sensors, 999),
+            ("users", self.users, 999),
+        ):
+            for k, v in table.items():
+                if not 0 <= v <= top:
+                    raise ValueError(f"{name}.{k}: {v} is out of 0-{top}")
+        if self.ack_timeout <= timedelta(0):
+            raise ValueError("ack_timeout must be more than 0s")
+        return self
+
+
 class Zone(_Model):
     id: Ident
     name: str = ""
@@ -656,6 +703,7 @@ class SiteConfig(_Model):
     state_dir: str | None = None
     adc: Adc | None = None
     power: Power | None = None
+    dc09: Dc09 | None = None  # a receiving centre (docs/dc09.md)
 
     # lookups -------------------------------------------------------------------------
     def zone(self, zone_id: str) -> Zone:
@@ -863,6 +911,15 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
                     )
                 )
             plain_codes.setdefault(c, i)
+    dc09 = data.get("dc09")
+    if isinstance(dc09, dict):
+        for zid in dc09.get("partitions") or {}:
+            check_zone(("dc09", "partitions", zid), zid)
+        sensor_ids = {s.get("id") for _, s in _items(data, "sensors")}
+        for part, known in (("sensors", sensor_ids), ("users", names)):
+            for ident in dc09.get(part) or {}:
+                if ident not in known:
+                    out.append((("dc09", part, ident), f"no {part[:-1]} {ident!r}"))
     scheduled: dict[str, int] = {}
     for i, sc in _items(data, "schedules"):
         zones = sc.get("zones")

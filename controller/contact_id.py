@@ -68,6 +68,10 @@ CODES: dict[int, tuple[str, str]] = {
     459: ("Recent closing", "an alarm within the recent-closing window after arming"),
     461: ("Wrong code", "a wrong code at a keypad or in a remote command"),
     570: ("Zone bypass", "a sensor bypassed (E570) or unbypassed (R570)"),
+    601: (
+        "Manual trigger test report",
+        "E601 by `officeguard dc09 test`: sent to the receiving centre only, not journaled",
+    ),
     602: (
         "Periodic test report",
         "E602 every `site.self_test` (off by default): controller alive, with its uptime",

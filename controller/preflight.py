@@ -180,6 +180,13 @@ def check(
     found = unreadable_files(cfg.mqtt) + loose_secret_files(cfg.mqtt)
     found += [Finding(e.path, e.message, False, e.blocks_ok) for e in exposures(cfg.mqtt)]
     found += example_findings(cfg, simulate, strict)
+    if cfg.dc09 is not None and cfg.dc09.key_file is not None:
+        from controller.dc09.keyfile import Dc09KeyError, read_key
+
+        try:
+            read_key(cfg.dc09.key_file, cfg.dc09.key_format)  # the key itself is never shown
+        except Dc09KeyError as e:
+            found.append(Finding("dc09.key_file", str(e), True, blocks_ok=True))
     if not simulate and cfg.hardware.backend == "simulated":
         found.append(
             Finding(

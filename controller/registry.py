@@ -8,6 +8,7 @@ for the simulator's handlers that press keys and write detector lines.
 from __future__ import annotations
 
 from controller.component import Component
+from controller.dc09.component import Dc09Reporting
 from controller.drone.component import DroneDetectors
 from controller.keypad.component import Keypads
 from controller.patrol.component import Patrols
@@ -23,5 +24,6 @@ COMPONENTS: tuple[type[Component], ...] = (
     Patrols,
     Supervision,
     Reporting,
+    Dc09Reporting,
     SelfTest,
 )

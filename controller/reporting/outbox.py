@@ -160,6 +160,8 @@ class Outbox:
         now: Callable[[], datetime] | None = None,
         language: str = "en",
         channel: str = "mqtt",
+        refused_texts: tuple[str, str] = ("outbox.refused", "outbox.refused_restored"),
+        peer: str = "broker",
     ) -> None:
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
@@ -167,6 +169,9 @@ class Outbox:
             raise ValueError("the outbox limit must be at least 10 events")
         self.journal = journal
         self.channel = channel
+        # who refuses on this channel, and the texts of its trouble (a receiving centre's own)
+        self.refused_texts = refused_texts
+        self.peer = peer
         journal.register_channel(channel)
         self.link = link
         self.topic = topic
@@ -460,12 +465,13 @@ class Outbox:
         self._last_refused = max(self._last_refused, seq)
         kind = self.journal.refuse(seq, channel=self.channel) or "?"
         log.error(
-            "outbox: the broker refused event seq %d (%s): %s; kept in the logbook, not sent again",
+            "outbox: the %s refused event seq %d (%s): %s; kept in the logbook, not sent again",
+            self.peer,
             seq,
             kind,
             why,
         )
-        what = f"broker refused event seq {seq} ({kind}): {why}"
+        what = f"{self.peer} refused event seq {seq} ({kind}): {why}"
         if self._refused_in_trouble > 1:
             what += f" ({self._refused_in_trouble} refused)"
         if self.refused_trouble is None:
@@ -474,7 +480,9 @@ class Outbox:
                     kind="trouble",
                     ts=self._now(),
                     cid=CID_TROUBLE,
-                    text=texts.render(self.language, "outbox.refused", seq=seq, kind=kind, why=why),
+                    text=texts.render(
+                        self.language, self.refused_texts[0], seq=seq, kind=kind, why=why
+                    ),
                     detail={
                         "source": "outbox",
                         "refused_seq": seq,
@@ -497,7 +505,7 @@ class Outbox:
                 kind="trouble_restore",
                 ts=self._now(),
                 cid="R" + CID_TROUBLE[1:],
-                text=texts.render(self.language, "outbox.refused_restored", refused=n),
+                text=texts.render(self.language, self.refused_texts[1], refused=n),
                 detail={"source": "outbox", "refused": n},
             )
         )
