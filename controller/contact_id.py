@@ -24,6 +24,7 @@ CODES: dict[int, tuple[str, str]] = {
     150: ("24-hour non-burglary", "a drone is detected over the site; R150 when it is lost"),
     300: ("System trouble", "a system trouble: storage, clock, configuration"),
     321: ("Bell/siren trouble", "a siren output fault"),
+    330: ("System peripheral trouble", "a camera does not answer, or answers with no JPEG"),
     333: ("Expansion module failure", "a drone detector's port or heartbeat is silent"),
     350: (
         "Communication trouble",

@@ -7,6 +7,7 @@ for the simulator's handlers that press keys and write detector lines.
 
 from __future__ import annotations
 
+from controller.camera.component import Cameras
 from controller.component import Component
 from controller.drone.component import DroneDetectors
 from controller.keypad.component import Keypads
@@ -19,5 +20,6 @@ COMPONENTS: tuple[type[Component], ...] = (
     ScheduleService,
     DroneDetectors,
     Reporting,
+    Cameras,  # after reporting: the alarm is on its way before a snapshot is asked for
     SelfTest,
 )

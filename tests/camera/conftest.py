@@ -15,7 +15,7 @@ zones:
   - {{id: gate, entry_delay: 10s, exit_delay: 5s}}
   - {{id: office}}
 sensors:
-  - {{id: door.gate, zone: gate, pin: 5, type: door}}
+  - {{id: door.gate, zone: gate, pin: 5, type: door, response: 24h}}
   - {{id: pir.office, zone: office, pin: 6, type: motion}}
 sirens:
   - {{id: siren.gate, pin: 20, zones: [gate]}}

@@ -84,9 +84,8 @@ def test_a_misbehaving_camera_is_a_clear_trouble(creds: Path, mode: Mode, reason
 
 
 def test_a_50_mb_answer_is_refused_by_its_declared_length_and_never_read_whole(creds: Path) -> None:
-    with CameraTwin("admin", "s3cret-pass", mode="huge") as twin:
-        with pytest.raises(SnapshotError) as err:
-            _fetch(_camera(twin.url, creds))
+    with CameraTwin("admin", "s3cret-pass", mode="huge") as twin, pytest.raises(SnapshotError) as err:
+        _fetch(_camera(twin.url, creds))
     assert "50000000" in str(err.value)
 
 
