@@ -17,6 +17,7 @@ at its next good snapshot; the alarm goes on unchanged whatever the camera does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from controller.camera.store import SnapshotStore, snapshot_id
 from controller.component import Component
 from controller.contact_id import cid
 from controller.events import EventDraft
+from controller.preflight import unreadable_files
+from controller.reporting.mqtt import MqttConfigError, MqttLink
 
 if TYPE_CHECKING:
     from controller.config import Camera
@@ -66,6 +69,7 @@ class Cameras(Component):
     """Every configured camera, its bursts and its trouble."""
 
     name = "cameras"
+    publish = True  # the images to the office on their own link (tests of one part say False)
 
     def __init__(self, site: Site) -> None:
         super().__init__(site)
@@ -84,9 +88,43 @@ class Cameras(Component):
         self._sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._deadline = site.timers.deadline(self._due, self._take_due)
+        self.link: MqttLink | None = None
+        self.sent: dict[str, bool | str] = {}  # snapshot id -> PUBACK (True), or why not
+
+    def _make_link(self) -> MqttLink | None:
+        """The cameras' own broker link: images never queue in front of the events, and it
+        honours the broker's Maximum Packet Size (an image over it is refused, not sent)."""
+        cfg = self.site.config
+        if not self.publish or not self.cameras or unreadable_files(cfg.mqtt):
+            return None  # reporting already says the link's files are unreadable (E350)
+        base = cfg.mqtt.client_id or f"officeguard-{cfg.site.id}"
+        mqtt = cfg.mqtt.model_copy(update={"client_id": f"{base}-camera"})
+        prefix = f"{mqtt.topic_prefix}/{cfg.site.id}"
+        try:
+            return MqttLink(mqtt, cfg.site.id, now=self.site.clock.now,
+                            status_topic=f"{prefix}/camera/status")  # fmt: skip
+        except MqttConfigError as e:
+            log.error("camera images stay on the site: %s", e)
+            return None
+
+    def _publish(self, event_id: str, sid: str, data: bytes) -> None:
+        link = self.link
+        if link is None:
+            return
+        topic = f"{link.prefix}/snapshot/{event_id}/{sid}"
+
+        def done(ok: bool, refused: str | None = None) -> None:
+            self.sent[sid] = True if ok else (refused or "not acknowledged")
+
+        if not link.send(topic, data, 1, False, done):
+            self.sent[sid] = "broker link down"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self.link = self._make_link()
+        if self.link is not None:
+            self.link.start()
+            self.publishers.append(self._publish)
         for cam in self.cameras.values():
             try:
                 self._creds[cam.id] = read_credentials(cam.credentials_file)
@@ -100,9 +138,16 @@ class Cameras(Component):
             task.cancel()
         self._tasks.clear()
         self.bursts.clear()
+        if self.link is not None:  # a reload: dropped at once (stop says goodbye first)
+            link, self.link = self.link, None
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(link.close())
 
     async def stop(self, reason: str) -> None:
         self.close()
+        if self.link is not None:
+            await self.link.close({"online": False, "reason": reason})
+            self.link = None
 
     def clock_stepped(self, delta: timedelta) -> None:
         for b in self.bursts:
@@ -158,6 +203,7 @@ class Cameras(Component):
             log.error("camera %s: cannot store a snapshot: %s", cam.id, e.strerror or e)
         else:
             ref["n"] = n
+            ref["topic"] = f"snapshot/{b.event_id}/{sid}" if self.link is not None else None
             b.taken.append(ref)
             self.last[cam.id] = {"ok": True, "size": ref["size"], "at": ref["ts"]}
             self._restore(cam)

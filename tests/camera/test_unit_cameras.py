@@ -10,12 +10,16 @@ from pathlib import Path
 
 from jsonschema import validate
 
-from controller.camera.component import Cameras
+from controller.camera.component import Cameras as _Cameras
 from controller.camera.twin import CameraTwin
 from controller.engine import Arm, SensorChange
 from controller.events import Event, event_schema
 from tests.camera.conftest import camera_config
 from tests.fake_site import FakeSite
+
+
+class Cameras(_Cameras):
+    publish = False  # one part alone: no broker (tests/camera/test_e2e_cameras.py has one)
 
 
 def _alarm(site: FakeSite, cams: Cameras) -> Event:
