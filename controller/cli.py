@@ -303,6 +303,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return run_schedule(_load(args.config), args)
 
 
+def cmd_camera_test(args: argparse.Namespace) -> int:
+    from controller.camera.cli import run_camera_test
+
+    return run_camera_test(_load(args.config), args)
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from controller.console.monitor import run_monitor
 
@@ -594,6 +600,19 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--days", type=int, default=7, help="how many days, 1-3660 (default: 7)")
     sc.add_argument("--json", action="store_true", help="JSON instead of the table")
     sc.set_defaults(func=cmd_schedule)
+
+    cam = sub.add_parser("camera", help="IP cameras (docs/cameras.md)")
+    cam_sub = cam.add_subparsers(dest="camera_command", required=True, metavar="COMMAND")
+    ct = command(
+        cam_sub,
+        "test",
+        "grab one snapshot from a configured camera and print its size and time",
+        "officeguard camera test -c /etc/officeguard/site.yaml cam.gate",
+    )
+    ct.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
+    ct.add_argument("name", help="the camera's id")
+    ct.add_argument("--save", metavar="FILE", help="also write the JPEG to FILE")
+    ct.set_defaults(func=cmd_camera_test)
 
     m = command(
         sub,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from controller.camera.fetch import (
 )
 from controller.camera.twin import CameraTwin, Mode, render_jpeg
 from controller.config import Camera
+from tests.camera.conftest import SITE
 from tests.pki import make_pki
 
 
@@ -129,3 +132,27 @@ def test_random_bytes_are_never_taken_for_a_jpeg_unless_they_carry_both_markers(
     ok = jpeg_problem(data, 1000) is None
     assert ok == (len(data) >= 125 and data.startswith(b"\xff\xd8\xff")
                   and data.rstrip(b"\0\r\n").endswith(b"\xff\xd9"))  # fmt: skip
+
+
+def _og(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "controller", *args], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_camera_test_prints_the_size_and_time_of_one_snapshot(tmp_path: Path, creds: Path) -> None:
+    with CameraTwin("admin", "s3cret-pass") as twin:
+        cfg = tmp_path / "site.yaml"
+        cfg.write_text(SITE.format(url=twin.url, creds=creds, burst=1), encoding="utf-8")
+        r = _og("camera", "test", "-c", str(cfg), "cam.gate", "--save", str(tmp_path / "s.jpg"))
+    assert r.returncode == 0, r.stderr
+    size = (tmp_path / "s.jpg").stat().st_size
+    assert r.stdout.startswith(f"cam.gate: {size} bytes, JPEG, taken ")
+
+
+def test_camera_test_says_why_a_camera_fails_without_the_password(tmp_path: Path, creds: Path) -> None:
+    with CameraTwin("admin", "other") as twin:
+        cfg = tmp_path / "site.yaml"
+        cfg.write_text(SITE.format(url=twin.url, creds=creds, burst=1), encoding="utf-8")
+        r = _og("camera", "test", "-c", str(cfg), "cam.gate")
+    assert r.returncode == 69 and "FAILED (auth)" in r.stderr
+    assert "s3cret" not in r.stderr + r.stdout
