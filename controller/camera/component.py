@@ -24,9 +24,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from controller import texts
 from controller.camera.burst import Burst, cameras_for, plan
-from controller.camera.fetch import Credentials, SnapshotError, fetch_snapshot, read_credentials
+from controller.camera.fetch import (
+    Credentials,
+    SnapshotError,
+    fetch_snapshot,
+    make_client,
+    read_credentials,
+)
 from controller.camera.store import SnapshotStore, snapshot_id
 from controller.component import Component
 from controller.contact_id import cid
@@ -85,6 +93,9 @@ class Cameras(Component):
         self.last: dict[str, dict[str, Any]] = {}  # camera -> last snapshot or failure
         self.publishers: list[Publisher] = []
         self._creds: dict[str, Credentials | None] = {}
+        # one client per camera, made at start: a TLS context costs ~10 ms of CPU, which must
+        # not land on the loop in the turn after an alarm
+        self._clients: dict[str, httpx.AsyncClient] = {}
         self._sem: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._deadline = site.timers.deadline(self._due, self._take_due)
@@ -128,16 +139,23 @@ class Cameras(Component):
         for cam in self.cameras.values():
             try:
                 self._creds[cam.id] = read_credentials(cam.credentials_file)
+                self._clients[cam.id] = make_client(cam)
             except SnapshotError as e:
                 self._creds[cam.id] = None
                 self._trouble(cam, str(e))
 
     def close(self) -> None:
         self._deadline.cancel()
+        if self._after_flush in self.site.logbook.flush_listeners:
+            self.site.logbook.flush_listeners.remove(self._after_flush)
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
         self.bursts.clear()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(client.aclose())
         if self.link is not None:  # a reload: dropped at once (stop says goodbye first)
             link, self.link = self.link, None
             with contextlib.suppress(RuntimeError):
@@ -164,6 +182,19 @@ class Cameras(Component):
                 self.bursts.append(
                     Burst(ev.id, ev.seq, cam.id, ev.zone, ev.sensor, plan(now, cam.burst, cam.interval))
                 )
+        journal = self.site.logbook
+        if journal.writing():  # the events go to disk, then out: the first snapshot after that
+            if self._after_flush not in journal.flush_listeners:
+                journal.flush_listeners.append(self._after_flush)
+        else:
+            self._take_due()
+
+    def _after_flush(self, ok: bool) -> None:
+        """Told after the outbox's own listener, which has handed the events to the broker
+        link in this same call: only now do the bursts start."""
+        journal = self.site.logbook
+        if self._after_flush in journal.flush_listeners:
+            journal.flush_listeners.remove(self._after_flush)
         self._take_due()
 
     def _due(self) -> datetime | None:
@@ -190,7 +221,7 @@ class Cameras(Component):
             self._sem = asyncio.Semaphore(self.concurrency)
         try:
             async with self._sem:
-                data = await fetch_snapshot(cam, self._creds.get(cam.id))
+                data = await fetch_snapshot(cam, self._creds.get(cam.id), self._clients.get(cam.id))
             taken = self.site.clock.now()
             sid = snapshot_id(b.event_id, cam.id, n)
             ref = await asyncio.to_thread(self.store.save, sid, data, taken)

@@ -42,7 +42,7 @@ def render_jpeg(at: datetime, label: str = "cam", size: tuple[int, int] = (320, 
     draw = ImageDraw.Draw(img)
     draw.rectangle((8, 8, size[0] - 8, size[1] - 8), outline=(200, 200, 200))
     draw.text((16, 16), label, fill=(255, 255, 255))
-    draw.text((16, 36), at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + at.strftime(" %z"), fill=(255, 255, 0))
+    draw.text((16, 36), at.strftime("%Y-%m-%d %H:%M:%S %z"), fill=(255, 255, 0))
     out = io.BytesIO()
     img.save(out, format="JPEG", quality=70)
     return out.getvalue()
@@ -88,6 +88,7 @@ class CameraTwin:
         self.refused = 0  # requests without valid credentials
         self._opaque = secrets.token_hex(8)
         self._nonces: set[str] = set()
+        self._picture: tuple[datetime, bytes] | None = None  # drawn once per second shown
         twin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -165,12 +166,19 @@ class CameraTwin:
             length = 50_000_000 if self.mode == "huge" else None
             self._send(req, b"\xff\xd8" + b"\0" * 65534, length=length, repeat=763)
             return
-        body = b"<html>login</html>" if self.mode == "not_jpeg" else render_jpeg(self.now(), self.label)
+        body = b"<html>login</html>" if self.mode == "not_jpeg" else self._jpeg()
         if self.mode == "stall":  # headers, then half the picture, then nothing
             self._send(req, body[: len(body) // 2], length=len(body), stall=self.delay)
             return
         self.served += 1
         self._send(req, body, length=len(body))
+
+    def _jpeg(self) -> bytes:
+        at = self.now().replace(microsecond=0)
+        cached = self._picture
+        if cached is None or cached[0] != at:
+            cached = self._picture = (at, render_jpeg(at, self.label))
+        return cached[1]
 
     def _send(
         self,
