@@ -315,6 +315,8 @@ class Camera(_Model):
     def _http_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("a camera's url starts with http:// or https://")
+        if "@" in v.split("/", 3)[2]:
+            raise ValueError("no user or password in a camera's url: put them in credentials_file")
         return v
 
     @model_validator(mode="after")

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from controller.site import Site, Trouble
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO: one line per snapshot is noise in the daemon's log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CID_CAMERA = 330
 SNAPSHOT_DIR = "snapshots"
@@ -162,10 +164,10 @@ class Cameras(Component):
                 asyncio.get_running_loop().create_task(link.close())
 
     async def stop(self, reason: str) -> None:
+        link, self.link = self.link, None
         self.close()
-        if self.link is not None:
-            await self.link.close({"online": False, "reason": reason})
-            self.link = None
+        if link is not None:  # a goodbye on the cameras' status topic, then disconnect
+            await link.close({"online": False, "reason": reason})
 
     def clock_stepped(self, delta: timedelta) -> None:
         for b in self.bursts:

@@ -27,6 +27,7 @@ def test_a_site_without_cameras_has_none_and_default_storage_limits() -> None:
     ("old", "new", "complaint"),
     [
         ("url: http://", "url: rtsp://", "http:// or https://"),
+        ("url: http://", "url: http://admin:pw@", "no user or password in a camera's url"),
         ("zones: [gate]\n    burst", "zones: [nowhere]\n    burst", "unknown zone 'nowhere'"),
         ("zones: [gate]\n    burst", "sensors: [door.nope]\n    burst", "unknown sensor 'door.nope'"),
         ("    credentials_file: CREDS\n", "", "needs credentials_file"),
