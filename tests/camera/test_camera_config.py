@@ -41,3 +41,21 @@ def test_a_bad_camera_is_refused_with_its_path(old: str, new: str, complaint: st
     with pytest.raises(ConfigError) as err:
         parse_config(text.replace(old, new))
     assert complaint in str(err.value.problems)
+
+
+def test_check_config_warns_of_an_unreadable_or_loose_credentials_file(tmp_path: Path, creds: Path) -> None:
+    from controller.preflight import camera_files
+
+    assert camera_files(camera_config("http://cam.local/snap", creds)) == []
+    creds.chmod(0o644)
+    loose = camera_files(camera_config("http://cam.local/snap", creds))
+    assert [(f.path, "chmod 0640" in f.message) for f in loose] == [("cameras[0].credentials_file", True)]
+    missing = camera_files(camera_config("http://cam.local/snap", tmp_path / "nope"))
+    assert "cannot be read" in missing[0].message and "s3cret" not in str(loose + missing)
+
+
+def test_the_camera_password_is_among_the_secrets_the_logs_are_checked_for(creds: Path) -> None:
+    from controller.examples import secrets_in
+
+    cfg = camera_config("http://cam.local/snap", creds)
+    assert ("cameras[0].credentials_file", "s3cret-pass") in secrets_in(cfg)
