@@ -22,6 +22,18 @@ class Cameras(_Cameras):
     publish = False  # one part alone: no broker (tests/camera/test_e2e_cameras.py has one)
 
 
+def _started(url: str, creds: Path, tmp_path: Path, burst: int) -> tuple[FakeSite, Cameras]:
+    site = FakeSite(camera_config(url, creds, burst=burst), tmp_path)
+    cams = Cameras(site)
+    cams.start()
+    return site, cams
+
+
+def _done(site: FakeSite, cams: Cameras) -> None:
+    cams.close()
+    site.close()
+
+
 def _alarm(site: FakeSite, cams: Cameras) -> Event:
     events = site.submit(SensorChange("door.gate", True))  # a 24-hour door: the alarm
     alarm = next(e for e in events if e.kind == "alarm")
@@ -39,9 +51,7 @@ async def _burst(site: FakeSite, cams: Cameras, steps: int) -> None:
 def test_an_alarm_takes_a_burst_and_a_snapshot_event_references_it(tmp_path: Path, creds: Path) -> None:
     async def scenario() -> None:
         with CameraTwin("admin", "s3cret-pass", label="gate") as twin:
-            site = FakeSite(camera_config(twin.url, creds, burst=3), tmp_path)
-            cams = Cameras(site)
-            cams.start()
+            site, cams = _started(twin.url, creds, tmp_path, 3)
             alarm = _alarm(site, cams)
             before = len(site.recorded)
             await _burst(site, cams, 2)
@@ -57,8 +67,7 @@ def test_an_alarm_takes_a_burst_and_a_snapshot_event_references_it(tmp_path: Pat
                 data = cams.store.read(ref["id"])
                 assert data is not None and len(data) == ref["size"]
             validate(snap.to_dict(), event_schema())
-            cams.close()
-            site.close()
+            _done(site, cams)
 
     asyncio.run(scenario())
 
@@ -67,9 +76,7 @@ def test_a_dead_camera_is_a_trouble_and_the_alarm_stands(tmp_path: Path, creds: 
     async def scenario() -> None:
         with CameraTwin("admin", "s3cret-pass") as twin:
             url = twin.url
-        site = FakeSite(camera_config(url, creds, burst=2), tmp_path)
-        cams = Cameras(site)
-        cams.start()
+        site, cams = _started(url, creds, tmp_path, 2)
         alarm = _alarm(site, cams)
         await _burst(site, cams, 1)
         kinds = [e.kind for e in site.recorded if e.seq > alarm.seq]
@@ -82,8 +89,7 @@ def test_a_dead_camera_is_a_trouble_and_the_alarm_stands(tmp_path: Path, creds: 
         assert snap.detail["images"] == [] and [f["reason"] for f in snap.detail["failed"]] == [
             "unreachable", "unreachable"]  # fmt: skip
         assert site.engine.zone_state("gate") == "triggered"
-        cams.close()
-        site.close()
+        _done(site, cams)
 
     asyncio.run(scenario())
 
@@ -91,17 +97,14 @@ def test_a_dead_camera_is_a_trouble_and_the_alarm_stands(tmp_path: Path, creds: 
 def test_a_camera_that_answers_again_restores_its_trouble(tmp_path: Path, creds: Path) -> None:
     async def scenario() -> None:
         with CameraTwin("admin", "s3cret-pass", mode="not_jpeg") as twin:
-            site = FakeSite(camera_config(twin.url, creds, burst=2), tmp_path)
-            cams = Cameras(site)
-            cams.start()
+            site, cams = _started(twin.url, creds, tmp_path, 2)
             _alarm(site, cams)
             await cams.settle()
             twin.mode = "ok"
             await _burst(site, cams, 1)
         assert [e.cid for e in site.recorded if e.kind.startswith("trouble")] == ["E330", "R330"]
         assert site.troubles() == [] or all(t["cid"] != "E330" for t in site.troubles())
-        cams.close()
-        site.close()
+        _done(site, cams)
 
     asyncio.run(scenario())
 
@@ -109,13 +112,10 @@ def test_a_camera_that_answers_again_restores_its_trouble(tmp_path: Path, creds:
 def test_events_that_are_not_alarm_class_take_no_snapshot(tmp_path: Path, creds: Path) -> None:
     async def scenario() -> None:
         with CameraTwin("admin", "s3cret-pass") as twin:
-            site = FakeSite(camera_config(twin.url, creds), tmp_path)
-            cams = Cameras(site)
-            cams.start()
+            site, cams = _started(twin.url, creds, tmp_path, 3)
             cams.events(site.submit(Arm(("gate",), "away", user="test")))
             await cams.settle()
             assert twin.served == 0 and cams.bursts == []
-            cams.close()
-            site.close()
+            _done(site, cams)
 
     asyncio.run(scenario())
