@@ -73,8 +73,11 @@ class SnapshotStore:
         if not self.root.is_dir():
             return out
         for entry in os.scandir(self.root):
-            if entry.name.endswith(SUFFIX) and entry.is_file():
-                st = entry.stat()
+            if entry.name.endswith(SUFFIX):
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # pruned by a snapshot saved at the same moment
+                    continue
                 out.append(Stored(entry.name, st.st_mtime, st.st_size))
         return out
 
