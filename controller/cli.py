@@ -601,7 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="JSON instead of the table")
     sc.set_defaults(func=cmd_schedule)
 
-    cam = sub.add_parser("camera", help="IP cameras (docs/cameras.md)")
+    cam = command(
+        sub,
+        "camera",
+        "IP cameras whose snapshots go with the alarms (docs/cameras.md)",
+        "officeguard camera test -c /etc/officeguard/site.yaml cam.gate",
+    )
     cam_sub = cam.add_subparsers(dest="camera_command", required=True, metavar="COMMAND")
     ct = command(
         cam_sub,
