@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,23 @@ class SnapshotStore:
         self.root = root
         self.max_bytes = max_bytes
         self.max_age = max_age
+        # what is on disk, read once: a save must not list a thousand files to find that
+        # nothing needs pruning (the directory is ours alone)
+        self._index: dict[str, Stored] | None = None
+        self._total = 0
+        self._oldest = float("inf")
+        self._lock = threading.Lock()  # saves run in worker threads
+
+    def _loaded(self) -> dict[str, Stored]:
+        if self._index is None:
+            self._index = {f.name: f for f in self.listing()}
+            self._recount()
+        return self._index
+
+    def _recount(self) -> None:
+        index = self._index or {}
+        self._total = sum(f.size for f in index.values())
+        self._oldest = min((f.mtime for f in index.values()), default=float("inf"))
 
     def save(self, sid: str, data: bytes, taken: datetime) -> dict[str, Any]:
         """Write one snapshot (atomically), prune, and return its reference for the event."""
@@ -64,7 +82,13 @@ class SnapshotStore:
         stamp = taken.timestamp()
         os.utime(tmp, (stamp, stamp))
         tmp.replace(path)
-        self.prune(stamp)
+        with self._lock:
+            index = self._loaded()
+            old = index.get(path.name)
+            index[path.name] = Stored(path.name, stamp, len(data))
+            self._total += len(data) - (old.size if old else 0)
+            self._oldest = min(self._oldest, stamp)
+            self._prune_locked(stamp)
         return {"id": sid, "ts": taken.isoformat(timespec="milliseconds"), "size": len(data),
                 "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
 
@@ -82,9 +106,18 @@ class SnapshotStore:
         return out
 
     def prune(self, now: float) -> list[str]:
-        gone = prune(self.listing(), now, self.max_bytes, self.max_age)
+        with self._lock:
+            return self._prune_locked(now)
+
+    def _prune_locked(self, now: float) -> list[str]:
+        index = self._loaded()
+        if self._total <= self.max_bytes and self._oldest >= now - self.max_age.total_seconds():
+            return []  # the usual case, without sorting anything
+        gone = prune(list(index.values()), now, self.max_bytes, self.max_age)
         for name in gone:
             (self.root / name).unlink(missing_ok=True)
+            del index[name]
+        self._recount()
         return gone
 
     def read(self, sid: str) -> bytes | None:
