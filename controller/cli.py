@@ -339,6 +339,12 @@ def cmd_patrol(args: argparse.Namespace) -> int:
     return run(args, _load, lambda a: Path(_state_dir(a)) / JOURNAL_NAME)
 
 
+def cmd_camera_test(args: argparse.Namespace) -> int:
+    from controller.camera.cli import run_camera_test
+
+    return run_camera_test(_load(args.config), args)
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from controller.console.monitor import run_monitor
 
@@ -701,6 +707,24 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--json", action="store_true", help="JSON instead of the table")
     sc.set_defaults(func=cmd_schedule)
     patrol_cli.add_commands(sub, command, with_config, cmd_patrol)
+
+    cam = command(
+        sub,
+        "camera",
+        "IP cameras whose snapshots go with the alarms (docs/cameras.md)",
+        "officeguard camera test -c /etc/officeguard/site.yaml cam.gate",
+    )
+    cam_sub = cam.add_subparsers(dest="camera_command", required=True, metavar="COMMAND")
+    ct = command(
+        cam_sub,
+        "test",
+        "grab one snapshot from a configured camera and print its size and time",
+        "officeguard camera test -c /etc/officeguard/site.yaml cam.gate",
+    )
+    ct.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
+    ct.add_argument("name", help="the camera's id")
+    ct.add_argument("--save", metavar="FILE", help="also write the JPEG to FILE")
+    ct.set_defaults(func=cmd_camera_test)
 
     m = command(
         sub,

@@ -461,6 +461,46 @@ class DroneDetector(_Model):
     siren: bool = False  # also sound the zone's sirens on a drone
 
 
+class Camera(_Model):
+    """An IP camera whose snapshots go with the alarms of what it looks at (docs/cameras.md)."""
+
+    id: Ident
+    name: str = ""
+    url: str  # the snapshot URL (http:// or https://), as Hikvision ISAPI or Dahua CGI give it
+    auth: Literal["none", "basic", "digest"] = "digest"
+    credentials_file: str | None = None  # one line `user:password`, root-only
+    ca_file: str | None = None  # https: a CA (or the camera's own certificate) to trust
+    zones: list[Ident] = Field(default_factory=list)
+    sensors: list[Ident] = Field(default_factory=list)
+    detectors: list[Ident] = Field(default_factory=list)
+    checkpoints: list[Ident] = Field(default_factory=list)
+    burst: int = Field(default=3, ge=1, le=20)  # snapshots per alarm: one at once, then more
+    interval: Duration = timedelta(seconds=1)
+    timeout: Duration = timedelta(seconds=5)  # for one whole snapshot, connect to last byte
+    max_image: int = Field(default=4_000_000, ge=1024, le=50_000_000)  # bytes
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("a camera's url starts with http:// or https://")
+        if "@" in v.split("/", 3)[2]:
+            raise ValueError("no user or password in a camera's url: put them in credentials_file")
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Camera:
+        if self.auth != "none" and self.credentials_file is None:
+            raise ValueError(f"auth {self.auth} needs credentials_file (one line user:password)")
+        return self
+
+
+class CameraStorage(_Model):
+    max_bytes: int = Field(default=200_000_000, ge=1_000_000)
+    max_age: Duration = timedelta(days=30)
+    concurrency: int = Field(default=2, ge=1, le=8)  # snapshots fetched at once, site-wide
+
+
 class Siren(_Model):
     id: Ident
     name: str = ""
@@ -693,6 +733,8 @@ class SiteConfig(_Model):
     zones: list[Zone] = Field(min_length=1)
     sensors: list[Sensor] = Field(default_factory=list)
     drone_detectors: list[DroneDetector] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list)
+    camera_storage: CameraStorage = Field(default_factory=CameraStorage)
     sirens: list[Siren] = Field(default_factory=list)
     keypads: list[Keypad] = Field(default_factory=list)
     users: list[User] = Field(default_factory=list)
@@ -875,6 +917,16 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
                     (("drone_detectors", i, "port"), f"port {port} already used by {ports[port]}")
                 )
             ports.setdefault(port, str(d.get("id")))
+    for i, cam in _items(data, "cameras"):
+        claim_id(("cameras", i, "id"), cam.get("id"))
+        check_zones(("cameras", i, "zones"), cam.get("zones"))
+    for i, cam in _items(data, "cameras"):  # after every id is claimed
+        for key, kind in (("sensors", "sensors"), ("detectors", "drone_detectors")):
+            known = {str(x.get("id")) for _, x in _items(data, kind)}
+            looked = cam.get(key)
+            for j, ref in enumerate(looked if isinstance(looked, list) else []):
+                if isinstance(ref, str) and ref not in known:
+                    out.append((("cameras", i, key, j), f"unknown {key[:-1]} {ref!r}"))
     for i, sr in _items(data, "sirens"):
         claim_id(("sirens", i, "id"), sr.get("id"))
         claim_pin(("sirens", i, "pin"), sr.get("pin"), str(sr.get("id")))
@@ -915,7 +967,9 @@ def _cross_check(data: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]
     if isinstance(dc09, dict):
         for zid in dc09.get("partitions") or {}:
             check_zone(("dc09", "partitions", zid), zid)
-        sensor_ids = {s.get("id") for _, s in _items(data, "sensors")}
+        sensor_ids: set[str] = {
+            str(s.get("id")) for _, s in _items(data, "sensors") if isinstance(s.get("id"), str)
+        }
         for part, known in (("sensors", sensor_ids), ("users", names)):
             for ident in dc09.get(part) or {}:
                 if ident not in known:

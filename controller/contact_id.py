@@ -38,6 +38,7 @@ CODES: dict[int, tuple[str, str]] = {
         "Bell/siren trouble",
         "a siren output fault, or its supervised line open or shorted (`power.sirens`)",
     ),
+    330: ("System peripheral trouble", "a camera does not answer, or answers with no JPEG"),
     333: (
         "Expansion module failure",
         "a drone detector's port or heartbeat is silent, a patrol checkpoint's pins cannot be"

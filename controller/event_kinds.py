@@ -51,6 +51,7 @@ EVENT_KINDS: dict[str, EventKind] = {
         _kind("duress", "zone user cid"),
         _kind("drone", "zone sensor cid"),
         _kind("drone_lost", "zone sensor cid", expirable=True),
+        _kind("snapshot", "zone sensor", expirable=True),  # the images stay on disk
         _kind("bypass", "zone sensor user cid", expirable=True),
         _kind("keypad_lockout", "zone"),
         _kind("siren", "zone user", expirable=True, zone_state=True),

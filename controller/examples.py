@@ -54,6 +54,16 @@ def secrets_in(cfg: SiteConfig) -> list[tuple[str, str]]:
                 out.append((f"mqtt.{name}", f.read().strip()))
         except (OSError, UnicodeDecodeError):
             continue  # preflight reports the unreadable file
+    for i, cam in enumerate(cfg.cameras):
+        if cam.credentials_file is None:
+            continue
+        try:
+            with open(cam.credentials_file, encoding="utf-8") as f:
+                _, _, password = f.readline().strip().partition(":")
+        except (OSError, UnicodeDecodeError):
+            continue  # the camera is a trouble, and check-config says why
+        if password:
+            out.append((f"cameras[{i}].credentials_file", password))
     return out
 
 

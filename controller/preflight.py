@@ -169,6 +169,30 @@ def example_findings(cfg: SiteConfig, simulate: bool, strict: bool = True) -> li
     return out
 
 
+def camera_files(cfg: SiteConfig) -> list[Finding]:
+    """A camera's credentials or CA file that cannot be read, or a credentials file open beyond
+    its owner and group: warnings (the site runs, that camera is a trouble E330)."""
+    out = []
+    for i, cam in enumerate(cfg.cameras):
+        for key, path, secret in (
+            ("credentials_file", cam.credentials_file, True),
+            ("ca_file", cam.ca_file, False),
+        ):
+            if path is None:
+                continue
+            setting = f"cameras[{i}].{key}"
+            try:
+                with open(path, "rb") as f:
+                    f.read(1)
+                mode = stat.S_IMODE(os.stat(path).st_mode)
+            except OSError as e:
+                out.append(Finding(setting, f"{path} cannot be read ({e.strerror}): camera {cam.id} will be a trouble", False))
+                continue
+            if secret and mode & 0o037:
+                out.append(Finding(setting, f"{path} has mode {mode:04o}, open beyond its owner and group: chmod 0640 {path}", False))
+    return out
+
+
 def check(
     cfg: SiteConfig, simulate: bool, i2c_enabled: bool | None = None, strict: bool = False
 ) -> list[Finding]:
@@ -177,7 +201,7 @@ def check(
     codes are allowed (with a warning) and there is no GPIO, pin or serial device to look at.
     A file that says `backend: simulated` is not taken at its word for the codes: a copy of
     the demo must not become a real site with its codes."""
-    found = unreadable_files(cfg.mqtt) + loose_secret_files(cfg.mqtt)
+    found = unreadable_files(cfg.mqtt) + loose_secret_files(cfg.mqtt) + camera_files(cfg)
     found += [Finding(e.path, e.message, False, e.blocks_ok) for e in exposures(cfg.mqtt)]
     found += example_findings(cfg, simulate, strict)
     if cfg.dc09 is not None and cfg.dc09.key_file is not None:

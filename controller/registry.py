@@ -7,6 +7,7 @@ for the simulator's handlers that press keys and write detector lines.
 
 from __future__ import annotations
 
+from controller.camera.component import Cameras
 from controller.component import Component
 from controller.dc09.component import Dc09Reporting
 from controller.drone.component import DroneDetectors
@@ -25,5 +26,6 @@ COMPONENTS: tuple[type[Component], ...] = (
     Supervision,
     Reporting,
     Dc09Reporting,
+    Cameras,  # after reporting: the alarm is on its way before a snapshot is asked for
     SelfTest,
 )

@@ -35,6 +35,7 @@ KIND_STYLE = {
     "arm": "cyan",
     "disarm": "green",
     "patrol": "blue",
+    "snapshot": "blue",
 }
 
 # a patrol plan's states that need the office's eyes (controller/patrol/supervisor.py)
@@ -172,12 +173,25 @@ def _event_row(e: dict[str, Any]) -> list[Text]:
     where = str(e.get("zone") or e.get("sensor") or "")
     if where:
         what.append(f"\n{where}", style="dim")
+    text = Text(str(e.get("text") or ""))  # plain Text: a site's text is never parsed as markup
+    if kind == "snapshot":
+        text.append(_snapshot_link(e), style="blue underline")
     return [
         Text(str(e.get("ts", ""))[11:19]),
         Text(f"{e.get('site', '')} #{e.get('seq', '')}"),
         what,
-        Text(str(e.get("text") or "")),  # plain Text: a site's text is never parsed as markup
+        text,
     ]
+
+
+def _snapshot_link(e: dict[str, Any]) -> str:
+    """Where a `snapshot` event's images are (docs/cameras.md): their topic, by the alarm's id."""
+    d = e.get("detail")
+    if not isinstance(d, dict):
+        return ""
+    images = d.get("images")
+    count = len(images) if isinstance(images, list) else 0
+    return f"\n{count} image(s) of #{d.get('event_seq', '?')}: snapshot/{d.get('event', '?')}/"
 
 
 def feed_table(console: Console, rows: int = 15) -> Table:

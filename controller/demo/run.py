@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,16 @@ from controller.drone.protocol import encode_line
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: controller/demo/run.py
 CONFIG = ROOT / "config" / "demo.yaml"
+CAMERA = """
+cameras:
+  - id: cam.hall
+    name: "Camera hành lang"
+    url: {url}
+    credentials_file: {creds}
+    zones: [leadership, finance]
+    burst: 3
+    interval: 1s
+"""
 START = "2026-02-17T01:20:00+07:00"  # Tết night, 01:20: the hour break-ins happen
 PREFIX = "officeguard/office-a"
 # the guards' patrol (docs/patrol.md), added to the demo site: a round every hour on holidays
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def cli(*a: str, code: str | None = None, show: bool = True) -> str:
         argv = [*og, *a]
-        if a[0] != "monitor":
+        if a[0] not in ("monitor", "camera"):
             argv += ["--state-dir", str(state)]
         r = subprocess.run(
             argv, capture_output=True, text=True, input=code, env=env, cwd=ROOT, timeout=60
@@ -140,9 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     broker.start()
     url = broker.url
     port = broker.port
+    # the simulated IP camera over the leadership and finance rooms (docs/cameras.md)
+    from controller.camera.twin import CameraTwin
+
+    camera = CameraTwin("admin", secrets.token_urlsafe(12), label="cam.hall").start()
+    creds = state / "camera.secret"
+    creds.write_text(f"admin:{camera.password}\n", encoding="utf-8")
+    creds.chmod(0o600)
     config = state / "site.yaml"
     config.write_text(
-        CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url) + PATROL,
+        CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", url) + PATROL
+        + CAMERA.format(url=camera.url, creds=creds),
         encoding="utf-8",
     )
     say(f"broker: mosquitto on {url}")
@@ -173,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.05)
         say(f"Tết night, {START}: by the schedule and the holiday calendar every zone is armed")
         cli("status")
+        say("the camera over the hall answers (simulated, digest authentication)")
+        cli("camera", "test", "-c", str(config), "cam.hall")
         cli("sim", "advance", "10m")
         say("ten minutes later the director's door opens: entry delay, then the alarm")
         cli("sim", "set", "door.director", "active")
@@ -233,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             console.kill()
         broker.stop()
+        camera.close()
         log.close()
         console_log.close()
         feed = (state / "console.log").read_text(encoding="utf-8", errors="replace")

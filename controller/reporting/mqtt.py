@@ -234,11 +234,13 @@ class MqttLink:
         reconnect_min: float = 1.0,
         reconnect_max: float = 60.0,
         ack_timeout: float = ACK_TIMEOUT,
+        status_topic: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.site_id = site_id
         self.prefix = f"{cfg.topic_prefix}/{site_id}"
-        self.status_topic = f"{self.prefix}/status"
+        # a second link of the same site (the cameras') keeps its own status and will
+        self.status_topic = status_topic or f"{self.prefix}/status"
         self._loop = loop
         self._loop_thread = 0
         self._now = now

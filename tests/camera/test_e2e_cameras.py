@@ -1,0 +1,118 @@
+"""End to end: the real daemon on a virtual clock with the simulated camera and a real
+Mosquitto. An alarm-class event reaches the office at once, its snapshots follow on their own
+topic with the event's id, and a `snapshot` event references each of them; a camera killed
+mid-burst leaves the alarm as it was, and is a trouble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from controller.camera.twin import CameraTwin
+from controller.events import event_schema
+from tests.e2e import DEMO_CONFIG, Site
+from tests.mqtt_broker import Broker, Recorder, wait_for
+
+pytestmark = [pytest.mark.integration]
+
+CAMERA = """
+cameras:
+  - id: cam.gate
+    url: {url}
+    credentials_file: {creds}
+    zones: [perimeter]
+    burst: 3
+    interval: 2s
+    timeout: 2s
+"""
+
+
+def _site(tmp_path: Path, broker: Broker, url: str) -> Site:
+    creds = tmp_path / "camera.secret"
+    creds.write_text("admin:s3cret-pass\n", encoding="utf-8")
+    creds.chmod(0o600)
+    text = DEMO_CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", broker.url)
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(text + CAMERA.format(url=url, creds=creds), encoding="utf-8")
+    return Site(tmp_path / "state", config=cfg)
+
+
+def _events(rec: Recorder) -> list[dict[str, object]]:
+    return [json.loads(p) for t, p, _ in rec.snapshot() if t.endswith("/event")]
+
+
+def test_the_office_gets_the_alarm_then_its_snapshots_with_matching_ids(
+    tmp_path: Path, broker: Broker
+) -> None:
+    rec = Recorder(broker.port, "officeguard/office-a/#")
+    with CameraTwin("admin", "s3cret-pass", label="gate") as twin:
+        site = _site(tmp_path, broker, twin.url)
+        site.start("2026-03-04T01:30:00+07:00")
+        try:
+            assert wait_for(lambda: site.status()["broker"]["connected"], timeout=10)
+            site.og("sim", "set", "tamper.cabinet", "active")
+            assert wait_for(lambda: any(e.get("cid") == "E137" for e in _events(rec)), timeout=10)
+            alarm = next(e for e in _events(rec) if e.get("cid") == "E137")  # armed at 01:30: an alarm
+            assert wait_for(lambda: twin.served == 1, timeout=10)
+            site.advance("2s")
+            assert wait_for(lambda: twin.served == 2, timeout=10)
+            site.advance("2s")
+
+            def snap() -> dict[str, object] | None:
+                return next((e for e in _events(rec) if e["kind"] == "snapshot"), None)
+
+            assert wait_for(lambda: snap() is not None, timeout=10)
+            event = snap()
+            assert event is not None
+            jsonschema.validate(event, event_schema())
+            detail = event["detail"]
+            assert isinstance(detail, dict) and detail["event"] == alarm["id"]
+            assert event["seq"] > alarm["seq"]  # type: ignore[operator]
+            ids = [i["id"] for i in detail["images"]]
+            assert ids == [f"{alarm['id']}-cam.gate-{n}" for n in range(3)]
+            assert wait_for(lambda: len([t for t, *_ in rec.snapshot() if "/snapshot/" in t]) == 3)
+            images = {t.rsplit("/", 1)[1]: p for t, p, _ in rec.snapshot() if "/snapshot/" in t}
+            assert sorted(images) == ids
+            assert all(f"/snapshot/{alarm['id']}/" in t for t, *_ in rec.snapshot() if "/snapshot/" in t)
+            assert not any(r for t, _, r in rec.snapshot() if "/snapshot/" in t)  # never retained
+            for ref in detail["images"]:
+                assert len(images[ref["id"]]) == ref["size"] and images[ref["id"]][:2] == b"\xff\xd8"
+            assert (tmp_path / "state" / "snapshots" / f"{ids[0]}.jpg").exists()
+        finally:
+            site.stop()
+            rec.close()
+
+
+def test_a_camera_killed_mid_burst_leaves_the_alarm_delivered_and_is_a_trouble(
+    tmp_path: Path, broker: Broker
+) -> None:
+    rec = Recorder(broker.port, "officeguard/office-a/#")
+    twin = CameraTwin("admin", "s3cret-pass").start()
+    site = _site(tmp_path, broker, twin.url)
+    site.start("2026-03-04T01:30:00+07:00")
+    try:
+        assert wait_for(lambda: site.status()["broker"]["connected"], timeout=10)
+        site.og("sim", "set", "tamper.cabinet", "active")
+        assert wait_for(lambda: twin.served == 1, timeout=10)
+        twin.close()  # the camera dies after the first snapshot of the burst
+        assert wait_for(lambda: any(e.get("cid") == "E137" for e in _events(rec)), timeout=10)
+        site.advance("2s")
+        site.advance("2s")
+        assert wait_for(lambda: any(e["kind"] == "snapshot" for e in _events(rec)), timeout=15)
+        events = _events(rec)
+        cids = [e.get("cid") or e["kind"] for e in events]
+        assert cids.index("E137") < cids.index("E330") < cids.index("snapshot")
+        trouble = next(e for e in events if e["kind"] == "trouble" and e.get("cid") == "E330")
+        assert trouble["sensor"] == "cam.gate" and "s3cret" not in json.dumps(events)
+        snap = next(e for e in events if e["kind"] == "snapshot")["detail"]
+        assert isinstance(snap, dict)
+        assert [i["n"] for i in snap["images"]] == [0]
+        assert [f["n"] for f in snap["failed"]] == [1, 2]
+        status = site.status()
+        assert any(t.get("cid") == "E330" for t in status["troubles"])
+    finally:
+        site.stop()
+        rec.close()
