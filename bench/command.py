@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from bench.common import (
     workspace,
 )
 from bench.latency import latency_config
+from controller.remote.guard import TOPIC_RATE
 
 TARGET_RATIO = 4.0
 ZONE = "hall"
@@ -150,9 +152,15 @@ class _Waiter:
             return got
 
 
-def office_main(port: int, samples: int, nodelay: bool) -> None:
+def office_main(port: int, samples: int, nodelay: bool, key_file: str, site_time: str) -> None:
     """Send `samples` commands to the daemon and to the echo service, interleaved, and print
-    for each side the times from publish to result, event, retained state (JSON)."""
+    for each side the times from publish to result, event, retained state (JSON). Every
+    command is signed with the site's key, as the office must sign a disarm (docs/security.md);
+    the echo gets the same payload, so both sides parse what a real command carries. The
+    commands carry `site_time`: the bench's daemon runs on a virtual clock that stands still."""
+    from controller.remote.commands import sign
+
+    key = Path(key_file).read_text(encoding="utf-8").strip().encode()
     c = _client(f"bench-office-{os.getpid()}", nodelay)
     w = _Waiter()
     ready = threading.Event()
@@ -168,18 +176,23 @@ def office_main(port: int, samples: int, nodelay: bool) -> None:
         raise SystemExit("the office client did not subscribe")
     time.sleep(0.2)  # the retained states the subscription brings are in
     out: dict[str, list[dict[str, float]]] = {"site": [], "echo": []}
+    gap = 1.0 / TOPIC_RATE  # the site's rate limit on P/cmd: an office sends no faster
     for i in range(samples):
+        started = time.monotonic()
         arm = i % 2 == 0
         sides = [("site", SITE_PREFIX), ("echo", ECHO_PREFIX)]
         for side, prefix in sides if i % 4 < 2 else sides[::-1]:
-            cmd = {"id": f"{side}-{i}", "action": "arm" if arm else "disarm", "zone": ZONE,
-                   "code": CODE, **({"mode": "away"} if arm else {})}  # fmt: skip
+            cmd: dict[str, Any] = {"id": f"{side}-{i}", "action": "arm" if arm else "disarm",
+                   "zone": ZONE, "code": CODE, **({"mode": "away"} if arm else {}),
+                   "ts": site_time, "nonce": f"{side}-{i}-{os.getpid()}"}  # fmt: skip
+            cmd["sig"] = sign(key, f"{SITE_PREFIX}/cmd", cmd)
             w.expect(prefix, cmd["id"], "armed_away" if arm else "disarmed")
             t0 = time.perf_counter()
             c.publish(f"{prefix}/cmd", json.dumps(cmd), qos=1)
             got = w.wait(10)
             out[side].append({k: v - t0 for k, v in got.items()})
             time.sleep(0.005)  # anything else the command caused has arrived
+        time.sleep(max(0.0, gap - (time.monotonic() - started)))
     c.disconnect()
     c.loop_stop()
     print(json.dumps(out), flush=True)
@@ -198,7 +211,9 @@ def _child(*args: str) -> subprocess.Popen[str]:
     )
 
 
-async def _measure(cfg: Path, state: Path, port: int, samples: int, nodelay: bool) -> Any:
+async def _measure(
+    cfg: Path, state: Path, port: int, samples: int, nodelay: bool, key: Path
+) -> Any:
     site = InProcessSite(cfg, state)
     await site.start()
     echo = _child("echo", str(port), "1" if nodelay else "0")
@@ -209,7 +224,10 @@ async def _measure(cfg: Path, state: Path, port: int, samples: int, nodelay: boo
             raise BenchError("the echo service did not subscribe")
         if not await site.drained(10):
             raise BenchError("the start-up events were not delivered")
-        office = _child("office", str(port), str(samples), "1" if nodelay else "0")
+        office = _child(
+            "office", str(port), str(samples), "1" if nodelay else "0", str(key),
+            site.clock.now().isoformat(),
+        )  # fmt: skip
         out, _ = await asyncio.to_thread(office.communicate, None, 600)
         if office.returncode != 0:
             raise BenchError(f"the office client failed (status {office.returncode})")
@@ -228,8 +246,11 @@ def run(quick: bool = False, defaults: bool = False) -> dict[str, Any]:
         b = BenchBroker(w / "broker", nodelay=nodelay)
         b.start()
         try:
-            cfg = latency_config(w / "command.yaml", b.url)
-            r = asyncio.run(_measure(cfg, w / "state", b.port, samples + warm, nodelay))
+            key = w / "command.key"  # the site's key, as the installer makes it
+            key.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
+            key.chmod(0o600)
+            cfg = latency_config(w / "command.yaml", b.url, mqtt={"command_key_file": str(key)})
+            r = asyncio.run(_measure(cfg, w / "state", b.port, samples + warm, nodelay, key))
         finally:
             b.stop()
     site, echo = r["site"][warm:], r["echo"][warm:]
@@ -274,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         echo_main(int(argv[1]), argv[2] == "1")
         return 0
     if argv[:1] == ["office"]:
-        office_main(int(argv[1]), int(argv[2]), argv[3] == "1")
+        office_main(int(argv[1]), int(argv[2]), argv[3] == "1", argv[4], argv[5])
         return 0
     ap = argparse.ArgumentParser(prog="python -m bench.command", description=__doc__)
     ap.add_argument("--quick", action="store_true")

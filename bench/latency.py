@@ -40,10 +40,11 @@ DOOR_PIN = 17
 TARGET_EVENT_RATIO = 2.0
 
 
-def latency_config(path: Path, url: str) -> Path:
+def latency_config(path: Path, url: str, mqtt: dict[str, Any] | None = None) -> Path:
     return site_config(
         path,
         url,
+        mqtt=mqtt,
         zones=[{"id": "hall", "name": "Hall", "entry_delay": "0s", "exit_delay": "0s"}],
         sensors=[
             {"id": "door.hall", "name": "Hall door", "type": "door", "zone": "hall",
