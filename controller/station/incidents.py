@@ -130,7 +130,8 @@ class Incident:
             raise IncidentError(f"an event of kind {event.get('kind')!r} opens no incident")
         eid = str(event["id"])
         zone = event.get("zone") if isinstance(event.get("zone"), str) else None
-        title = str(event.get("text") or event.get("kind"))
+        zone = zone.replace("\x00", "\ufffd") if zone is not None else None
+        title = str(event.get("text") or event.get("kind")).replace("\x00", "\ufffd")
         inc = cls(eid, site, prio, alarm_class(event), zone, now, title, events=[eid])
         inc.steps.append(Step(now, "station", "opened", title))
         return inc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from controller.station.incidents import Incident, SiteLife, Step, alarm_class, 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAYLOAD = 64 * 1024
+COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
 
 
 class StoreError(OfficeGuardError, RuntimeError):
@@ -135,16 +137,16 @@ class Store:
                         continue
                     rows[eid] = {
                         "id": eid,
-                        "site": site,
+                        "site": _clean(site),
                         "seq": int(e["seq"]),
                         "at": event_time(e, now),
-                        "ts": str(e.get("ts", "")),
-                        "kind": str(e["kind"]),
+                        "ts": _clean(str(e.get("ts", ""))),
+                        "kind": _clean(str(e["kind"])),
                         "zone": _s(e.get("zone")),
                         "sensor": _s(e.get("sensor")),
                         "user": _s(e.get("user")),
                         "cid": _s(e.get("cid")),
-                        "text": str(e.get("text", "")),
+                        "text": _clean(str(e.get("text", ""))),
                         "received_at": now,
                         "body": json.dumps(e, ensure_ascii=False, separators=(",", ":")),
                     }
@@ -161,7 +163,12 @@ class Store:
                 conn.execute(
                     t.site_log.insert(),
                     [
-                        {"site": s, "topic": tp, "received_at": at, "body": body}
+                        {
+                            "site": _clean(s),
+                            "topic": _clean(tp),
+                            "received_at": at,
+                            "body": _clean(body),
+                        }
                         for s, tp, at, body in states
                     ],
                 )
@@ -171,9 +178,9 @@ class Store:
                     [
                         {
                             "received_at": at,
-                            "topic": tp,
-                            "reason": reason,
-                            "payload": payload[:MAX_PAYLOAD].decode("utf-8", "replace"),
+                            "topic": _clean(tp),
+                            "reason": _clean(reason),
+                            "payload": _clean(payload[:MAX_PAYLOAD].decode("utf-8", "replace")),
                         }
                         for at, tp, reason, payload in bad
                     ],
@@ -185,7 +192,7 @@ class Store:
         assert prio is not None
         zone = _s(e.get("zone"))
         what = alarm_class(e)
-        text = str(e.get("text") or e.get("kind"))
+        text = _clean(str(e.get("text") or e.get("kind")))
         q = select(t.incidents.c.id).where(
             t.incidents.c.site == site,
             t.incidents.c.state != "closed",
@@ -204,6 +211,28 @@ class Store:
         conn.execute(t.incident_events.insert().values(event_id=eid, incident_id=inc.id))
         self._steps(conn, inc.id, inc.steps)
         return Opened(inc.id, True, prio, site)
+
+    def comm_lost(self, site: str, why: str, now: float) -> Opened:
+        """A site silent past its heartbeat (or its last will): an incident of the station's own,
+        joined by later losses while it stays open."""
+        with self.tx() as conn:
+            found = conn.execute(
+                select(t.incidents.c.id).where(
+                    t.incidents.c.site == site,
+                    t.incidents.c.state != "closed",
+                    t.incidents.c.what == "comm_lost",
+                )
+            ).scalar()
+            text = f"communication lost: {why}"
+            if found is not None:
+                self._steps(conn, found, [Step(now, "station", "event", text)])
+                return Opened(found, False, COMM_LOST_PRIORITY, site)
+            iid = uuid.uuid4().hex
+            inc = Incident(iid, site, COMM_LOST_PRIORITY, "comm_lost", None, now, text)
+            inc.steps.append(Step(now, "station", "opened", text))
+            conn.execute(t.incidents.insert().values(**_incident_row(inc)))
+            self._steps(conn, iid, inc.steps)
+            return Opened(iid, True, COMM_LOST_PRIORITY, site)
 
     def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
         rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
@@ -433,7 +462,12 @@ class Store:
 
 
 def _s(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
+    return _clean(v) if isinstance(v, str) else None
+
+
+def _clean(v: str) -> str:
+    """PostgreSQL's text holds no NUL character (JSON may carry one as \\u0000)."""
+    return v.replace("\x00", "\ufffd")
 
 
 def _incident_row(inc: Incident) -> dict[str, Any]:
