@@ -326,6 +326,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run_monitor(args)
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    return int(args.func(args)) if args.func is not cmd_station else 64
+
+
+def _station_arguments(p: argparse.ArgumentParser, command: Any) -> None:
+    try:
+        from controller.station.service import add_arguments
+    except ImportError:  # the station's extra is not installed (a site's Raspberry Pi)
+        return
+    add_arguments(p, command)
+
+
 def cmd_hash_code(args: argparse.Namespace) -> int:
     from controller.access.codes import hash_code_interactive
 
@@ -654,6 +666,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
     )
     m.set_defaults(func=cmd_monitor)
+
+    st = command(
+        sub,
+        "station",
+        "the security office's monitoring station: alarm queue, logbook, web console",
+        "officeguard station operator lan --role admin\n"
+        "officeguard station serve --broker mqtt://127.0.0.1:1883",
+        "Needs the station extra (pip install 'officeguard[station]'); docs/station.md.",
+    )
+    st.set_defaults(func=cmd_station)
+    _station_arguments(st, command)
 
     h = command(
         sub,

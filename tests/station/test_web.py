@@ -1,0 +1,159 @@
+"""The web console over real HTTP: logins, roles, CSRF, throttling, the queue and its steps,
+search with CSV export, the banner while the database is away."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from controller.station import auth
+from controller.station.ingest import Ingest
+from controller.station.store import Store
+from controller.station.web import Station
+from tests.station.webclient import Browser, Server
+
+PW = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def site(store: Store) -> Iterator[tuple[Server, Ingest, Clock]]:
+    auth.set_operator(store, "lan", "operator", PW)
+    auth.set_operator(store, "boss", "admin", PW + "!")
+    clock = Clock()
+    ing = Ingest(store)
+    with Server(Station(store, ing, secret_key="k" * 40, clock=clock)) as srv:
+        yield srv, ing, clock
+
+
+def alarm(ing: Ingest, now: float, cid: str = "E130", zone: str = "leadership") -> str:
+    eid = uuid.uuid4().hex
+    ing.accept(
+        "officeguard/office-a/event",
+        (
+            f'{{"id": "{eid}", "seq": 1, "site": "office-a", "ts": "2026-02-17T01:20:31+07:00", '
+            f'"kind": "alarm", "cid": "{cid}", "zone": "{zone}", "text": "Báo động {zone}", "detail": {{}}}}'
+        ).encode(),
+        now,
+    )
+    ing.flush(now)
+    return eid
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url)
+    assert b.get("/").url.endswith("/login")
+    p = b.login("lan", "wrong password here")
+    assert p.status == 401 and "Wrong login or password" in p.body
+    assert b.get("/").url.endswith("/login")
+    p = b.login("lan", PW)
+    assert p.status == 200 and "open incident" in p.body
+
+
+def test_an_operator_acknowledges_notes_and_closes_an_incident(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    q = b.login("lan", PW)
+    assert f"inc-{eid}" in q.body and "Báo động leadership" in q.body
+    page = b.get(f"/incident/{eid}")
+    tok = page.csrf()
+    clock.now += 10
+    assert "acknowledged" in b.post(f"/incident/{eid}/acknowledge", {"csrf": tok}).body
+    b.post(f"/incident/{eid}/note", {"csrf": tok, "text": "bảo vệ đã đến <b>"})
+    p = b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "guard_sent", "text": ""})
+    assert f"inc-{eid}" not in p.body
+    page = b.get(f"/incident/{eid}")
+    assert "bảo vệ đã đến &lt;b&gt;" in page.body  # escaped, never run
+    assert page.body.count('class="step"') == 4 and "guard_sent" in page.body
+
+
+def test_a_post_without_the_csrf_token_is_refused(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert b.post(f"/incident/{eid}/acknowledge", {"csrf": "forged"}).status == 403
+    assert b.post(f"/incident/{eid}/acknowledge", {}).status == 403
+    anon = Browser(srv.url)
+    assert anon.post("/login", {"login": "lan", "password": PW}).status == 403
+
+
+def test_logins_are_throttled_after_five_failures(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, _, clock = site
+    b = Browser(srv.url)
+    for _ in range(5):
+        assert b.login("lan", "not the password").status == 401
+    p = b.login("lan", PW)
+    assert p.status == 429 and "Too many failed logins" in p.body
+    clock.now += 61
+    assert b.login("lan", PW).status == 200
+
+
+def test_roles_keep_operators_out_of_the_admin_and_supervisor_pages(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert b.get("/admin").status == 403
+    assert b.get("/supervisor").status == 403
+    a = Browser(srv.url)
+    a.login("boss", PW + "!")
+    page = a.get("/admin")
+    assert page.status == 200
+    p = a.post(
+        "/admin", {"csrf": page.csrf(), "login": "mai", "role": "operator", "password": "admin"}
+    )
+    assert p.status == 400 and "at least 10" in p.body
+    p = a.post(
+        "/admin",
+        {"csrf": page.csrf(), "login": "mai", "role": "supervisor", "password": "another long one"},
+    )
+    assert p.status == 200 and "mai" in p.body
+    assert a.get("/supervisor").status == 200
+
+
+def test_session_cookies_are_http_only_and_strict(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url, follow=False)
+    p = b.login("lan", PW)
+    cookie = p.headers.get("set-cookie", "")
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert p.headers.get("x-frame-options") == "DENY"
+
+
+def test_events_are_searched_and_exported_as_csv(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, clock = site
+    alarm(ing, clock.now, zone="=cmd|calc")
+    alarm(ing, clock.now, zone="hall")
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert "Báo động hall" in b.get("/events?q=hall").body
+    csv = b.get("/events?site=office-a&format=csv")
+    lines = csv.body.strip().splitlines()
+    assert lines[0].startswith("ts,site,seq,kind") and len(lines) == 3
+    assert "'=cmd|calc" in csv.body  # a formula is never exported as one
+
+
+def test_every_page_says_when_the_database_is_away(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, _ = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    ing.db_down = "OperationalError: connection refused"
+    for path in ("/", "/sites", "/events"):
+        assert "The database is unavailable" in b.get(path).body
