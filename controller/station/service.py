@@ -19,6 +19,7 @@ import getpass
 import logging
 import os
 import secrets
+import signal
 import stat
 import sys
 import threading
@@ -156,6 +157,11 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # handler that was there before: ours ends the process through the `finally` below, so
+    # ingest's last messages are written before it exits
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     print(
         f"officeguard station: http://{host}:{port}/ (database {_safe_url(url)}, broker {settings.url})",
         flush=True,
@@ -171,6 +177,10 @@ def serve(args: argparse.Namespace) -> int:
         print(f"officeguard station: {client.refused}", file=sys.stderr)
         return EXIT_UNREACHABLE
     return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _safe_url(url: str) -> str:

@@ -1,0 +1,77 @@
+"""The station end to end: a simulated site (the real daemon on a virtual clock) reports to a
+real Mosquitto, `officeguard station serve` (a real process) stores into a real PostgreSQL, and
+an operator works the incident over HTTP; the trail survives a restart of the station."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import DEMO_CONFIG, Site
+from tests.mqtt_broker import Broker, wait_for
+from tests.station.proc import StationProc, og_station
+from tests.station.webclient import Browser
+
+pytestmark = pytest.mark.integration
+
+PW = "a long operator password"
+WEDNESDAY_NOON = "2026-02-18T12:00:00+07:00"
+
+
+def site_config(tmp_path: Path, broker_url: str) -> Path:
+    text = DEMO_CONFIG.read_text(encoding="utf-8").replace("mqtt://127.0.0.1:1883", broker_url)
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg
+
+
+def test_the_station_refuses_to_start_without_operators_or_with_a_default_password(
+    tmp_path: Path, broker: Broker
+) -> None:
+    db = f"sqlite:///{tmp_path / 'st.db'}"
+    st = StationProc(tmp_path, db, broker.url)
+    with pytest.raises(RuntimeError, match="no operator yet"):
+        st.start()
+    r = og_station("operator", "boss", "--role", "admin", "--db", db, input="changeme\n")
+    assert r.returncode == 64 and "at least 10" in r.stderr
+
+
+def test_an_alarm_at_a_site_is_acknowledged_noted_and_closed_and_the_note_survives_a_restart(
+    tmp_path: Path, broker: Broker, pg_url: str
+) -> None:
+    r = og_station("operator", "lan", "--role", "operator", "--db", pg_url, input=PW + "\n")
+    assert r.returncode == 0, r.stderr
+    station = StationProc(tmp_path, pg_url, broker.url)
+    station.start()
+    site = Site(tmp_path / "site", config=site_config(tmp_path, broker.url))
+    site.start(WEDNESDAY_NOON)
+    try:
+        assert wait_for(lambda: site.status()["broker"]["connected"], timeout=15)
+        b = Browser(station.url)
+        assert b.login("lan", "not the password").status == 401
+        assert b.login("lan", PW).status == 200
+        site.og("sim", "set", "tamper.cabinet", "active")  # a 24 h tamper: an incident at once
+        assert wait_for(lambda: "inc-" in b.get("/").body, timeout=15), station.log()
+        iid = re.search(r'id="inc-([0-9a-f]+)"', b.get("/").body)
+        assert iid is not None
+        inc = iid.group(1)
+        page = b.get(f"/incident/{inc}")
+        tok = page.csrf()
+        b.post(f"/incident/{inc}/acknowledge", {"csrf": tok})
+        b.post(f"/incident/{inc}/note", {"csrf": tok, "text": "nắp tủ mở khi bảo trì"})
+        b.post(f"/incident/{inc}/close", {"csrf": tok, "resolution": "technical_fault"})
+        assert f"inc-{inc}" not in b.get("/").body
+
+        assert station.stop() == 0
+        station.start()
+        b = Browser(station.url)
+        b.login("lan", PW)
+        page = b.get(f"/incident/{inc}")
+        assert "nắp tủ mở khi bảo trì" in page.body and "technical_fault" in page.body
+        search = b.get("/events?site=office-a&kind=tamper")
+        assert "tamper" in search.body
+    finally:
+        site.stop()
+        station.stop()
