@@ -137,3 +137,34 @@ def test_no_payload_makes_ingest_raise(store: Store) -> None:
             ing.accept(topic, payload, 1.0)
     ing.tick(2.0)
     assert ing.db_down is None
+
+
+def test_the_fast_validator_agrees_with_jsonschema_on_valid_and_broken_events() -> None:
+    from jsonschema import Draft202012Validator
+
+    from controller.station.ingest import SCHEMA, _fast
+
+    ref = Draft202012Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    base = event()
+    variants: list[dict[str, object]] = [base, {**base, "cid": "R401"}, {**base, "user": "lan"}]
+    for key, bad in (
+        ("id", "XYZ"),
+        ("id", 5),
+        ("seq", 0),
+        ("seq", "1"),
+        ("kind", "party"),
+        ("cid", "E1"),
+        ("ts", 3),
+        ("detail", []),
+        ("text", None),
+        ("extra", 1),
+    ):
+        variants.append({**base, key: bad})
+    variants.append({k: v for k, v in base.items() if k != "site"})
+    for v in variants:
+        fast_ok = True
+        try:
+            _fast()(v)
+        except Exception:
+            fast_ok = False
+        assert fast_ok == ref.is_valid(v), v
