@@ -50,7 +50,9 @@ class DemoStation:
         )  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> None:
-        r = self._og("operator", DEMO_LOGIN, "--role", "admin", "--db", self.db, input=self.password + "\n")
+        r = self._og(
+            "operator", DEMO_LOGIN, "--role", "admin", "--db", self.db, input=self.password + "\n"
+        )
         if r.returncode != 0:
             raise RuntimeError(f"station operator: {r.stderr.strip()}")
         self._log = open(self.dir / "station.log", "w")  # noqa: SIM115 - closed in stop()
@@ -85,7 +87,9 @@ class DemoStation:
             page = resp.read().decode()
         m = re.search(r'name="csrf" value="([^"]+)"', page)
         form = {"csrf": m.group(1) if m else "", "login": DEMO_LOGIN, "password": self.password}
-        with opener.open(self.url + "login", urllib.parse.urlencode(form).encode(), timeout=10) as resp:
+        with opener.open(
+            self.url + "login", urllib.parse.urlencode(form).encode(), timeout=10
+        ) as resp:
             page = resp.read().decode()
         return [html.unescape(t) for t in re.findall(r"</a><br><small>([^<]*)</small>", page)]
 

@@ -33,7 +33,7 @@ from controller.reporting.mqtt import MqttConfigError
 from controller.station import auth
 from controller.station.ingest import Ingest
 from controller.station.store import Store, StoreError
-from controller.station.web import Station
+from controller.station.web import DEFAULT_LANGUAGE, LANGUAGES, Station
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def serve(args: argparse.Namespace) -> int:
     ]
     for t in threads:
         t.start()
-    station = Station(store, ingest, secret_key=key, https=args.https)
+    station = Station(store, ingest, secret_key=key, https=args.https, language=args.language)
     config = uvicorn.Config(
         station.app(),
         host=host,
@@ -262,6 +262,12 @@ def add_arguments(p: argparse.ArgumentParser, command: Any) -> None:
         "--https",
         action="store_true",
         help="behind a TLS reverse proxy: Secure cookies, trust its X-Forwarded-* headers",
+    )
+    s.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default=DEFAULT_LANGUAGE,
+        help="the console's language until an operator picks another (default: %(default)s)",
     )
     s.set_defaults(func=serve)
 

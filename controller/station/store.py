@@ -215,7 +215,9 @@ class Store:
             found = open_map.get(key)
             if found is not None:
                 text = _clean(str(e.get("text") or e.get("kind")))
-                steps.append({"incident_id": found, **Step(now, "station", "event", text).as_dict()})
+                steps.append(
+                    {"incident_id": found, **Step(now, "station", "event", text).as_dict()}
+                )
                 links.append({"event_id": eid, "incident_id": found})
                 opened.append(Opened(found, False, prio, site))
                 continue

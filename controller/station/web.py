@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ from controller.station.ingest import Ingest
 from controller.station.store import Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
+LOCALE = Path(__file__).parent / "locale"
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"  # the office's language; msgids are the English texts
 OVERDUE_S = 15 * 60.0
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
 
@@ -80,6 +84,7 @@ class Station:
         https: bool = False,
         clock: Callable[[], float] = time.time,
         overdue_s: float = OVERDUE_S,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
         self.store = store
         self.ingest = ingest
@@ -94,20 +99,39 @@ class Station:
         self.env.filters["t"] = _fmt_time
         self.env.filters["age"] = _fmt_age
         self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS)
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        self.catalogues = catalogues()
 
     # ------------------------------------------------------------------ helpers
 
+    def lang(self, request: Request) -> str:
+        """The page's language: ?lang=en|vi (kept in the session), else the station's."""
+        asked = request.query_params.get("lang")
+        if asked in LANGUAGES:
+            request.session["lang"] = asked
+        return str(request.session.get("lang") or self.language)
+
+    def gettext(self, request: Request) -> Callable[[str], str]:
+        cat = self.catalogues.get(self.lang(request))
+        if cat is None:
+            return lambda s: s
+        return lambda s: cat.get(s) or s
+
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ing = self.ingest
+        _ = self.gettext(request)
         banner = None
         if ing is not None and ing.db_down:
-            banner = (
-                f"The database is unavailable ({ing.db_down}): {ing.buffered} messages are "
-                f"kept in memory and will be written when it is back."
-            )
+            banner = _(
+                "The database is unavailable (%(why)s): %(n)d messages are kept in memory "
+                "and will be written when it is back."
+            ) % {"why": ing.db_down, "n": ing.buffered}
         if ing is not None and ing.dropped:
-            banner = (banner or "") + f" {ing.dropped} messages were dropped beyond the buffer."
+            dropped = _("%(n)d messages were dropped beyond the buffer.") % {"n": ing.dropped}
+            banner = f"{banner or ''} {dropped}".strip()
         html = self.env.get_template(name).render(
+            _=_,
+            lang=self.lang(request),
             request=request,
             user=request.session.get("user"),
             role=request.session.get("role"),
@@ -165,10 +189,14 @@ class Station:
         if op is None:
             self.throttle.failed(f"u:{login}", now)
             self.throttle.failed(f"a:{addr}", now)
-            return self.render(request, "login.html", 401, error="Wrong login or password.")
+            _ = self.gettext(request)
+            return self.render(request, "login.html", 401, error=_("Wrong login or password."))
         self.throttle.succeeded(f"u:{login}")
+        lang = self.lang(request)
         request.session.clear()  # a fresh session (and CSRF token) at every login
-        request.session.update(user=op["login"], role=op["role"], csrf=secrets.token_urlsafe(32))
+        request.session.update(
+            user=op["login"], role=op["role"], csrf=secrets.token_urlsafe(32), lang=lang
+        )
         return RedirectResponse("/", status_code=303)
 
     async def logout(self, request: Request) -> Response:
@@ -187,7 +215,8 @@ class Station:
     async def incident(self, request: Request) -> Response:
         inc = await self.db(self.store.incident, request.path_params["id"])
         if inc is None:
-            return self.render(request, "error.html", 404, error="No such incident.")
+            _ = self.gettext(request)
+            return self.render(request, "error.html", 404, error=_("No such incident."))
         return self.render(request, "incident.html", inc=inc)
 
     async def act(self, request: Request) -> Response:
@@ -360,6 +389,21 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+@lru_cache(maxsize=1)
+def catalogues() -> dict[str, dict[str, str]]:
+    """The gettext catalogues in locale/ (`<lang>.po`), read with Babel: no compile step."""
+    from babel.messages.pofile import read_po
+
+    out: dict[str, dict[str, str]] = {}
+    for po in sorted(LOCALE.glob("*.po")):
+        with po.open("rb") as f:
+            cat = read_po(f)
+        out[po.stem] = {
+            str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str) and m.string
+        }
+    return out
 
 
 def _csrf_token(request: Request) -> str:

@@ -80,7 +80,7 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
         assert wait_for(lambda: site.status()["broker"]["connected"], timeout=15)
         login(chrome, station.url, "lan", "wrong password, surely")
         assert (
-            "Wrong login or password"
+            "Sai tên đăng nhập hoặc mật khẩu"  # Vietnamese by default
             in wait.until(ec.presence_of_element_located((By.ID, "error"))).text
         )
         login(chrome, station.url, "lan", PW)
@@ -92,7 +92,11 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
         assert "office-a" in chrome.page_source  # arrived in the open page, no reload
         row.find_element(By.TAG_NAME, "a").click()
         wait.until(ec.element_to_be_clickable((By.ID, "ack"))).click()
-        wait.until(ec.text_to_be_present_in_element((By.ID, "state"), "acknowledged"))
+        wait.until(
+            ec.text_to_be_present_in_element_attribute(
+                (By.ID, "state"), "data-state", "acknowledged"
+            )
+        )
         chrome.find_element(By.ID, "note-text").send_keys("Nắp tủ mở khi bảo trì; đã gọi kỹ thuật")
         chrome.find_element(By.ID, "note").click()
         wait.until(ec.text_to_be_present_in_element((By.ID, "trail"), "Nắp tủ mở khi bảo trì"))
@@ -109,8 +113,8 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
         wait.until(ec.presence_of_element_located((By.ID, "count")))
         chrome.get(incident_url)
         trail = wait.until(ec.presence_of_element_located((By.ID, "trail"))).text
-        assert "Nắp tủ mở khi bảo trì" in trail and "closed" in trail
-        assert chrome.find_element(By.ID, "state").text == "closed"
+        assert "Nắp tủ mở khi bảo trì" in trail and "đã đóng" in trail
+        assert chrome.find_element(By.ID, "state").get_attribute("data-state") == "closed"
     finally:
         site.stop()
         station.stop()

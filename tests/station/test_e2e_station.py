@@ -69,7 +69,7 @@ def test_an_alarm_at_a_site_is_acknowledged_noted_and_closed_and_the_note_surviv
         b = Browser(station.url)
         b.login("lan", PW)
         page = b.get(f"/incident/{inc}")
-        assert "nắp tủ mở khi bảo trì" in page.body and "technical_fault" in page.body
+        assert "nắp tủ mở khi bảo trì" in page.body and "lỗi kỹ thuật" in page.body
         search = b.get("/events?site=office-a&kind=tamper")
         assert "tamper" in search.body
     finally:

@@ -31,7 +31,8 @@ def site(store: Store) -> Iterator[tuple[Server, Ingest, Clock]]:
     auth.set_operator(store, "boss", "admin", PW + "!")
     clock = Clock()
     ing = Ingest(store)
-    with Server(Station(store, ing, secret_key="k" * 40, clock=clock)) as srv:
+    station = Station(store, ing, secret_key="k" * 40, clock=clock, language="en")
+    with Server(station) as srv:
         yield srv, ing, clock
 
 
@@ -157,3 +158,44 @@ def test_every_page_says_when_the_database_is_away(site: tuple[Server, Ingest, C
     ing.db_down = "OperationalError: connection refused"
     for path in ("/", "/sites", "/events"):
         assert "The database is unavailable" in b.get(path).body
+
+
+def test_the_console_speaks_vietnamese_by_default_and_english_on_request(store: Store) -> None:
+    auth.set_operator(store, "lan", "operator", PW)
+    with Server(Station(store, Ingest(store), secret_key="k" * 40)) as srv:
+        b = Browser(srv.url)
+        page = b.get("/login")
+        assert 'lang="vi"' in page.body and "Mật khẩu" in page.body
+        assert "Sai tên đăng nhập hoặc mật khẩu" in b.login("lan", "wrong password!").body
+        assert "sự cố đang mở" in b.login("lan", PW).body
+        assert "open incident" in b.get("/?lang=en").body
+        assert "open incident" in b.get("/sites").body or "Sites" in b.get("/sites").body
+        assert 'lang="en"' in b.get("/events").body  # the choice stays for the session
+
+
+def test_every_text_the_pages_translate_has_a_vietnamese_translation() -> None:
+    import re
+
+    from controller.station.web import TEMPLATES, catalogues
+
+    vi = catalogues()["vi"]
+    used = set()
+    for tpl in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"\)', tpl.read_text(encoding="utf-8")))
+    from controller.station.auth import ROLES
+    from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, STATES
+
+    used |= set(PRIORITY_NAMES.values()) | set(RESOLUTIONS) | set(STATES) | set(ROLES)
+    used |= {
+        "fire",
+        "panic",
+        "duress",
+        "burglary",
+        "drone",
+        "tamper",
+        "trouble",
+        "keypad_lockout",
+        "comm_lost",
+    }
+    used |= {"opened", "event", "acknowledged", "note", "closed"}
+    assert sorted(u for u in used if u not in vi) == []
