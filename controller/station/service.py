@@ -279,7 +279,12 @@ def add_arguments(p: argparse.ArgumentParser, command: Any) -> None:
     )
     db(o)
     o.add_argument("login")
-    o.add_argument("--role", choices=auth.ROLES)
+    o.add_argument(
+        "--role",
+        choices=auth.ROLES,
+        help="operator works the queue, supervisor also sees overdue incidents, admin also "
+        "manages operators (default: the current role, else operator)",
+    )
     o.add_argument("--disable", action="store_true", help="the operator can no longer log in")
     o.add_argument(
         "--keep-password", action="store_true", help="change the role only (no password read)"
