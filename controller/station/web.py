@@ -18,6 +18,7 @@ import asyncio
 import csv
 import hmac
 import io
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -249,7 +250,12 @@ class Station:
         incidents = await self.db(self.store.incidents_of, site)
         events = await self.db(self.store.search, site=site, limit=100)
         return self.render(
-            request, "site.html", site=site, state=state, incidents=incidents, events=events
+            request,
+            "site.html",
+            site=site,
+            board=site_board(state),
+            incidents=incidents,
+            events=events,
         )
 
     async def events(self, request: Request) -> Response:
@@ -389,6 +395,40 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:
+    """A site's latest retained messages (one per topic) read into its board: zones with their
+    state and alarm, troubles, drones tracked now, patrols, heartbeat and status; what does not
+    parse is listed raw under `other`."""
+    board: dict[str, Any] = {
+        "zones": {}, "troubles": [], "drones": {}, "patrols": {}, "status": None,
+        "heartbeat": None, "other": [],
+    }  # fmt: skip
+    for row in state:
+        topic, body = str(row["topic"]), str(row["body"])
+        parts = topic.split("/")
+        try:
+            d = json.loads(body) if body else None
+        except ValueError:
+            d = None
+        if d is None or not isinstance(d, dict):
+            if body:
+                board["other"].append(row)
+            continue  # a cleared retained topic: the zone, drone or trouble is gone
+        if len(parts) == 3 and parts[0] == "zone" and parts[2] == "state":
+            board["zones"][parts[1]] = d
+        elif topic == "trouble/state" and isinstance(d.get("troubles"), list):
+            board["troubles"] = [t for t in d["troubles"] if isinstance(t, dict)]
+        elif len(parts) == 2 and parts[0] == "drone":
+            board["drones"][parts[1]] = d
+        elif len(parts) == 2 and parts[0] == "patrol":
+            board["patrols"][parts[1]] = d
+        elif topic in ("status", "heartbeat"):
+            board[topic] = d
+        else:
+            board["other"].append(row)
+    return board
 
 
 @lru_cache(maxsize=1)

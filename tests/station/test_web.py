@@ -199,3 +199,28 @@ def test_every_text_the_pages_translate_has_a_vietnamese_translation() -> None:
     }
     used |= {"opened", "event", "acknowledged", "note", "closed"}
     assert sorted(u for u in used if u not in vi) == []
+
+
+def test_a_sites_page_shows_its_zones_troubles_and_drones(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    P = "officeguard/office-a"
+    ing.accept(f"{P}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{P}/zone/leadership/state", b'{"state": "triggered", "alarm": true}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "armed_away", "alarm": false}', clock.now)
+    ing.accept(
+        f"{P}/trouble/state",
+        b'{"troubles": [{"source": "siren.hall", "cid": "E321", "what": "siren fault"}]}',
+        clock.now,
+    )
+    ing.accept(f"{P}/drone/t1", b'{"uas_id": "1596F350457000000001"}', clock.now)
+    ing.accept(f"{P}/drone/t2", b'{"uas_id": "gone"}', clock.now)
+    ing.accept(f"{P}/drone/t2", b"", clock.now + 1)  # that track was lost
+    ing.tick(clock.now + 1)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/site/office-a").body
+    assert "triggered" in page and "armed_away" in page
+    assert "siren fault" in page and "E321" in page
+    assert "1596F350457000000001" in page and "gone" not in page
