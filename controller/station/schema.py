@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -91,6 +92,15 @@ incidents = Table(
     Column("closed_by", String(100)),
     Column("resolution", String(40)),
     Index("ix_incidents_state", "state", "priority", "opened_at"),
+    # the open queue in its order (migrations/versions/0002_open_queue_index.py)
+    Index(
+        "ix_incidents_open_queue",
+        "priority",
+        "opened_at",
+        "id",
+        postgresql_where=text("state <> 'closed'"),
+        sqlite_where=text("state <> 'closed'"),
+    ),
 )
 
 incident_events = Table(

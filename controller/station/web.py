@@ -53,6 +53,9 @@ LOCALE = Path(__file__).parent / "locale"
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"  # the office's language; msgids are the English texts
 OVERDUE_S = 15 * 60.0
+# the queue page shows the most urgent incidents, this many at most (the count says how many
+# are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
+QUEUE_ROWS = 50
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -205,13 +208,18 @@ class Station:
         return RedirectResponse("/login", status_code=303)
 
     async def queue(self, request: Request) -> Response:
-        incidents = await self.db(self.store.open_incidents)
+        incidents = await self.db(self.store.open_incidents, QUEUE_ROWS)
+        count = len(incidents)
+        if count >= QUEUE_ROWS:
+            count = await self.db(self.store.count_open)
         groups: dict[str, list[Any]] = {}
         for inc in incidents:
             groups.setdefault(inc.site, []).append(inc)
         name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
         gen = self.ingest.generation if self.ingest else 0
-        return self.render(request, name, groups=groups, count=len(incidents), generation=gen)
+        return self.render(
+            request, name, groups=groups, count=count, shown=len(incidents), generation=gen
+        )
 
     async def incident(self, request: Request) -> Response:
         inc = await self.db(self.store.incident, request.path_params["id"])
