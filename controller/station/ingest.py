@@ -100,6 +100,8 @@ class Ingest:
         self.ignored = 0
         self.dropped = 0
         self.generation = 0  # grows whenever the queue may have changed (for live pages)
+        # told of every P/cmd/result (site, payload): the answers to the station's commands
+        self.on_command_result: Callable[[str, bytes], None] | None = None
         # told of every incident a flush opened or joined, e.g. to wake the web console
         self.listeners: list[Callable[[list[Opened]], None]] = []
 
@@ -129,6 +131,8 @@ class Ingest:
         site, rest = parts[0], parts[1:]
         if rest == ["event"]:
             self._event(site, topic, payload, now)
+        elif rest == ["cmd", "result"] and self.on_command_result is not None:
+            self.on_command_result(site, payload)
         elif rest[0] in STATE_KINDS and not (len(rest) > 1 and rest[-1] in ("set", "result")):
             self._state(site, "/".join(rest), payload, now)
         else:

@@ -32,6 +32,7 @@ from controller.errors import OfficeGuardError
 from controller.reporting.mqtt import MqttConfigError
 from controller.station import auth
 from controller.station.ingest import Ingest
+from controller.station.remote import Commander
 from controller.station.store import Store, StoreError
 from controller.station.web import DEFAULT_LANGUAGE, LANGUAGES, Station
 
@@ -120,6 +121,9 @@ def serve(args: argparse.Namespace) -> int:
     client = MonitorClient(
         settings, prefix, lambda t, p: ingest.accept(t, p, time.time()), share=args.share
     )
+    client.filters.append(f"{prefix}/+/cmd/result")  # the answers to remote commands
+    commander = Commander(client.publish, prefix, args.command_keys)
+    ingest.on_command_result = commander.on_result
     try:
         client.connect()
     except MonitorError as e:
@@ -146,7 +150,10 @@ def serve(args: argparse.Namespace) -> int:
     ]
     for t in threads:
         t.start()
-    station = Station(store, ingest, secret_key=key, https=args.https, language=args.language)
+    station = Station(
+        store, ingest, secret_key=key, https=args.https, language=args.language,
+        commander=commander,
+    )  # fmt: skip
     config = uvicorn.Config(
         station.app(),
         host=host,
@@ -268,6 +275,12 @@ def add_arguments(p: argparse.ArgumentParser, command: Any) -> None:
         choices=LANGUAGES,
         default=DEFAULT_LANGUAGE,
         help="the console's language until an operator picks another (default: %(default)s)",
+    )
+    s.add_argument(
+        "--command-keys",
+        metavar="DIR",
+        help="the sites' command keys, DIR/<site>.key (mode 0600): remote commands are signed "
+        "with them (default: unsigned, which a site requiring signatures refuses to disarm)",
     )
     s.set_defaults(func=serve)
 

@@ -476,6 +476,33 @@ class Store:
                 latest.setdefault(r["topic"], dict(r))
         return sorted(latest.values(), key=lambda r: r["topic"])[:limit]
 
+    def log_command(
+        self, site: str, who: str, command: dict[str, Any], result: dict[str, Any], now: float
+    ) -> None:
+        """A remote command the station sent and the site's answer (never the code)."""
+        body = {
+            "who": who,
+            "command": {k: v for k, v in command.items() if k not in ("code", "sig", "nonce")},
+            "result": result,
+        }
+        with self.tx() as conn:
+            conn.execute(
+                t.site_log.insert().values(
+                    site=site, topic="station/command", received_at=now,
+                    body=_clean(json.dumps(body, ensure_ascii=False)),
+                )
+            )  # fmt: skip
+
+    def commands(self, site: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self.tx() as conn:
+            rows = conn.execute(
+                select(t.site_log.c.received_at, t.site_log.c.body)
+                .where(t.site_log.c.site == site, t.site_log.c.topic == "station/command")
+                .order_by(t.site_log.c.n.desc())
+                .limit(limit)
+            ).all()
+        return [{"at": r.received_at, **json.loads(r.body)} for r in rows]
+
     # ------------------------------------------------------------------ operators
 
     def operator(self, login: str) -> dict[str, Any] | None:

@@ -46,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller.station import auth
 from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
 from controller.station.ingest import Ingest
+from controller.station.remote import MODES, Commander, CommandError
 from controller.station.store import Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -89,7 +90,9 @@ class Station:
         clock: Callable[[], float] = time.time,
         overdue_s: float = OVERDUE_S,
         language: str = DEFAULT_LANGUAGE,
+        commander: Commander | None = None,
     ) -> None:
+        self.commander = commander
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -102,7 +105,7 @@ class Station:
         )
         self.env.filters["t"] = _fmt_time
         self.env.filters["age"] = _fmt_age
-        self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS)
+        self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS, modes=MODES)
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self.catalogues = catalogues()
 
@@ -262,9 +265,32 @@ class Station:
             "site.html",
             site=site,
             board=site_board(state),
+            commands=await self.db(self.store.commands, site, 10),
+            remote=self.commander is not None,
             incidents=incidents,
             events=events,
         )
+
+    async def command(self, request: Request) -> Response:
+        """Remote arm/disarm from a site's page: sent with the operator's code, recorded."""
+        site = request.path_params["site"]
+        if self.commander is None:
+            return PlainTextResponse("remote commands are off", status_code=404)
+        form = await request.form()
+        action = str(form.get("action", ""))
+        zones = [z.strip() for z in str(form.get("zones", "")).replace(",", " ").split()]
+        zones += [str(z) for z in form.getlist("zone")]
+        code = str(form.get("code", ""))
+        mode = str(form.get("mode", "away"))
+        try:
+            cmd = self.commander.command(site, action, zones, code, mode)
+            result = await self.db(self.commander.send, site, action, zones, code, mode)
+        except CommandError as e:
+            cmd, result = {"action": action, "zones": zones}, {"ok": False, "error": str(e)}
+        await self.db(
+            self.store.log_command, site, request.session["user"], cmd, result, self.clock()
+        )
+        return RedirectResponse(f"/site/{site}", status_code=303)
 
     async def events(self, request: Request) -> Response:
         q = request.query_params
@@ -354,6 +380,7 @@ class Station:
             Route("/incident/{id:str}/{action:str}", g()(self.act), methods=["POST"]),
             Route("/sites", g()(self.sites)),
             Route("/site/{site:str}", g()(self.site)),
+            Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),
             Route("/events", g()(self.events)),
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),

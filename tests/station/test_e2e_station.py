@@ -5,6 +5,7 @@ an operator works the incident over HTTP; the trail survives a restart of the st
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,61 @@ def test_an_alarm_at_a_site_is_acknowledged_noted_and_closed_and_the_note_surviv
         assert "nắp tủ mở khi bảo trì" in page.body and "lỗi kỹ thuật" in page.body
         search = b.get("/events?site=office-a&kind=tamper")
         assert "tamper" in search.body
+    finally:
+        site.stop()
+        station.stop()
+
+
+def test_an_operator_arms_and_disarms_a_site_remotely_and_the_station_records_it(
+    tmp_path: Path, broker: Broker
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key = keys / "office-a.key"
+    key.write_text("k" * 64)
+    key.chmod(0o600)
+    cfg = site_config(tmp_path, broker.url)
+    cfg.write_text(
+        cfg.read_text(encoding="utf-8").replace(
+            "  heartbeat: 60s", f"  heartbeat: 60s\n  command_key_file: {key}", 1
+        ),
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path / 'st.db'}"
+    assert og_station("operator", "lan", "--db", db, input=PW + "\n").returncode == 0
+    station = StationProc(tmp_path, db, broker.url, "--command-keys", str(keys))
+    station.start()
+    site = Site(tmp_path / "site", config=cfg)
+    site.start(datetime.now(UTC).isoformat(timespec="seconds"))  # signed commands carry real time
+    try:
+        assert wait_for(lambda: site.status()["broker"]["connected"], timeout=15)
+        b = Browser(station.url)
+        b.login("lan", PW)
+        page = b.get("/site/office-a")
+        assert 'id="command"' in page.body
+        tok = page.csrf()
+        b.post(
+            "/site/office-a/command",
+            {"csrf": tok, "action": "arm", "mode": "away", "zones": "leadership", "code": "2468"},
+        )
+        assert site.zone("leadership") in ("arming", "armed_away")
+        page = b.post(
+            "/site/office-a/command",
+            {"csrf": tok, "action": "disarm", "zones": "leadership", "code": "1111"},
+        )
+        assert site.zone("leadership") in ("arming", "armed_away")  # a wrong code changes nothing
+        b.post(
+            "/site/office-a/command",
+            {"csrf": tok, "action": "disarm", "zones": "leadership", "code": "2468"},
+        )
+        page = b.get("/site/office-a")
+        assert site.zone("leadership") == "disarmed", re.findall(
+            r"class=\"cmd-result\">([^<]*)<", page.body
+        )
+        page = b.get("/site/office-a")
+        results = re.findall(r'class="cmd-result">([^<]*)<', page.body)
+        assert results[0] == "OK" and results[2] == "OK" and results[1] not in ("", "OK")
+        assert "2468" not in page.body and "2468" not in station.log()
     finally:
         site.stop()
         station.stop()
