@@ -365,14 +365,20 @@ class Store:
             ).scalar()
             return int(n or 0)
 
-    def incidents_of(self, site: str, limit: int = 200) -> list[Incident]:
+    def incidents_of(
+        self,
+        site: str,
+        limit: int = 200,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Incident]:
         with self.tx() as conn:
-            q = (
-                select(t.incidents)
-                .where(t.incidents.c.site == site)
-                .order_by(t.incidents.c.opened_at.desc())
-                .limit(limit)
-            )
+            q = select(t.incidents).where(t.incidents.c.site == site)
+            if since is not None:
+                q = q.where(t.incidents.c.opened_at >= since)
+            if until is not None:
+                q = q.where(t.incidents.c.opened_at < until)
+            q = q.order_by(t.incidents.c.opened_at.desc()).limit(limit)
             return [_incident(r) for r in conn.execute(q).mappings()]
 
     # ------------------------------------------------------------------ events, sites

@@ -47,6 +47,7 @@ from controller.station import auth
 from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
+from controller.station.report import review
 from controller.station.store import Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -317,6 +318,28 @@ class Station:
             )
         return self.render(request, "events.html", rows=rows, q=q)
 
+    async def report(self, request: Request) -> Response:
+        """The yearly review of a site (?year=, optional ?month=): a page that prints."""
+        site = request.path_params["site"]
+        now = datetime.fromtimestamp(self.clock()).astimezone()
+        try:
+            year = int(request.query_params.get("year") or now.year)
+            month = (
+                int(request.query_params["month"]) if request.query_params.get("month") else None
+            )
+            start = datetime(year, month or 1, 1).astimezone()
+        except ValueError:
+            return PlainTextResponse("bad year or month", status_code=400)
+        end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
+        end = datetime(end_y, end_m, 1).astimezone()
+        since, until = start.timestamp(), end.timestamp()
+        events = await self.db(
+            self.store.search, site=site, since=since, until=until, limit=1_000_000
+        )
+        incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
+        rev = review(site, year, month, events, incidents)
+        return self.render(request, "report.html", r=rev, months=range(1, 13))
+
     async def supervisor(self, request: Request) -> Response:
         now = self.clock()
         incidents = await self.db(self.store.open_incidents)
@@ -381,6 +404,7 @@ class Station:
             Route("/sites", g()(self.sites)),
             Route("/site/{site:str}", g()(self.site)),
             Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),
+            Route("/site/{site:str}/report", g("supervisor")(self.report)),
             Route("/events", g()(self.events)),
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),

@@ -3,8 +3,11 @@ search with CSV export, the banner while the database is away."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -224,3 +227,37 @@ def test_a_sites_page_shows_its_zones_troubles_and_drones(
     assert "triggered" in page and "armed_away" in page
     assert "siren fault" in page and "E321" in page
     assert "1596F350457000000001" in page and "gone" not in page
+
+
+def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    clock.now = datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp()  # the station got them in 2026
+    base = {"site": "office-a", "kind": "alarm", "cid": "E130", "text": "x", "detail": {}}
+    for seq, (ts, zone) in enumerate(
+        [
+            ("2026-02-17T01:20:00+07:00", "a"),  # Tết night: the night of the 16th
+            ("2026-02-17T01:25:00+07:00", "b"),  # the same night
+            ("2026-03-02T22:00:00+07:00", "a"),
+        ],
+        start=1,
+    ):
+        e = {**base, "id": uuid.uuid4().hex, "seq": seq, "ts": ts, "zone": zone}
+        ing.accept("officeguard/office-a/event", json.dumps(e).encode(), clock.now)
+    ing.flush(clock.now)
+    b = Browser(srv.url)
+    b.login("boss", PW + "!")
+    iid = re.search(r'id="inc-([0-9a-f]+)"', b.get("/").body)
+    assert iid is not None
+    tok = b.get(f"/incident/{iid.group(1)}").csrf()
+    clock.now += 40
+    b.post(f"/incident/{iid.group(1)}/close", {"csrf": tok, "resolution": "false_alarm"})
+    page = b.get("/site/office-a/report?year=2026").body
+    assert "2026-02-16, 2026-03-02" in page
+    row = re.search(r"<tr><td>alarm</td>(.*?)</tr>", page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td>([^<]*)", row.group(1))
+    assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
+    assert "40 s" in page and "false_alarm: 1" in page
+    assert Browser(srv.url).login("lan", PW) and b.get("/site/office-a/report?year=x").status == 400
