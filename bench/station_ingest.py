@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +140,22 @@ def measure(db: str, per_site: int, idle: float = 5.0) -> dict[str, Any]:
         broker.stop()
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of its own on the local server, dropped afterwards; its URL."""
     import psycopg
 
+    name = f"og_station_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(quick: bool = False) -> dict[str, Any]:
     per_site = 50 if quick else 300
     print(f"\n== station_ingest: {ci.SITES} sites x {per_site} events, QoS 1")
     console = ci.measure("monitor", per_site)
@@ -148,14 +163,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="og-bench-station-") as tmp:
         results["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'station.db'}", per_site)
-    name = f"og_station_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        results["postgresql"] = measure(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, per_site)
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database() as url:
+        results["postgresql"] = measure(url, per_site)
     figures = []
     for db, r in results.items():
         print(f"  {db}: {r['rate']:.0f} events/s stored, {r['lost']} lost, {r['quarantined']} quarantined, CPU {r['cpu_s']:.1f} s")

@@ -7,7 +7,6 @@ with an empty queue. SQLite and PostgreSQL. Target (issue 19): under 2x the empt
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -17,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import figure, print_figures
+from bench.station_ingest import pg_database
 
 INCIDENTS = 10_000
-PG_ADMIN = os.environ.get("OFFICEGUARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PW = "bench operator password"
 
 
@@ -68,21 +67,13 @@ def measure(db: str, repeat: int) -> tuple[float, float]:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    import psycopg
-
     repeat = 5 if quick else 20
     print(f"\n== station_queue: GET / with {INCIDENTS} open incidents vs an empty queue")
     res: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="og-bench-queue-") as tmp:
         res["sqlite"] = measure(f"sqlite:///{Path(tmp) / 'station.db'}", repeat)
-    name = f"og_station_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        res["postgresql"] = measure(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, repeat)
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database() as url:
+        res["postgresql"] = measure(url, repeat)
     figures = [
         figure(
             f"queue page, {INCIDENTS} open ({db})",
