@@ -131,3 +131,59 @@ def test_an_operator_arms_and_disarms_a_site_remotely_and_the_station_records_it
     finally:
         site.stop()
         station.stop()
+
+
+def test_two_stations_share_the_event_load_and_one_can_die(
+    tmp_path: Path, broker: Broker, pg_url: str
+) -> None:
+    import json
+    import signal
+    import uuid
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.station.store import Store
+
+    assert og_station("operator", "lan", "--db", pg_url, input=PW + "\n").returncode == 0
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = StationProc(tmp_path / "a", pg_url, broker.url)
+    b = StationProc(tmp_path / "b", pg_url, broker.url)
+    a.start()
+    b.start()
+    pub = paho.Client(CallbackAPIVersion.VERSION2, client_id="sites")
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    store = Store.open(pg_url, migrate_schema=False)
+
+    def publish(first: int, n: int) -> None:
+        for seq in range(first, first + n):
+            site = f"site-{seq % 10}"
+            e = {"id": uuid.uuid4().hex, "seq": seq, "site": site, "ts": "2026-02-17T01:20:00+07:00",
+                 "kind": "arm", "cid": "R401", "zone": "main", "text": "armed", "detail": {}}  # fmt: skip
+            pub.publish(f"officeguard/{site}/event", json.dumps(e), qos=1).wait_for_publish(5)
+
+    try:
+        publish(1, 200)
+        assert wait_for(lambda: store.count_events() == 200, timeout=20), store.count_events()
+        health = [json.loads(urlopen_text(s.url + "/health"))["stored_events"] for s in (a, b)]
+        assert all(h > 0 for h in health) and sum(health) == 200  # each took a share
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(10)
+        publish(201, 200)
+        assert wait_for(lambda: store.count_events() == 400, timeout=20), store.count_events()
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        store.close()
+        a.stop()
+        b.stop()
+
+
+def urlopen_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return str(r.read().decode())
