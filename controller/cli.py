@@ -327,7 +327,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_station(args: argparse.Namespace) -> int:
-    return int(args.func(args)) if args.func is not cmd_station else 64
+    """Only reached when the station's extra is not installed (its sub-commands are missing)."""
+    print(
+        "officeguard station: needs the station's libraries: pip install 'officeguard[station]'",
+        file=sys.stderr,
+    )
+    return 64
 
 
 def _station_arguments(p: argparse.ArgumentParser, command: Any) -> None:
