@@ -7,7 +7,15 @@ from alembic import context
 
 from controller.station.schema import metadata
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-with context.begin_transaction():
-    context.run_migrations()
+
+def run_migrations() -> None:
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+# Alembic runs this file inside its environment; imported anywhere else (a walk over every
+# module of the package, say) it does nothing
+if hasattr(context, "config"):
+    run_migrations()
