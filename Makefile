@@ -1,12 +1,13 @@
 # OfficeGuard: `make demo` runs a simulated site end to end; `make test` runs every check.
 # Both create .venv and install what they need on a fresh machine; Mosquitto comes from the
-# system's packages (scripts/need-mosquitto.sh installs it when run as root, else says how).
+# system's packages (scripts/need-mosquitto.sh installs it when run as root, else says how), and
+# so does Chromium for the station's browser test (scripts/need-chromium.sh).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: mosquitto venv test lint typecheck pytest demo bench clean install uninstall
+.PHONY: chromium mosquitto venv test lint typecheck pytest demo bench clean install uninstall
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,13 +21,16 @@ venv: $(STAMP)
 mosquitto:
 	sh scripts/need-mosquitto.sh
 
+chromium:
+	sh scripts/need-chromium.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) mosquitto
+pytest: $(STAMP) mosquitto chromium
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

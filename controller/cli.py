@@ -395,6 +395,23 @@ def cmd_dc09_test(args: argparse.Namespace) -> int:
     return run_test(_load(args.config).config, restore=args.restore)
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    """Only reached when the station's extra is not installed (its sub-commands are missing)."""
+    print(
+        "officeguard station: needs the station's libraries: pip install 'officeguard[station]'",
+        file=sys.stderr,
+    )
+    return 64
+
+
+def _station_arguments(p: argparse.ArgumentParser, command: Any) -> None:
+    try:
+        from controller.station.service import add_arguments
+    except ImportError:  # the station's extra is not installed (a site's Raspberry Pi)
+        return
+    add_arguments(p, command)
+
+
 def cmd_hash_code(args: argparse.Namespace) -> int:
     from controller.access.codes import hash_code_interactive
 
@@ -815,6 +832,17 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("-c", "--config", required=True, help="site configuration (YAML)")
     dt.add_argument("--restore", action="store_true", help="send R601 instead of E601")
     dt.set_defaults(func=cmd_dc09_test)
+
+    st = command(
+        sub,
+        "station",
+        "the security office's monitoring station: alarm queue, logbook, web console",
+        "officeguard station operator lan --role admin\n"
+        "officeguard station serve --broker mqtt://127.0.0.1:1883",
+        "Needs the station extra (pip install 'officeguard[station]'); docs/station.md.",
+    )
+    st.set_defaults(func=cmd_station)
+    _station_arguments(st, command)
 
     h = command(
         sub,

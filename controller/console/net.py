@@ -236,6 +236,10 @@ class MonitorClient:
             self._delay = min(RECONNECT_MAX, self._delay * 2)
             self._next_try = time.monotonic() + self._delay * random.uniform(0.5, 1.0)
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 1, from any thread: the loop writes it on its next step (within 0.25 s)."""
+        self._client.publish(topic, payload, qos=1)
+
     def disconnect(self) -> None:
         c = self._client
         if c.socket() is not None:

@@ -2,7 +2,9 @@
 
 1. starts Mosquitto on a free local port (controller/demo/mosquitto.py; `make demo` installs
    it first where it is missing);
-2. starts the security office's console (`officeguard monitor`) on that broker;
+2. starts the security office's console (`officeguard monitor`) on that broker, and the
+   monitoring station (`officeguard station`, SQLite in the demo's directory) whose address and
+   demo login it prints; `--station-wait S` keeps the station up S seconds after the night;
 3. starts the real daemon on simulated hardware and a virtual clock, and plays a short scripted
    night through the real CLI: Tết night intrusion, an attack on the safe, a drone over the roof,
    the guard disarming, the security office re-arming the wing remotely over MQTT, a patrol
@@ -33,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from controller.demo.mosquitto import LocalMosquitto, MosquittoMissing, mosquitto_binary
 from controller.drone import geo, odid
 from controller.drone.protocol import encode_line
+from controller.station.demo import DEMO_LOGIN, DemoStation
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: controller/demo/run.py
 CONFIG = ROOT / "config" / "demo.yaml"
@@ -119,6 +122,10 @@ class Office:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", help="keep the state directory here instead of a temporary one")
+    ap.add_argument(
+        "--station-wait", type=float, default=0.0, metavar="S",
+        help="keep the monitoring station's web console up S seconds after the night",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     try:
         mosquitto_binary()
@@ -174,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         env={**env, "COLUMNS": "110"},
         cwd=ROOT,
     )
+    station = DemoStation(state / "station", url, ROOT)
+    station.start()
+    say(f"monitoring station: {station.url}  login {DEMO_LOGIN} / {station.password}")
     log = open(state / "daemon.log", "w")  # noqa: SIM115 - closed below
     daemon = subprocess.Popen(
         [*og, "run", "-c", str(config), "--simulate", "--state-dir", str(state), "--clock", START],
@@ -237,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         delivered = st.get("outbox") == 0 and journal_ids <= set(office.events)
         say("what the security office sees (officeguard monitor --once)")
         cli("monitor", "--broker", url, "--once", "--wait", "1")
+        time.sleep(0.5)  # the station writes every 0.2 s
+        queue = station.open_incidents()
+        say(f"the monitoring station's queue at {station.url}: {len(queue)} open incident(s)")
+        for line in queue:
+            print(f"  {line}")
+        if args.station_wait > 0:
+            print(f"  (up for {args.station_wait:.0f} s: log in as {DEMO_LOGIN} / {station.password})")
+            time.sleep(args.station_wait)
         print(
             f"\noutbox: {st.get('outbox')} event(s) waiting; the office received "
             f"{len(journal_ids & set(office.events))} of the {len(journal_ids)} logbook events"
@@ -253,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             console.wait(10)
         except subprocess.TimeoutExpired:
             console.kill()
+        station.stop()
         broker.stop()
         camera.close()
         log.close()

@@ -36,3 +36,8 @@ def test_demo_runs_a_whole_night_end_to_end_on_mosquitto():
     assert "patrol E102" in console  # the missed patrol round reached the security office
     assert "night  MISSED" in out  # and the patrol log shows it
     assert not shows_code("2468", out.replace("2468\\n", ""))  # the guard's code is never shown
+    # the monitoring station ran beside the site: its address and login, and the night's
+    # alarms waiting in its queue (door, safe, drone at least)
+    assert "monitoring station: http://127.0.0.1:" in out and "login demo / demo-" in out
+    queue = out[out.index("the monitoring station's queue") :].splitlines()[0]
+    assert int(queue.split(": ")[-1].split()[0]) >= 3, queue

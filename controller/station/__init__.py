@@ -1,0 +1,1 @@
+"""The security office's monitoring station (`officeguard station`, docs/station.md)."""

@@ -1,0 +1,317 @@
+"""From MQTT messages to the station's database: validation, quarantine, batching, liveness.
+
+`Ingest.accept(topic, payload, now)` takes one message under `<prefix>/<site>/...` (from any
+thread) and queues it; `flush(now)` writes what is queued in one transaction and notes which
+incidents it opened; `tick(now)` also checks every site's liveness (communication lost within
+200 s). An event that fails `controller/event.schema.json`, or a payload that is not JSON, goes
+to the quarantine table with the reason; nothing a broker sends makes ingest raise.
+
+When the database is away, messages stay queued in memory up to `buffer_limit` (`db_down` says
+so, and every page of the console shows it); beyond the limit the oldest retained-state messages
+are dropped first, then events, and `dropped` counts them. When the database is back, the queue
+is written in order and ingest catches up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from controller.station.incidents import Liveness
+from controller.station.store import Opened, Store
+
+log = logging.getLogger(__name__)
+
+SCHEMA = Path(__file__).resolve().parent.parent / "event.schema.json"
+MAX_PAYLOAD = 64 * 1024
+BATCH = 2000
+BUFFER_LIMIT = 200_000
+STATE_KINDS = ("status", "heartbeat", "zone", "sensor", "detector", "trouble", "drone", "patrol")
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    return Draft202012Validator(schema)
+
+
+@lru_cache(maxsize=1)
+def _fast() -> Callable[[Any], Any]:
+    """The schema compiled to Python (fastjsonschema). The schema uses only keywords that mean
+    the same in draft 7, the newest fastjsonschema knows; a test checks both agree."""
+    import fastjsonschema
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    validate: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return validate
+
+
+def check_event(e: Any) -> str | None:
+    """Why `e` is not a valid event, or None."""
+    if not isinstance(e, dict):
+        return "not a JSON object"
+    from fastjsonschema import JsonSchemaException
+
+    try:
+        _fast()(e)
+        return None
+    except JsonSchemaException:
+        pass
+    err = next(iter(_validator().iter_errors(e)), None)
+    if err is None:
+        return None
+    where = "/".join(str(p) for p in err.absolute_path) or "(event)"
+    return f"schema: {where}: {err.message}"[:500]
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: Store,
+        prefix: str = "officeguard",
+        *,
+        liveness: Liveness | None = None,
+        buffer_limit: int = BUFFER_LIMIT,
+    ) -> None:
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self.liveness = liveness or Liveness()
+        self.buffer_limit = buffer_limit
+        self._lock = threading.Lock()
+        self._events: deque[tuple[str, dict[str, Any], float]] = deque()
+        self._states: deque[tuple[str, str, float, str]] = deque()
+        self._bad: deque[tuple[float, str, str, bytes]] = deque()
+        self._versions: dict[str, str] = {}
+        self.db_down: str | None = None  # why the last write failed, while it keeps failing
+        self.messages = 0
+        self.stored_events = 0
+        self.quarantined = 0
+        self.ignored = 0
+        self.dropped = 0
+        self.generation = 0  # grows whenever the queue may have changed (for live pages)
+        # told of every P/cmd/result (site, payload): the answers to the station's commands
+        self.on_command_result: Callable[[str, bytes], None] | None = None
+        # told of every incident a flush opened or joined, e.g. to wake the web console
+        self.listeners: list[Callable[[list[Opened]], None]] = []
+
+    @property
+    def buffered(self) -> int:
+        return len(self._events) + len(self._states) + len(self._bad)
+
+    # ------------------------------------------------------------------ accept
+
+    def accept(self, topic: str, payload: bytes, now: float) -> None:
+        """One message; never raises."""
+        try:
+            self._accept(topic, payload, now)
+        except Exception as e:  # noqa: BLE001 - ingest must survive any payload
+            self._quarantine(now, topic, f"unreadable: {e.__class__.__name__}", payload)
+
+    def _accept(self, topic: str, payload: bytes, now: float) -> None:
+        self.messages += 1
+        head = self.prefix + "/"
+        if not topic.startswith(head):
+            self.ignored += 1
+            return
+        parts = topic[len(head) :].split("/")
+        if len(parts) < 2 or not parts[0]:
+            self.ignored += 1
+            return
+        site, rest = parts[0], parts[1:]
+        if rest == ["event"]:
+            self._event(site, topic, payload, now)
+        elif rest == ["cmd", "result"] and self.on_command_result is not None:
+            self.on_command_result(site, payload)
+        elif rest[0] in STATE_KINDS and not (len(rest) > 1 and rest[-1] in ("set", "result")):
+            self._state(site, "/".join(rest), payload, now)
+        else:
+            self.ignored += 1  # commands and their results
+
+    def _event(self, site: str, topic: str, payload: bytes, now: float) -> None:
+        if len(payload) > MAX_PAYLOAD:
+            self._quarantine(now, topic, "too large", payload)
+            return
+        try:
+            e = json.loads(payload.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            self._quarantine(now, topic, "not JSON", payload)
+            return
+        why = check_event(e)
+        if why is None and e.get("site") != site:
+            why = f"the event names site {e.get('site')!r} but came on {site!r}'s topic"
+        if why is not None:
+            self._quarantine(now, topic, why, payload)
+            return
+        with self._lock:
+            self._events.append((site, e, now))
+            self._bound()
+
+    def _state(self, site: str, rest: str, payload: bytes, now: float) -> None:
+        body = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
+        d: Any = None
+        if payload:
+            try:
+                d = json.loads(body)
+            except ValueError:
+                self._quarantine(now, f"{self.prefix}/{site}/{rest}", "not JSON", payload)
+                return
+        lv = self.liveness
+        if rest == "status" and isinstance(d, dict) and isinstance(d.get("online"), bool):
+            lv.status(
+                site,
+                d["online"],
+                now,
+                d.get("reason") if isinstance(d.get("reason"), str) else None,
+            )
+            if isinstance(d.get("version"), str):
+                self._versions[site] = d["version"]
+        elif rest == "heartbeat" and isinstance(d, dict):
+            interval = d.get("interval_s")
+            lv.heartbeat(site, now, float(interval) if isinstance(interval, int | float) else None)
+        with self._lock:
+            self._states.append((site, rest, now, body))
+            self._bound()
+
+    def _quarantine(self, now: float, topic: str, reason: str, payload: bytes) -> None:
+        self.quarantined += 1
+        with self._lock:
+            self._bad.append((now, topic, reason, payload[:MAX_PAYLOAD]))
+            self._bound()
+
+    def _bound(self) -> None:
+        while self.buffered > self.buffer_limit:
+            q = self._states or self._bad or self._events
+            q.popleft()
+            self.dropped += 1
+
+    # ------------------------------------------------------------------ flush
+
+    def flush(self, now: float) -> list[Opened]:
+        """Write what is queued, in batches; on a database error keep it and say why."""
+        opened: list[Opened] = []
+        while True:
+            with self._lock:
+                ev = [self._events[i] for i in range(min(BATCH, len(self._events)))]
+                st = [self._states[i] for i in range(min(BATCH, len(self._states)))]
+                bad = [self._bad[i] for i in range(min(BATCH, len(self._bad)))]
+            if not (ev or st or bad):
+                break
+            try:
+                opened += self.store.ingest(events=ev, states=st, bad=bad)
+            except (OperationalError, InterfaceError) as e:
+                why = _why(e)
+                if self.db_down is None:
+                    log.error("station: the database is unavailable (%s); buffering", why)
+                self.db_down = why
+                break
+            except SQLAlchemyError:
+                # the database refused something in this batch: write it one by one, and
+                # quarantine what it refuses, so one odd message never blocks ingest
+                opened += self._one_by_one(ev, st, bad)
+            with self._lock:  # what was written leaves the queue (new arrivals stay behind it)
+                for q, n in (
+                    (self._events, len(ev)),
+                    (self._states, len(st)),
+                    (self._bad, len(bad)),
+                ):
+                    for _ in range(n):
+                        q.popleft()
+            self.stored_events += len(ev)
+            if self.db_down is not None:
+                log.warning("station: the database is back; caught up")
+                self.db_down = None
+        if opened:
+            self.generation += 1
+            for f in self.listeners:
+                f(opened)
+        return opened
+
+    def _one_by_one(
+        self,
+        ev: list[tuple[str, dict[str, Any], float]],
+        st: list[tuple[str, str, float, str]],
+        bad: list[tuple[float, str, str, bytes]],
+    ) -> list[Opened]:
+        opened: list[Opened] = []
+        refused: list[tuple[float, str, str, bytes]] = []
+        for e in ev:
+            try:
+                opened += self.store.ingest(events=[e])
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError as x:
+                topic = f"{self.prefix}/{e[0]}/event"
+                refused.append(
+                    (e[2], topic, f"database refused: {_why(x)}", json.dumps(e[1]).encode())
+                )
+        for s in st:
+            try:
+                self.store.ingest(states=[s])
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError as x:
+                refused.append(
+                    (
+                        s[2],
+                        f"{self.prefix}/{s[0]}/{s[1]}",
+                        f"database refused: {_why(x)}",
+                        s[3].encode(),
+                    )
+                )
+        for b in bad + refused:
+            try:
+                self.store.ingest(bad=[b])
+            except (OperationalError, InterfaceError):
+                raise
+            except SQLAlchemyError:
+                self.dropped += 1
+                log.error("station: the database refused a quarantined message from %s", b[1])
+        self.quarantined += len(refused)
+        return opened
+
+    def tick(self, now: float) -> list[Opened]:
+        """Flush, then open an incident for every site whose communication was just lost."""
+        changes = self.liveness.check(now)
+        with self._lock:
+            for site, lost, why in changes:
+                topic = "station/comm_lost" if lost else "station/comm_restored"
+                self._states.append((site, topic, now, json.dumps({"why": why})))
+        opened = self.flush(now)
+        if self.db_down is None:
+            try:
+                for site, lost, why in changes:
+                    if lost:
+                        opened.append(self.store.comm_lost(site, why, now))
+                self.store.save_sites(self.liveness.sites.values(), self._versions)
+            except SQLAlchemyError as e:
+                self.db_down = _why(e)
+        if changes:
+            self.generation += 1
+        return opened
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "messages": self.messages,
+            "stored_events": self.stored_events,
+            "quarantined": self.quarantined,
+            "ignored": self.ignored,
+            "buffered": self.buffered,
+            "dropped": self.dropped,
+            "db_down": self.db_down,
+        }
+
+
+def _why(e: Exception) -> str:
+    first = (str(e).splitlines() or [""])[0]
+    return f"{e.__class__.__name__}: {first[:200]}"

@@ -1,0 +1,597 @@
+"""The station's database: SQLite (the embedded default) or PostgreSQL, through SQLAlchemy 2
+Core, its schema made by Alembic migrations (`migrate`).
+
+The database, not a process's memory, is the source of truth: two station processes that share
+the event load (an MQTT 5 shared subscription) both write here, an incident is looked up and
+changed in one transaction (the row locked on PostgreSQL), and an event seen twice is stored
+once (its id is the primary key; a duplicate insert does nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from controller.errors import OfficeGuardError
+from controller.station import schema as t
+from controller.station.incidents import Incident, SiteLife, Step, alarm_class, priority_of
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MAX_PAYLOAD = 64 * 1024
+COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
+
+
+class StoreError(OfficeGuardError, RuntimeError):
+    """The database refused or is unreachable (the message says which and why)."""
+
+
+def engine_for(url: str) -> Engine:
+    """`sqlite:///path/station.db` or `postgresql+psycopg://user@host/db`; a bare path means
+    SQLite."""
+    if "://" not in url:
+        url = f"sqlite:///{url}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` (Alembic, the scripts in migrations/versions/)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def event_time(e: Mapping[str, Any], default: float) -> float:
+    ts = e.get("ts")
+    if isinstance(ts, str):
+        try:
+            return datetime.fromisoformat(ts).timestamp()
+        except ValueError:
+            pass
+    return default
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What one stored event did to the queue."""
+
+    incident: str
+    new: bool
+    priority: int
+    site: str
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pg = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.pg else sqlite.insert
+
+    @classmethod
+    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+        eng = engine_for(url)
+        try:
+            if migrate_schema:
+                migrate(eng)
+        except SQLAlchemyError as e:
+            raise StoreError(
+                f"cannot open the station's database: {e.__class__.__name__}: {e}"
+            ) from e
+        return cls(eng)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(
+        self,
+        events: Sequence[tuple[str, Mapping[str, Any], float]] = (),
+        states: Sequence[tuple[str, str, float, str]] = (),
+        bad: Sequence[tuple[float, str, str, bytes]] = (),
+    ) -> list[Opened]:
+        """One batch in one transaction: events (site, event, received_at), retained-state
+        messages (site, topic, received_at, body) and quarantined messages (received_at,
+        topic, reason, payload). Returns the incidents the new events opened or joined."""
+        opened: list[Opened] = []
+        with self.tx() as conn:
+            if events:
+                rows = {}
+                for site, e, now in events:
+                    eid = str(e["id"])
+                    if eid in rows:
+                        continue
+                    rows[eid] = {
+                        "id": eid,
+                        "site": _clean(site),
+                        "seq": int(e["seq"]),
+                        "at": event_time(e, now),
+                        "ts": _clean(str(e.get("ts", ""))),
+                        "kind": _clean(str(e["kind"])),
+                        "zone": _s(e.get("zone")),
+                        "sensor": _s(e.get("sensor")),
+                        "user": _s(e.get("user")),
+                        "cid": _s(e.get("cid")),
+                        "text": _clean(str(e.get("text", ""))),
+                        "received_at": now,
+                        "body": json.dumps(e, ensure_ascii=False, separators=(",", ":")),
+                    }
+                new = self._new_events(conn, list(rows.values()))
+                fresh = []
+                for site, e, now in events:
+                    eid = str(e["id"])
+                    if eid in new and priority_of(e) is not None:
+                        new.discard(eid)
+                        fresh.append((site, e, now))
+                if fresh:
+                    opened = self._offer_all(conn, fresh)
+            if states:
+                self._bulk(
+                    conn,
+                    t.site_log,
+                    [
+                        {
+                            "site": _clean(s),
+                            "topic": _clean(tp),
+                            "received_at": at,
+                            "body": _clean(body),
+                        }
+                        for s, tp, at, body in states
+                    ],
+                )
+            if bad:
+                self._bulk(
+                    conn,
+                    t.quarantine,
+                    [
+                        {
+                            "received_at": at,
+                            "topic": _clean(tp),
+                            "reason": _clean(reason),
+                            "payload": _clean(payload[:MAX_PAYLOAD].decode("utf-8", "replace")),
+                        }
+                        for at, tp, reason, payload in bad
+                    ],
+                )
+        return opened
+
+    def _offer_all(
+        self, conn: Connection, fresh: Sequence[tuple[str, Mapping[str, Any], float]]
+    ) -> list[Opened]:
+        """Open or join incidents for a batch's alarm-class events with a few statements: one
+        look-up of the open incidents of the batch's sites, then bulk inserts."""
+        c = t.incidents.c
+        q = select(c.id, c.site, c.priority, c.what, c.zone).where(
+            c.site.in_(sorted({site for site, _, _ in fresh})), c.state != "closed"
+        )
+        if self.pg:
+            q = q.with_for_update()
+        open_map: dict[tuple[str, int, str, str | None], str] = {}
+        for r in conn.execute(q):
+            open_map.setdefault((r.site, r.priority, r.what, r.zone), r.id)
+        new_incidents: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []
+        opened: list[Opened] = []
+        for site, e, now in fresh:
+            prio = priority_of(e)
+            assert prio is not None
+            eid = str(e["id"])
+            key = (site, prio, alarm_class(e), _s(e.get("zone")))
+            found = open_map.get(key)
+            if found is not None:
+                text = _clean(str(e.get("text") or e.get("kind")))
+                steps.append(
+                    {"incident_id": found, **Step(now, "station", "event", text).as_dict()}
+                )
+                links.append({"event_id": eid, "incident_id": found})
+                opened.append(Opened(found, False, prio, site))
+                continue
+            inc = Incident.open(e, site, now)
+            open_map[key] = inc.id
+            new_incidents.append(_incident_row(inc))
+            links.append({"event_id": eid, "incident_id": inc.id})
+            steps += [{"incident_id": inc.id, **st.as_dict()} for st in inc.steps]
+            opened.append(Opened(inc.id, True, prio, site))
+        if new_incidents:
+            conn.execute(t.incidents.insert(), new_incidents)
+        self._bulk(conn, t.incident_events, links)
+        self._bulk(conn, t.incident_steps, steps)
+        return opened
+
+    # PostgreSQL: COPY, since parsing a large multi-row INSERT costs psycopg more than the
+    # server's work (bench/station_ingest.py: 2,100 events/s with INSERT, see docs/station.md)
+
+    def _new_events(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        """Insert the events whose id is not stored yet; the ids inserted."""
+        if not self.pg:
+            stmt = self._insert(t.events).on_conflict_do_nothing(index_elements=["id"])
+            return set(conn.execute(stmt.returning(t.events.c.id), rows).scalars())
+        cols = [c.name for c in t.events.columns]
+        names = ", ".join(f'"{c}"' for c in cols)
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy(f"COPY events_in ({names}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row([r[c] for c in cols])
+            cur.execute(
+                f"INSERT INTO events ({names}) SELECT {names} FROM events_in "  # noqa: S608 - names from schema.py
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
+            )
+            return {str(r[0]) for r in cur.fetchall()}
+
+    def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if not self.pg:
+            conn.execute(table.insert(), rows)
+            return
+        cols = list(rows[0])
+        names = ", ".join(f'"{c}"' for c in cols)
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row([r[c] for c in cols])
+
+    def comm_lost(self, site: str, why: str, now: float) -> Opened:
+        """A site silent past its heartbeat (or its last will): an incident of the station's own,
+        joined by later losses while it stays open."""
+        with self.tx() as conn:
+            found = conn.execute(
+                select(t.incidents.c.id).where(
+                    t.incidents.c.site == site,
+                    t.incidents.c.state != "closed",
+                    t.incidents.c.what == "comm_lost",
+                )
+            ).scalar()
+            text = f"communication lost: {why}"
+            if found is not None:
+                self._steps(conn, found, [Step(now, "station", "event", text)])
+                return Opened(found, False, COMM_LOST_PRIORITY, site)
+            iid = uuid.uuid4().hex
+            inc = Incident(iid, site, COMM_LOST_PRIORITY, "comm_lost", None, now, text)
+            inc.steps.append(Step(now, "station", "opened", text))
+            conn.execute(t.incidents.insert().values(**_incident_row(inc)))
+            self._steps(conn, iid, inc.steps)
+            return Opened(iid, True, COMM_LOST_PRIORITY, site)
+
+    def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
+        rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
+        if rows:
+            conn.execute(t.incident_steps.insert(), rows)  # a few rows: no COPY
+
+    # ------------------------------------------------------------------ incidents
+
+    def incident(self, incident_id: str, conn: Connection | None = None) -> Incident | None:
+        if conn is None:
+            with self.tx() as c:
+                return self.incident(incident_id, c)
+        q = select(t.incidents).where(t.incidents.c.id == incident_id)
+        if self.pg:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
+        if row is None:
+            return None
+        inc = _incident(row)
+        inc.events = list(
+            conn.execute(
+                select(t.incident_events.c.event_id).where(
+                    t.incident_events.c.incident_id == incident_id
+                )
+            ).scalars()
+        )
+        inc.steps = [
+            Step(r.at, r.who, r.action, r.text)
+            for r in conn.execute(
+                select(t.incident_steps)
+                .where(t.incident_steps.c.incident_id == incident_id)
+                .order_by(t.incident_steps.c.n)
+            )
+        ]
+        return inc
+
+    def act(self, incident_id: str, action: str, who: str, now: float, **kw: str) -> Incident:
+        """An operator's step (acknowledge, note, close), applied by the model and stored in one
+        transaction; IncidentError when it does not fit."""
+        with self.tx() as conn:
+            inc = self.incident(incident_id, conn)
+            if inc is None:
+                raise StoreError(f"no incident {incident_id}")
+            before = len(inc.steps)
+            if action == "acknowledge":
+                inc.acknowledge(who, now)
+            elif action == "note":
+                inc.note(who, kw.get("text", ""), now)
+            elif action == "close":
+                inc.close(who, kw.get("resolution", ""), now, kw.get("text", ""))
+            else:
+                raise StoreError(f"unknown action {action!r}")
+            self._steps(conn, inc.id, inc.steps[before:])
+            row = _incident_row(inc)
+            conn.execute(update(t.incidents).where(t.incidents.c.id == inc.id).values(**row))
+            return inc
+
+    def open_incidents(self, limit: int = 1000) -> list[Incident]:
+        with self.tx() as conn:
+            q = (
+                select(t.incidents)
+                .where(t.incidents.c.state != "closed")
+                .order_by(t.incidents.c.priority, t.incidents.c.opened_at, t.incidents.c.id)
+                .limit(limit)
+            )
+            return [_incident(r) for r in conn.execute(q).mappings()]
+
+    def count_open(self) -> int:
+        with self.tx() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(t.incidents).where(t.incidents.c.state != "closed")
+            ).scalar()
+            return int(n or 0)
+
+    def incidents_of(
+        self,
+        site: str,
+        limit: int = 200,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[Incident]:
+        with self.tx() as conn:
+            q = select(t.incidents).where(t.incidents.c.site == site)
+            if since is not None:
+                q = q.where(t.incidents.c.opened_at >= since)
+            if until is not None:
+                q = q.where(t.incidents.c.opened_at < until)
+            q = q.order_by(t.incidents.c.opened_at.desc()).limit(limit)
+            return [_incident(r) for r in conn.execute(q).mappings()]
+
+    # ------------------------------------------------------------------ events, sites
+
+    def search(
+        self,
+        site: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        text: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        c = t.events.c
+        q = select(c.id, c.site, c.seq, c.at, c.ts, c.kind, c.zone, c.sensor, c.user, c.cid, c.text)
+        if site:
+            q = q.where(c.site == site)
+        if kind:
+            q = q.where(c.kind == kind)
+        if since is not None:
+            q = q.where(c.at >= since)
+        if until is not None:
+            q = q.where(c.at < until)
+        if text:
+            pat = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(
+                or_(
+                    c.text.ilike(pat, escape="\\"),
+                    c.zone.ilike(pat, escape="\\"),
+                    c.sensor.ilike(pat, escape="\\"),
+                )
+            )
+        q = q.order_by(c.at.desc(), c.site, c.seq.desc()).limit(limit)
+        with self.tx() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def count_events(self) -> int:
+        with self.tx() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.events)).scalar() or 0)
+
+    def quarantined(self, limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        with self.tx() as conn:
+            n = int(conn.execute(select(func.count()).select_from(t.quarantine)).scalar() or 0)
+            rows = conn.execute(
+                select(t.quarantine).order_by(t.quarantine.c.n.desc()).limit(limit)
+            ).mappings()
+            return n, [dict(r) for r in rows]
+
+    def save_sites(
+        self, lives: Iterable[SiteLife], versions: Mapping[str, str] | None = None
+    ) -> None:
+        rows = [
+            {
+                "site": s.site,
+                "online": s.online,
+                "last_seen": s.last_seen,
+                "heartbeat_s": s.heartbeat_s,
+                "reason": s.reason,
+                "comm_lost_since": s.comm_lost_since,
+                "version": (versions or {}).get(s.site),
+            }
+            for s in lives
+        ]
+        if not rows:
+            return
+        stmt = self._insert(t.sites)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site"],
+            set_={k: stmt.excluded[k] for k in rows[0] if k not in ("site", "version")}
+            | {"version": func.coalesce(stmt.excluded.version, t.sites.c.version)},
+        )
+        with self.tx() as conn:
+            conn.execute(stmt, rows)
+
+    def sites(self) -> list[dict[str, Any]]:
+        with self.tx() as conn:
+            rows = [
+                dict(r) for r in conn.execute(select(t.sites).order_by(t.sites.c.site)).mappings()
+            ]
+            counts = conn.execute(
+                select(t.incidents.c.site, func.count())
+                .where(t.incidents.c.state != "closed")
+                .group_by(t.incidents.c.site)
+            ).all()
+            open_by_site: dict[str, int] = {str(s): int(n) for s, n in counts}
+        for r in rows:
+            r["open_incidents"] = open_by_site.get(r["site"], 0)
+        return rows
+
+    def site_state(self, site: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The latest retained-state message of each topic of a site (zones, troubles, drones)."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                select(t.site_log)
+                .where(t.site_log.c.site == site)
+                .order_by(t.site_log.c.n.desc())
+                .limit(5000)
+            ).mappings()
+            latest: dict[str, dict[str, Any]] = {}
+            for r in rows:
+                latest.setdefault(r["topic"], dict(r))
+        return sorted(latest.values(), key=lambda r: r["topic"])[:limit]
+
+    def log_command(
+        self, site: str, who: str, command: dict[str, Any], result: dict[str, Any], now: float
+    ) -> None:
+        """A remote command the station sent and the site's answer (never the code)."""
+        body = {
+            "who": who,
+            "command": {k: v for k, v in command.items() if k not in ("code", "sig", "nonce")},
+            "result": result,
+        }
+        with self.tx() as conn:
+            conn.execute(
+                t.site_log.insert().values(
+                    site=site, topic="station/command", received_at=now,
+                    body=_clean(json.dumps(body, ensure_ascii=False)),
+                )
+            )  # fmt: skip
+
+    def commands(self, site: str, limit: int = 20) -> list[dict[str, Any]]:
+        with self.tx() as conn:
+            rows = conn.execute(
+                select(t.site_log.c.received_at, t.site_log.c.body)
+                .where(t.site_log.c.site == site, t.site_log.c.topic == "station/command")
+                .order_by(t.site_log.c.n.desc())
+                .limit(limit)
+            ).all()
+        return [{"at": r.received_at, **json.loads(r.body)} for r in rows]
+
+    # ------------------------------------------------------------------ operators
+
+    def operator(self, login: str) -> dict[str, Any] | None:
+        with self.tx() as conn:
+            r = (
+                conn.execute(select(t.operators).where(t.operators.c.login == login))
+                .mappings()
+                .first()
+            )
+            return dict(r) if r else None
+
+    def operators(self) -> list[dict[str, Any]]:
+        with self.tx() as conn:
+            q = select(
+                t.operators.c.login,
+                t.operators.c.role,
+                t.operators.c.created_at,
+                t.operators.c.disabled,
+            )
+            return [dict(r) for r in conn.execute(q.order_by(t.operators.c.login)).mappings()]
+
+    def put_operator(
+        self, login: str, password_hash: str | None, role: str, disabled: bool = False
+    ) -> None:
+        with self.tx() as conn:
+            exists = conn.execute(
+                select(t.operators.c.login).where(t.operators.c.login == login)
+            ).first()
+            values: dict[str, Any] = {"role": role, "disabled": disabled}
+            if password_hash is not None:
+                values["password_hash"] = password_hash
+            if exists:
+                conn.execute(
+                    update(t.operators).where(t.operators.c.login == login).values(**values)
+                )
+            else:
+                if password_hash is None:
+                    raise StoreError(f"a new operator {login!r} needs a password")
+                conn.execute(
+                    t.operators.insert().values(login=login, created_at=time.time(), **values)
+                )
+
+
+def _s(v: Any) -> str | None:
+    return _clean(v) if isinstance(v, str) else None
+
+
+def _clean(v: str) -> str:
+    """PostgreSQL's text holds no NUL character (JSON may carry one as \\u0000)."""
+    return v.replace("\x00", "\ufffd")
+
+
+def _incident_row(inc: Incident) -> dict[str, Any]:
+    return {
+        "id": inc.id,
+        "site": inc.site,
+        "priority": inc.priority,
+        "what": inc.what,
+        "zone": inc.zone,
+        "title": inc.title,
+        "opened_at": inc.opened_at,
+        "state": inc.state,
+        "acknowledged_at": inc.acknowledged_at,
+        "acknowledged_by": inc.acknowledged_by,
+        "closed_at": inc.closed_at,
+        "closed_by": inc.closed_by,
+        "resolution": inc.resolution,
+    }
+
+
+def _incident(r: Any) -> Incident:
+    return Incident(
+        id=r["id"],
+        site=r["site"],
+        priority=r["priority"],
+        what=r["what"],
+        zone=r["zone"],
+        opened_at=r["opened_at"],
+        title=r["title"],
+        state=r["state"],
+        acknowledged_at=r["acknowledged_at"],
+        acknowledged_by=r["acknowledged_by"],
+        closed_at=r["closed_at"],
+        closed_by=r["closed_by"],
+        resolution=r["resolution"],
+    )

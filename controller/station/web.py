@@ -1,0 +1,536 @@
+"""The station's web console (Starlette, Jinja2 templates, Server-Sent Events).
+
+Pages: the queue (`/`), one incident (`/incident/{id}`), the site board (`/sites`), one site
+(`/site/{site}`), the event search with CSV export (`/events`), the supervisor's list of
+incidents acknowledged but not closed past the limit (`/supervisor`), operators (`/admin`), and
+`/live`, a Server-Sent Events stream that tells open pages the queue changed (the page then
+reloads its queue, and beeps for a new priority-1 incident).
+
+Security: a signed session cookie (HttpOnly, SameSite=Strict, Secure when served behind TLS),
+a CSRF token in every form checked on every POST, login throttling per login and per client
+address, roles checked on every page. Served on loopback by default; docs/station.md shows a
+TLS reverse proxy in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hmac
+import io
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from controller.station import auth
+from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
+from controller.station.ingest import Ingest
+from controller.station.remote import MODES, Commander, CommandError
+from controller.station.report import review
+from controller.station.store import Store, StoreError
+
+TEMPLATES = Path(__file__).parent / "templates"
+LOCALE = Path(__file__).parent / "locale"
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"  # the office's language; msgids are the English texts
+OVERDUE_S = 15 * 60.0
+# the queue page shows the most urgent incidents, this many at most (the count says how many
+# are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
+QUEUE_ROWS = 50
+ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _fmt_time(t: float | None) -> str:
+    if t is None:
+        return ""
+    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt_age(s: float) -> str:
+    s = int(max(0, s))
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60:02d}"
+
+
+class Station:
+    """What the web console works with: the store, ingest's counters, the clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        ingest: Ingest | None = None,
+        *,
+        secret_key: str,
+        https: bool = False,
+        clock: Callable[[], float] = time.time,
+        overdue_s: float = OVERDUE_S,
+        language: str = DEFAULT_LANGUAGE,
+        commander: Commander | None = None,
+    ) -> None:
+        self.commander = commander
+        self.store = store
+        self.ingest = ingest
+        self.secret_key = secret_key
+        self.https = https
+        self.clock = clock
+        self.overdue_s = overdue_s
+        self.throttle = auth.Throttle()
+        self.env = Environment(
+            loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"])
+        )
+        self.env.filters["t"] = _fmt_time
+        self.env.filters["age"] = _fmt_age
+        self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS, modes=MODES)
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        self.catalogues = catalogues()
+
+    # ------------------------------------------------------------------ helpers
+
+    def lang(self, request: Request) -> str:
+        """The page's language: ?lang=en|vi (kept in the session), else the station's."""
+        asked = request.query_params.get("lang")
+        if asked in LANGUAGES:
+            request.session["lang"] = asked
+        return str(request.session.get("lang") or self.language)
+
+    def gettext(self, request: Request) -> Callable[[str], str]:
+        cat = self.catalogues.get(self.lang(request))
+        if cat is None:
+            return lambda s: s
+        return lambda s: cat.get(s) or s
+
+    def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        ing = self.ingest
+        _ = self.gettext(request)
+        banner = None
+        if ing is not None and ing.db_down:
+            banner = _(
+                "The database is unavailable (%(why)s): %(n)d messages are kept in memory "
+                "and will be written when it is back."
+            ) % {"why": ing.db_down, "n": ing.buffered}
+        if ing is not None and ing.dropped:
+            dropped = _("%(n)d messages were dropped beyond the buffer.") % {"n": ing.dropped}
+            banner = f"{banner or ''} {dropped}".strip()
+        html = self.env.get_template(name).render(
+            _=_,
+            lang=self.lang(request),
+            request=request,
+            user=request.session.get("user"),
+            role=request.session.get("role"),
+            csrf=_csrf_token(request),
+            banner=banner,
+            now=self.clock(),
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def guard(self, role: str = "operator") -> Callable[[Handler], Handler]:
+        """The page needs a login with at least `role`; POSTs need the CSRF token."""
+
+        def wrap(fn: Handler) -> Handler:
+            async def handler(request: Request) -> Response:
+                user = request.session.get("user")
+                if not user:
+                    return RedirectResponse("/login", status_code=303)
+                if ROLE_RANK.get(request.session.get("role", ""), -1) < ROLE_RANK[role]:
+                    return PlainTextResponse("forbidden for your role", status_code=403)
+                if request.method == "POST":
+                    form = await request.form()
+                    if not _csrf_ok(request, str(form.get("csrf", ""))):
+                        return PlainTextResponse("bad or missing CSRF token", status_code=403)
+                return await fn(request)
+
+            return handler
+
+        return wrap
+
+    async def db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    # ------------------------------------------------------------------ pages
+
+    async def login_page(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self.render(request, "login.html")
+        form = await request.form()
+        if not _csrf_ok(request, str(form.get("csrf", ""))):
+            return PlainTextResponse("bad or missing CSRF token", status_code=403)
+        login = str(form.get("login", "")).strip()[:100]
+        password = str(form.get("password", ""))
+        now = self.clock()
+        addr = request.client.host if request.client else "?"
+        wait = max(self.throttle.locked(f"u:{login}", now), self.throttle.locked(f"a:{addr}", now))
+        if wait > 0:
+            return self.render(
+                request,
+                "login.html",
+                429,
+                error=f"Too many failed logins: try again in {wait:.0f} s.",
+            )
+        op = await self.db(auth.authenticate, self.store, login, password)
+        if op is None:
+            self.throttle.failed(f"u:{login}", now)
+            self.throttle.failed(f"a:{addr}", now)
+            _ = self.gettext(request)
+            return self.render(request, "login.html", 401, error=_("Wrong login or password."))
+        self.throttle.succeeded(f"u:{login}")
+        lang = self.lang(request)
+        request.session.clear()  # a fresh session (and CSRF token) at every login
+        request.session.update(
+            user=op["login"], role=op["role"], csrf=secrets.token_urlsafe(32), lang=lang
+        )
+        return RedirectResponse("/", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def queue(self, request: Request) -> Response:
+        incidents = await self.db(self.store.open_incidents, QUEUE_ROWS)
+        count = len(incidents)
+        if count >= QUEUE_ROWS:
+            count = await self.db(self.store.count_open)
+        groups: dict[str, list[Any]] = {}
+        for inc in incidents:
+            groups.setdefault(inc.site, []).append(inc)
+        name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
+        gen = self.ingest.generation if self.ingest else 0
+        return self.render(
+            request, name, groups=groups, count=count, shown=len(incidents), generation=gen
+        )
+
+    async def incident(self, request: Request) -> Response:
+        inc = await self.db(self.store.incident, request.path_params["id"])
+        if inc is None:
+            _ = self.gettext(request)
+            return self.render(request, "error.html", 404, error=_("No such incident."))
+        return self.render(request, "incident.html", inc=inc)
+
+    async def act(self, request: Request) -> Response:
+        iid = request.path_params["id"]
+        action = request.path_params["action"]
+        form = await request.form()
+        user = request.session["user"]
+        kw = {k: str(form.get(k, "")) for k in ("text", "resolution")}
+        try:
+            await self.db(self.store.act, iid, action, user, self.clock(), **kw)
+        except (IncidentError, StoreError) as e:
+            inc = await self.db(self.store.incident, iid)
+            if inc is None:
+                return self.render(request, "error.html", 404, error=str(e))
+            return self.render(request, "incident.html", 409, inc=inc, error=str(e))
+        if self.ingest is not None:
+            self.ingest.generation += 1
+        back = "/" if action == "close" else f"/incident/{iid}"
+        return RedirectResponse(back, status_code=303)
+
+    async def sites(self, request: Request) -> Response:
+        rows = await self.db(self.store.sites)
+        qn, _ = await self.db(self.store.quarantined, 0)
+        counters = self.ingest.counters() if self.ingest else {}
+        return self.render(request, "sites.html", sites=rows, quarantined=qn, counters=counters)
+
+    async def site(self, request: Request) -> Response:
+        site = request.path_params["site"]
+        state = await self.db(self.store.site_state, site)
+        incidents = await self.db(self.store.incidents_of, site)
+        events = await self.db(self.store.search, site=site, limit=100)
+        return self.render(
+            request,
+            "site.html",
+            site=site,
+            board=site_board(state),
+            commands=await self.db(self.store.commands, site, 10),
+            remote=self.commander is not None,
+            incidents=incidents,
+            events=events,
+        )
+
+    async def command(self, request: Request) -> Response:
+        """Remote arm/disarm from a site's page: sent with the operator's code, recorded."""
+        site = request.path_params["site"]
+        if self.commander is None:
+            return PlainTextResponse("remote commands are off", status_code=404)
+        form = await request.form()
+        action = str(form.get("action", ""))
+        zones = [z.strip() for z in str(form.get("zones", "")).replace(",", " ").split()]
+        zones += [str(z) for z in form.getlist("zone")]
+        code = str(form.get("code", ""))
+        mode = str(form.get("mode", "away"))
+        try:
+            cmd = self.commander.command(site, action, zones, code, mode)
+            result = await self.db(self.commander.send, site, action, zones, code, mode)
+        except CommandError as e:
+            cmd, result = {"action": action, "zones": zones}, {"ok": False, "error": str(e)}
+        await self.db(
+            self.store.log_command, site, request.session["user"], cmd, result, self.clock()
+        )
+        return RedirectResponse(f"/site/{site}", status_code=303)
+
+    async def events(self, request: Request) -> Response:
+        q = request.query_params
+        args = {
+            "site": q.get("site") or None,
+            "kind": q.get("kind") or None,
+            "since": _date(q.get("since")),
+            "until": _date(q.get("until")),
+            "text": q.get("q") or None,
+        }
+        csv_out = q.get("format") == "csv"
+        rows = await self.db(self.store.search, limit=100_000 if csv_out else 500, **args)
+        if csv_out:
+            buf = io.StringIO()
+            cols = ["ts", "site", "seq", "kind", "cid", "zone", "sensor", "user", "text", "id"]
+            w = csv.DictWriter(buf, cols, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _csv_safe(r.get(k)) for k in cols})
+            return Response(
+                buf.getvalue(),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": 'attachment; filename="events.csv"'},
+            )
+        return self.render(request, "events.html", rows=rows, q=q)
+
+    async def report(self, request: Request) -> Response:
+        """The yearly review of a site (?year=, optional ?month=): a page that prints."""
+        site = request.path_params["site"]
+        now = datetime.fromtimestamp(self.clock()).astimezone()
+        try:
+            year = int(request.query_params.get("year") or now.year)
+            month = (
+                int(request.query_params["month"]) if request.query_params.get("month") else None
+            )
+            start = datetime(year, month or 1, 1).astimezone()
+        except ValueError:
+            return PlainTextResponse("bad year or month", status_code=400)
+        end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
+        end = datetime(end_y, end_m, 1).astimezone()
+        since, until = start.timestamp(), end.timestamp()
+        events = await self.db(
+            self.store.search, site=site, since=since, until=until, limit=1_000_000
+        )
+        incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
+        rev = review(site, year, month, events, incidents)
+        return self.render(request, "report.html", r=rev, months=range(1, 13))
+
+    async def supervisor(self, request: Request) -> Response:
+        now = self.clock()
+        incidents = await self.db(self.store.open_incidents)
+        overdue = [i for i in incidents if i.overdue(now, self.overdue_s)]
+        return self.render(request, "supervisor.html", overdue=overdue, limit=self.overdue_s)
+
+    async def admin(self, request: Request) -> Response:
+        error = None
+        if request.method == "POST":
+            form = await request.form()
+            try:
+                pw = str(form.get("password", "")) or None
+                await self.db(
+                    auth.set_operator,
+                    self.store,
+                    str(form.get("login", "")),
+                    str(form.get("role", "operator")),
+                    pw,
+                    form.get("disabled") == "on",
+                )
+            except (auth.OperatorError, StoreError) as e:
+                error = str(e)
+        ops = await self.db(self.store.operators)
+        return self.render(
+            request,
+            "admin.html",
+            400 if error else 200,
+            operators=ops,
+            roles=auth.ROLES,
+            error=error,
+        )
+
+    async def live(self, request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            last = -1
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                gen = self.ingest.generation if self.ingest else 0
+                if gen != last:
+                    p1 = await self.db(self.store.open_incidents, 1)
+                    top = p1[0].id if p1 and p1[0].priority == 1 and p1[0].state == "open" else ""
+                    yield f"event: queue\ndata: {gen} {top}\n\n"
+                    last = gen
+                await asyncio.sleep(0.2)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    async def health(self, request: Request) -> Response:
+        counters = self.ingest.counters() if self.ingest else {}
+        return JSONResponse({"ok": not counters.get("db_down"), **counters})
+
+    def app(self) -> Starlette:
+        g = self.guard
+        routes = [
+            Route("/login", self.login_page, methods=["GET", "POST"]),
+            Route("/logout", g()(self.logout), methods=["POST"]),
+            Route("/", g()(self.queue)),
+            Route("/incident/{id:str}", g()(self.incident)),
+            Route("/incident/{id:str}/{action:str}", g()(self.act), methods=["POST"]),
+            Route("/sites", g()(self.sites)),
+            Route("/site/{site:str}", g()(self.site)),
+            Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),
+            Route("/site/{site:str}/report", g("supervisor")(self.report)),
+            Route("/events", g()(self.events)),
+            Route("/supervisor", g("supervisor")(self.supervisor)),
+            Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),
+            Route("/live", g()(self.live)),
+            Route("/health", self.health),
+        ]
+        middleware = [
+            Middleware(
+                SessionMiddleware,
+                secret_key=self.secret_key,
+                session_cookie="og_station",
+                max_age=12 * 3600,
+                same_site="strict",
+                https_only=self.https,
+            ),
+        ]
+        middleware.append(Middleware(SecurityHeaders))
+        return Starlette(routes=routes, middleware=middleware)
+
+
+class SecurityHeaders:
+    """Headers every response carries: no framing, no sniffing, scripts only from here."""
+
+    HEADERS = [
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; script-src 'self' 'unsafe-inline'; "
+            b"style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + self.HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:
+    """A site's latest retained messages (one per topic) read into its board: zones with their
+    state and alarm, troubles, drones tracked now, patrols, heartbeat and status; what does not
+    parse is listed raw under `other`."""
+    board: dict[str, Any] = {
+        "zones": {}, "troubles": [], "drones": {}, "patrols": {}, "status": None,
+        "heartbeat": None, "other": [],
+    }  # fmt: skip
+    for row in state:
+        topic, body = str(row["topic"]), str(row["body"])
+        parts = topic.split("/")
+        try:
+            d = json.loads(body) if body else None
+        except ValueError:
+            d = None
+        if d is None or not isinstance(d, dict):
+            if body:
+                board["other"].append(row)
+            continue  # a cleared retained topic: the zone, drone or trouble is gone
+        if len(parts) == 3 and parts[0] == "zone" and parts[2] == "state":
+            board["zones"][parts[1]] = d
+        elif topic == "trouble/state" and isinstance(d.get("troubles"), list):
+            board["troubles"] = [t for t in d["troubles"] if isinstance(t, dict)]
+        elif len(parts) == 2 and parts[0] == "drone":
+            board["drones"][parts[1]] = d
+        elif len(parts) == 2 and parts[0] == "patrol":
+            board["patrols"][parts[1]] = d
+        elif topic in ("status", "heartbeat"):
+            board[topic] = d
+        else:
+            board["other"].append(row)
+    return board
+
+
+@lru_cache(maxsize=1)
+def catalogues() -> dict[str, dict[str, str]]:
+    """The gettext catalogues in locale/ (`<lang>.po`), read with Babel: no compile step."""
+    from babel.messages.pofile import read_po
+
+    out: dict[str, dict[str, str]] = {}
+    for po in sorted(LOCALE.glob("*.po")):
+        with po.open("rb") as f:
+            cat = read_po(f)
+        out[po.stem] = {
+            str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str) and m.string
+        }
+    return out
+
+
+def _csrf_token(request: Request) -> str:
+    tok = request.session.get("csrf")
+    if not tok:
+        tok = request.session["csrf"] = secrets.token_urlsafe(32)
+    return str(tok)
+
+
+def _csrf_ok(request: Request, sent: str) -> bool:
+    tok = request.session.get("csrf")
+    return bool(tok) and hmac.compare_digest(str(tok), sent)
+
+
+def _date(v: str | None) -> float | None:
+    if not v:
+        return None
+    try:
+        d = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.astimezone()
+    return d.timestamp()
+
+
+def _csv_safe(v: Any) -> Any:
+    """A cell a spreadsheet would run as a formula is prefixed with a quote."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v

@@ -1,0 +1,263 @@
+"""The web console over real HTTP: logins, roles, CSRF, throttling, the queue and its steps,
+search with CSV export, the banner while the database is away."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from controller.station import auth
+from controller.station.ingest import Ingest
+from controller.station.store import Store
+from controller.station.web import Station
+from tests.station.webclient import Browser, Server
+
+PW = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def site(store: Store) -> Iterator[tuple[Server, Ingest, Clock]]:
+    auth.set_operator(store, "lan", "operator", PW)
+    auth.set_operator(store, "boss", "admin", PW + "!")
+    clock = Clock()
+    ing = Ingest(store)
+    station = Station(store, ing, secret_key="k" * 40, clock=clock, language="en")
+    with Server(station) as srv:
+        yield srv, ing, clock
+
+
+def alarm(ing: Ingest, now: float, cid: str = "E130", zone: str = "leadership") -> str:
+    eid = uuid.uuid4().hex
+    ing.accept(
+        "officeguard/office-a/event",
+        (
+            f'{{"id": "{eid}", "seq": 1, "site": "office-a", "ts": "2026-02-17T01:20:31+07:00", '
+            f'"kind": "alarm", "cid": "{cid}", "zone": "{zone}", "text": "Báo động {zone}", "detail": {{}}}}'
+        ).encode(),
+        now,
+    )
+    ing.flush(now)
+    return eid
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url)
+    assert b.get("/").url.endswith("/login")
+    p = b.login("lan", "wrong password here")
+    assert p.status == 401 and "Wrong login or password" in p.body
+    assert b.get("/").url.endswith("/login")
+    p = b.login("lan", PW)
+    assert p.status == 200 and "open incident" in p.body
+
+
+def test_an_operator_acknowledges_notes_and_closes_an_incident(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    q = b.login("lan", PW)
+    assert f"inc-{eid}" in q.body and "Báo động leadership" in q.body
+    page = b.get(f"/incident/{eid}")
+    tok = page.csrf()
+    clock.now += 10
+    assert "acknowledged" in b.post(f"/incident/{eid}/acknowledge", {"csrf": tok}).body
+    b.post(f"/incident/{eid}/note", {"csrf": tok, "text": "bảo vệ đã đến <b>"})
+    p = b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "guard_sent", "text": ""})
+    assert f"inc-{eid}" not in p.body
+    page = b.get(f"/incident/{eid}")
+    assert "bảo vệ đã đến &lt;b&gt;" in page.body  # escaped, never run
+    assert page.body.count('class="step"') == 4 and "guard_sent" in page.body
+
+
+def test_a_post_without_the_csrf_token_is_refused(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert b.post(f"/incident/{eid}/acknowledge", {"csrf": "forged"}).status == 403
+    assert b.post(f"/incident/{eid}/acknowledge", {}).status == 403
+    anon = Browser(srv.url)
+    assert anon.post("/login", {"login": "lan", "password": PW}).status == 403
+
+
+def test_logins_are_throttled_after_five_failures(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, _, clock = site
+    b = Browser(srv.url)
+    for _ in range(5):
+        assert b.login("lan", "not the password").status == 401
+    p = b.login("lan", PW)
+    assert p.status == 429 and "Too many failed logins" in p.body
+    clock.now += 61
+    assert b.login("lan", PW).status == 200
+
+
+def test_roles_keep_operators_out_of_the_admin_and_supervisor_pages(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert b.get("/admin").status == 403
+    assert b.get("/supervisor").status == 403
+    a = Browser(srv.url)
+    a.login("boss", PW + "!")
+    page = a.get("/admin")
+    assert page.status == 200
+    p = a.post(
+        "/admin", {"csrf": page.csrf(), "login": "mai", "role": "operator", "password": "admin"}
+    )
+    assert p.status == 400 and "at least 10" in p.body
+    p = a.post(
+        "/admin",
+        {"csrf": page.csrf(), "login": "mai", "role": "supervisor", "password": "another long one"},
+    )
+    assert p.status == 200 and "mai" in p.body
+    assert a.get("/supervisor").status == 200
+
+
+def test_session_cookies_are_http_only_and_strict(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, _, _ = site
+    b = Browser(srv.url, follow=False)
+    p = b.login("lan", PW)
+    cookie = p.headers.get("set-cookie", "")
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert p.headers.get("x-frame-options") == "DENY"
+
+
+def test_events_are_searched_and_exported_as_csv(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, clock = site
+    alarm(ing, clock.now, zone="=cmd|calc")
+    alarm(ing, clock.now, zone="hall")
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    assert "Báo động hall" in b.get("/events?q=hall").body
+    csv = b.get("/events?site=office-a&format=csv")
+    lines = csv.body.strip().splitlines()
+    assert lines[0].startswith("ts,site,seq,kind") and len(lines) == 3
+    assert "'=cmd|calc" in csv.body  # a formula is never exported as one
+
+
+def test_every_page_says_when_the_database_is_away(site: tuple[Server, Ingest, Clock]) -> None:
+    srv, ing, _ = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    ing.db_down = "OperationalError: connection refused"
+    for path in ("/", "/sites", "/events"):
+        assert "The database is unavailable" in b.get(path).body
+
+
+def test_the_console_speaks_vietnamese_by_default_and_english_on_request(store: Store) -> None:
+    auth.set_operator(store, "lan", "operator", PW)
+    with Server(Station(store, Ingest(store), secret_key="k" * 40)) as srv:
+        b = Browser(srv.url)
+        page = b.get("/login")
+        assert 'lang="vi"' in page.body and "Mật khẩu" in page.body
+        assert "Sai tên đăng nhập hoặc mật khẩu" in b.login("lan", "wrong password!").body
+        assert "sự cố đang mở" in b.login("lan", PW).body
+        assert "open incident" in b.get("/?lang=en").body
+        assert "open incident" in b.get("/sites").body or "Sites" in b.get("/sites").body
+        assert 'lang="en"' in b.get("/events").body  # the choice stays for the session
+
+
+def test_every_text_the_pages_translate_has_a_vietnamese_translation() -> None:
+    import re
+
+    from controller.station.web import TEMPLATES, catalogues
+
+    vi = catalogues()["vi"]
+    used = set()
+    for tpl in TEMPLATES.glob("*.html"):
+        used |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"\)', tpl.read_text(encoding="utf-8")))
+    from controller.station.auth import ROLES
+    from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, STATES
+
+    used |= set(PRIORITY_NAMES.values()) | set(RESOLUTIONS) | set(STATES) | set(ROLES)
+    used |= {
+        "fire",
+        "panic",
+        "duress",
+        "burglary",
+        "drone",
+        "tamper",
+        "trouble",
+        "keypad_lockout",
+        "comm_lost",
+    }
+    used |= {"opened", "event", "acknowledged", "note", "closed"}
+    assert sorted(u for u in used if u not in vi) == []
+
+
+def test_a_sites_page_shows_its_zones_troubles_and_drones(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    P = "officeguard/office-a"
+    ing.accept(f"{P}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{P}/zone/leadership/state", b'{"state": "triggered", "alarm": true}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "armed_away", "alarm": false}', clock.now)
+    ing.accept(
+        f"{P}/trouble/state",
+        b'{"troubles": [{"source": "siren.hall", "cid": "E321", "what": "siren fault"}]}',
+        clock.now,
+    )
+    ing.accept(f"{P}/drone/t1", b'{"uas_id": "1596F350457000000001"}', clock.now)
+    ing.accept(f"{P}/drone/t2", b'{"uas_id": "gone"}', clock.now)
+    ing.accept(f"{P}/drone/t2", b"", clock.now + 1)  # that track was lost
+    ing.tick(clock.now + 1)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/site/office-a").body
+    assert "triggered" in page and "armed_away" in page
+    assert "siren fault" in page and "E321" in page
+    assert "1596F350457000000001" in page and "gone" not in page
+
+
+def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    clock.now = datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp()  # the station got them in 2026
+    base = {"site": "office-a", "kind": "alarm", "cid": "E130", "text": "x", "detail": {}}
+    for seq, (ts, zone) in enumerate(
+        [
+            ("2026-02-17T01:20:00+07:00", "a"),  # Tết night: the night of the 16th
+            ("2026-02-17T01:25:00+07:00", "b"),  # the same night
+            ("2026-03-02T22:00:00+07:00", "a"),
+        ],
+        start=1,
+    ):
+        e = {**base, "id": uuid.uuid4().hex, "seq": seq, "ts": ts, "zone": zone}
+        ing.accept("officeguard/office-a/event", json.dumps(e).encode(), clock.now)
+    ing.flush(clock.now)
+    b = Browser(srv.url)
+    b.login("boss", PW + "!")
+    iid = re.search(r'id="inc-([0-9a-f]+)"', b.get("/").body)
+    assert iid is not None
+    tok = b.get(f"/incident/{iid.group(1)}").csrf()
+    clock.now += 40
+    b.post(f"/incident/{iid.group(1)}/close", {"csrf": tok, "resolution": "false_alarm"})
+    page = b.get("/site/office-a/report?year=2026").body
+    assert "2026-02-16, 2026-03-02" in page
+    row = re.search(r"<tr><td>alarm</td>(.*?)</tr>", page, re.S)
+    assert row is not None
+    cells = re.findall(r"<td>([^<]*)", row.group(1))
+    assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
+    assert "40 s" in page and "false_alarm: 1" in page
+    assert Browser(srv.url).login("lan", PW) and b.get("/site/office-a/report?year=x").status == 400
