@@ -23,6 +23,20 @@ def shows_code(code: str, text: str) -> bool:
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "config" / "demo.yaml"
 
+def stop_process(proc: subprocess.Popen[Any] | None) -> int:
+    """SIGTERM a daemon-like process and return its exit status (a clean stop is part of what
+    the tests check); one that does not stop within 15 s is killed and the test fails."""
+    if proc is None or proc.poll() is not None:
+        return proc.returncode if proc else 0
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise
+
+
 
 class Site:
     """One simulated site: a daemon process on a virtual clock, with its own state directory."""
@@ -126,12 +140,4 @@ class Site:
         self.proc.wait(10)
 
     def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise
+        return stop_process(self.proc)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.e2e import ROOT
+from tests.e2e import ROOT, stop_process
 from tests.station.webclient import free_port
 
 
@@ -83,12 +82,4 @@ class StationProc:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise
+        return stop_process(self.proc)
