@@ -689,7 +689,18 @@ class Journal:
                 self._wal_fd = None
 
     def save_state(self, key: str, value: Any) -> None:
+        """Write `value` under `key` now, synced before this returns."""
         self._unsaved_state[key] = value
+        self.flush()
+
+    def stage_state(self, key: str, value: Any) -> None:
+        """Write `value` under `key` with this loop turn's group commit, never fsyncing on the
+        loop thread. The WAL is written in order, so the state is on disk no later than any
+        event appended after it, and nothing of those events reaches the office before that.
+        Without group commit (no running loop) it is saved at once, as save_state()."""
+        self._unsaved_state[key] = value
+        if self.group_commit and self._defer_flush():
+            return
         self.flush()
 
     def mark_sent(self, seqs: Sequence[int], channel: str = MQTT) -> None:

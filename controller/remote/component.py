@@ -210,7 +210,9 @@ class RemoteCommands:
 
     def check(self, topic: str, payload: bytes, zone: str | None) -> tuple[Command, str]:
         """Parse and verify one command: the command and its lockout source, or CommandError.
-        A signed command's nonce is in the logbook before the command is carried out."""
+        A signed command's nonce goes to the logbook in the commit of this loop turn, before
+        any event the command causes: on disk before anything of the command reaches the
+        office, without an fsync on the loop thread (docs/security.md)."""
         raw: dict[str, Any] | None
         if zone is None:
             cmd, raw = parse_cmd(payload)
@@ -220,7 +222,7 @@ class RemoteCommands:
         if cmd.signed:
             journal = self.site.logbook
             if journal is not None:
-                journal.save_state(STATE_KEY, self.verifier.snapshot())
+                journal.stage_state(STATE_KEY, self.verifier.snapshot())
             return cmd, SIGNED
         if not cmd.code:
             # no code, nothing to check: answered, never an event (a flood of them would be)

@@ -163,3 +163,43 @@ def test_a_commit_after_a_failed_fsync_does_not_clear_the_trouble(tmp_path: Path
         j.close()
 
     asyncio.run(main())
+
+
+def test_staged_state_is_committed_with_the_loop_turn_and_synced_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A signed command's nonce: in the logbook before the command's events, no fsync on the
+    loop thread (on a Pi's SD card that would hold every siren for 2-20 ms)."""
+
+    async def main() -> None:
+        j = open_journal(tmp_path / "j.db")
+        disk = GatedDisk(j)
+        loop_thread = threading.get_ident()
+        synced_on: list[int] = []
+        real = disk.real
+        disk.real = lambda: (synced_on.append(threading.get_ident()), real())[1]
+        j.stage_state("commands", {"nonces": {"n-1": 1.0}})
+        j.append([draft(1)])  # the command's event, appended later in the same turn
+        assert disk.calls == 0  # nothing synced before the turn ends
+        await asyncio.sleep(0)
+        assert await asyncio.to_thread(disk.started.acquire, True, 5)
+        other = sqlite3.connect(tmp_path / "j.db")
+        row = other.execute("SELECT value FROM state WHERE key='commands'").fetchone()
+        assert row is not None and "n-1" in row[0]  # committed with the event
+        assert j.pending() == []  # ... and nothing of it offered before its fsync
+        disk.gate.set()
+        assert await until(lambda: [e.seq for e in j.pending()] == [1])
+        assert synced_on and loop_thread not in synced_on
+        other.close()
+        j.close()
+
+    asyncio.run(main())
+
+
+def test_staged_state_without_a_running_loop_is_saved_at_once(tmp_path: Path) -> None:
+    j = open_journal(tmp_path / "j.db")
+    j.stage_state("commands", {"nonces": {"n-2": 2.0}})
+    j.close()
+    again = open_journal(tmp_path / "j.db")
+    assert again.load_state("commands") == {"nonces": {"n-2": 2.0}}
+    again.close()
