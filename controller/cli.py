@@ -425,7 +425,10 @@ class _Help(argparse.RawDescriptionHelpFormatter):
     """Keeps the examples under each command's help as they are written."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Every command's parser. The station's sub-commands only when `argv` asks for the
+    station (or is None: every command, for help and the docs' checks): they import the
+    station's web and database libraries, which `run` on a Pi must not pay for."""
     from controller.events import KINDS
     from controller.patrol import cli as patrol_cli
 
@@ -842,7 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Needs the station extra (pip install 'officeguard[station]'); docs/station.md.",
     )
     st.set_defaults(func=cmd_station)
-    _station_arguments(st, command)
+    if argv is None or "station" in argv:
+        _station_arguments(st, command)
 
     h = command(
         sub,
@@ -855,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     from controller.logs import setup_logging
 
     setup_logging(verbose=args.verbose)

@@ -634,11 +634,21 @@ class Holidays(_Model):
     def _country(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        import holidays as hol
-
-        if v.upper() not in hol.list_supported_countries():
+        if not _holidays_knows(v.upper()):
             raise ValueError(f"the holidays package does not know country {v!r}")
         return v.upper()
+
+
+def _holidays_knows(code: str) -> bool:
+    """Whether the holidays package has this country. Read from its registry, because
+    list_supported_countries() imports all ~250 countries: ~40 MB and ~0.5 s at every start."""
+    try:
+        from holidays.registry import COUNTRIES
+    except ImportError:  # a holidays release without the registry: the slow way
+        import holidays as hol
+
+        return code in hol.list_supported_countries()
+    return any(len(entry) > 1 and entry[1] == code for entry in COUNTRIES.values())
 
 
 # ----------------------------------------------------------------------------- patrols

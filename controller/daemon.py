@@ -55,7 +55,7 @@ from controller.notify import Notifier
 from controller.patrol.component import Patrols
 from controller.preflight import loose_secret_files
 from controller.refusals import refusal
-from controller.registry import COMPONENTS
+from controller.registry import components_for, position
 from controller.remote.commands import Command
 from controller.reporting.component import Reporting
 from controller.reporting.exposure import exposures
@@ -282,7 +282,7 @@ class Daemon:
         self._apply([Emit(started), *self.engine.boot(self.clock.now(), baseline, saved)])
         self._check_journal()  # a logbook that could not even be opened is a trouble now
         self._prune_journal()
-        self._start_components(COMPONENTS)
+        self._start_components(components_for(self.cfg))
         self.control = ControlServer(self.state_dir, self._handlers())
         await self.control.start()
         if self.notifier.enabled:  # systemd's STATUS= line, once per loop turn at most
@@ -334,8 +334,7 @@ class Daemon:
             comp = kind(self)
             self.components.append(comp)
             comp.start()
-        order = {kind: i for i, kind in enumerate(COMPONENTS)}
-        self.components.sort(key=lambda c: order.get(type(c), len(order)))
+        self.components.sort(key=lambda c: position(type(c)))
         if self.hw is not None and self.detector_nodes:
             self.hw.start_detector_nodes()  # simulation: the detectors' heartbeats
 
@@ -400,7 +399,7 @@ class Daemon:
         kept = {type(c) for c in self.components}
         for comp in self.components:
             comp.reload(self.cfg)
-        self._start_components(tuple(k for k in COMPONENTS if k not in kept))
+        self._start_components(tuple(k for k in components_for(self.cfg) if k not in kept))
         log.info("configuration reloaded from %s", self.loaded.source)
         return True
 

@@ -119,7 +119,14 @@ class Office:
         self.client.loop_stop()
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a test's timeout, a service manager): unwind, so that the broker, the site,
+    the station and the console this demo started stop with it instead of running on."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--keep", help="keep the state directory here instead of a temporary one")
     ap.add_argument(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,9 +18,9 @@ from controller.clock import VirtualClock
 from controller.component import Component
 from controller.config import parse_config
 from controller.daemon import Daemon
-from controller.registry import COMPONENTS
+from controller.registry import all_components, components_for
 from controller.reporting import component as reporting
-from tests.conftest import ROOT
+from tests.conftest import REFERENCE, ROOT
 from tests.e2e import DEMO_CONFIG
 from tests.reporting.test_reporting import FakeLink
 
@@ -48,8 +50,9 @@ def test_no_module_of_the_daemon_imports_the_daemon_but_its_entry_point() -> Non
 
 
 def test_every_registered_component_is_a_component_with_a_name_of_its_own() -> None:
-    assert all(issubclass(kind, Component) for kind in COMPONENTS)
-    names = [kind.name for kind in COMPONENTS]
+    kinds = all_components()
+    assert all(issubclass(kind, Component) for kind in kinds)
+    names = [kind.name for kind in kinds]
     assert len(set(names)) == len(names)
 
 
@@ -86,3 +89,41 @@ def test_the_self_test_runs_in_the_daemon_and_starts_again_after_a_reload(
         "next": datetime(2026, 3, 4, 8, 30, tzinfo=UTC).isoformat(),
         "sent": 1,
     }
+
+
+def test_a_site_without_cameras_or_a_receiving_centre_never_loads_their_libraries() -> None:
+    """httpx and cryptography cost a Pi ~25 MB and ~0.2 s of start (docs/capacity.md)."""
+    script = (
+        "import sys\n"
+        "from controller.config import load_config\n"
+        "from controller.registry import components_for\n"
+        "import controller.daemon, controller.cli\n"
+        f"cfg = load_config({str(REFERENCE)!r}).config\n"
+        "assert not cfg.cameras and cfg.dc09 is None\n"
+        "names = [k.name for k in components_for(cfg)]\n"
+        "assert 'cameras' not in names and 'dc09' not in names, names\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "               ('httpx', 'cryptography', 'controller') and\n"
+        "               (m.startswith(('httpx', 'cryptography', 'controller.camera',\n"
+        "                              'controller.dc09'))))\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_cameras_and_a_receiving_centre_are_started_when_the_site_has_them(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    data["dc09"] = {"account": "1234", "primary": {"host": "127.0.0.1", "port": 9}}
+    creds = tmp_path / "camera.secret"
+    creds.write_text("viewer:secret\n", encoding="utf-8")
+    creds.chmod(0o600)
+    data["cameras"] = [
+        {"id": "cam.hall", "url": "http://127.0.0.1:9/snap.jpg",
+         "credentials_file": str(creds), "zones": ["finance"]}
+    ]  # fmt: skip
+    cfg = parse_config(yaml.safe_dump(data, allow_unicode=True), "site.yaml").config
+    names = [k.name for k in components_for(cfg)]
+    assert names == [k.name for k in all_components()]

@@ -4,6 +4,7 @@ sees it, every event reaches the office."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,16 +15,38 @@ from tests.e2e import ROOT, shows_code
 pytestmark = pytest.mark.integration
 
 
+def stop_group(proc: subprocess.Popen[str]) -> None:
+    """The demo's process group: SIGTERM (the demo stops what it started), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return  # the demo and all it started are gone
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.mark.timeout(300)
 def test_demo_runs_a_whole_night_end_to_end_on_mosquitto():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    r = subprocess.run(
+    # its own process group: a demo that overruns is stopped with everything it started
+    # (broker, site, station, console), never left running behind the test
+    proc = subprocess.Popen(
         [sys.executable, "-m", "controller.demo.run"],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        stop_group(proc)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "broker: mosquitto on mqtt://127.0.0.1:" in out
