@@ -260,7 +260,9 @@ class MonitorClient:
         next_tick = time.monotonic() + tick_every
         while not until():
             now = time.monotonic()
-            if tick is not None and now >= next_tick:
+            if tick is None:
+                next_tick = now + tick_every  # nothing to call: wait on the socket alone
+            elif now >= next_tick:
                 tick()
                 took = time.monotonic() - now
                 next_tick = now + max(tick_every, 10 * took)

@@ -511,3 +511,21 @@ def test_credentials_from_the_site_config_and_a_refused_login(tmp_path):
         assert "wrong" not in r.stderr and "s3cret" not in r.stderr  # never echo a secret
     finally:
         b.stop()
+
+
+def test_a_client_with_nothing_to_tick_waits_on_its_socket_instead_of_spinning(monkeypatch):
+    """The station runs the client without a tick: each idle step must still wait (it once
+    waited 0 s after the first half second, and an idle station took half a core)."""
+    client = MonitorClient(BrokerSettings.from_config(Mqtt(url="mqtt://127.0.0.1:1")), P,
+                           lambda t, p: None)  # fmt: skip
+    now = [1000.0]
+    monkeypatch.setattr(monitor_net.time, "monotonic", lambda: now[0])
+    waits: list[float] = []
+
+    def idle_step(timeout: float) -> None:  # a quiet socket: select() waits the whole timeout
+        waits.append(timeout)
+        now[0] += timeout
+
+    monkeypatch.setattr(client, "step", idle_step)
+    client.run(until=lambda: len(waits) >= 40)
+    assert min(waits) >= 0.25 and sum(waits) >= 10
