@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 from typing import TextIO
 
+from controller.clock import RealClock
 from controller.config import EXIT_CONFIG, SiteConfig
 from controller.dc09.frame import adm_cid_data
 from controller.dc09.keyfile import Dc09KeyError, read_key
@@ -35,11 +35,13 @@ def run_test(cfg: SiteConfig, restore: bool = False, out: TextIO = sys.stdout) -
     data = adm_cid_data(cid, 0, 0)
 
     async def main() -> int:
-        sender = Dc09Sender(dc09, Numbering.of(cfg, dc09), key, now=lambda: datetime.now(UTC))
+        clock = RealClock()
+        sender = Dc09Sender(dc09, Numbering.of(cfg, dc09), key, clock)
         try:
             result = await sender.deliver("ADM-CID", data)
         finally:
             sender.close()
+            clock.close()
         enc = "encrypted" if key is not None else "plain"
         for p in sender.paths:
             mark = "answered" if p.up else f"no answer ({p.why})"

@@ -51,6 +51,7 @@ class StrictReceiver:
     script: list[str] = field(default_factory=list)  # modes for the next frames, then `mode`
     received: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why each refused frame was refused
+    swallowed: int = 0  # frames read and left unanswered ("silent")
     tcp_port: int = 0
     udp_port: int = 0
 
@@ -101,6 +102,7 @@ class StrictReceiver:
         data = "" if c.group("q") is None else rest.split("|", 1)[1].split("]")[0]
         mode = self.script.pop(0) if self.script else self.mode
         if mode == "silent":
+            self.swallowed += 1
             return None
         if self.time is not None and abs(at - self.time()) > timedelta(seconds=20):
             self.refused.append("timestamp")

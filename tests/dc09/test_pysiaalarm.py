@@ -12,6 +12,7 @@ from pysiaalarm import SIAAccount
 from pysiaalarm.aio import CommunicationsProtocol, SIAClient
 from pysiaalarm.sync.client import SIAClient as SyncSIAClient
 
+from controller.clock import VirtualClock
 from controller.dc09.mapping import Numbering
 from controller.dc09.sender import Dc09Sender
 from tests.conftest import config_with
@@ -36,9 +37,10 @@ def make_sender(port: int, protocol: str, key: bytes | None, skew: timedelta = t
         }
     )
     assert cfg.dc09 is not None
-    return cfg, Dc09Sender(
-        cfg.dc09, Numbering.of(cfg, cfg.dc09), key, now=lambda: datetime.now(UTC) + skew
-    )
+    # a virtual clock at the time of day (plus `skew`): pysiaalarm answers at once, and the
+    # timeouts never fire unless the test moves it
+    clock = VirtualClock(datetime.now(UTC) + skew)
+    return cfg, Dc09Sender(cfg.dc09, Numbering.of(cfg, cfg.dc09), key, clock)
 
 
 async def run_against_pysiaalarm(protocol: str, key_text: str | None, skew=timedelta(0)):
