@@ -42,7 +42,7 @@ from controller.clock import Clock, TimerHandle
 from controller.config import Dc09, Dc09Path
 from controller.dc09 import frame
 from controller.dc09.frame import Frame, FrameError, Header
-from controller.dc09.mapping import Numbering
+from controller.dc09.mapping import Message, Numbering
 from controller.reporting.mqtt import Done
 from controller.timers import Waits
 
@@ -59,6 +59,7 @@ class PathState:
 
     name: str  # "primary" or "backup"
     cfg: Dc09Path
+    format: str = "ADM-CID"  # what its receiver is sent: ADM-CID or SIA-DCS
     up: bool = True  # until it fails all its attempts
     why: str = ""  # why it is down
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -123,9 +124,9 @@ class Dc09Sender:
         self.waits = Waits(clock)
         self.on_path = on_path
         self.header = Header(cfg.account, cfg.receiver, cfg.line)
-        self.paths = [PathState("primary", cfg.primary)]
+        self.paths = [PathState("primary", cfg.primary, cfg.primary.format or cfg.format)]
         if cfg.backup is not None:
-            self.paths.append(PathState("backup", cfg.backup))
+            self.paths.append(PathState("backup", cfg.backup, cfg.backup.format or cfg.format))
         self.offset = timedelta(0)  # the centre's time minus ours, from its last NAK
         self.seq = seq  # the last sequence number used (0: none yet)
         self.on_reserve = on_reserve
@@ -198,6 +199,7 @@ class Dc09Sender:
             "paths": {
                 p.name: {
                     "where": p.where,
+                    "format": p.format,
                     "up": p.up,
                     "why": p.why or None,
                     "sent": p.sent,
@@ -217,12 +219,12 @@ class Dc09Sender:
     async def _drain(self) -> None:
         while self._queue and not self._closed:
             event, done = self._queue[0]
-            data = self.numbering.data(event)
-            if data is None:  # nothing a centre is told (no Contact ID code): done here
+            message = self.numbering.message(event)
+            if message is None:  # nothing a centre is told (no Contact ID code): done here
                 self._queue.popleft()
                 done(True)
                 continue
-            result = await self.deliver("ADM-CID", data)
+            result = await self.deliver(message)
             if self._closed or not self._queue:
                 return  # closed meanwhile: close() told the outbox
             self._queue.popleft()
@@ -252,9 +254,10 @@ class Dc09Sender:
         self._seq_left -= 1
         return self.seq
 
-    async def deliver(self, token: str, data: str) -> Result:
-        """Send one message until a path acknowledges it, every path has failed, or the
-        centre refuses it (DUH). Paths that are up are tried first, the primary before."""
+    async def deliver(self, message: Message) -> Result:
+        """Send one event (its data in each format: a path sends its own) until a path
+        acknowledges it, every path has failed, or the centre refuses it (DUH). Paths that
+        are up are tried first, the primary before."""
         seq = self._next_seq()
         order = [p for p in self.paths if p.up] + [p for p in self.paths if not p.up]
         attempts = 0
@@ -263,7 +266,7 @@ class Dc09Sender:
             if path.name != first:
                 self.failovers += 1
                 log.warning("dc09: failing over to the %s path (%s)", path.name, path.where)
-            result, tries = await self._on_path(path, token, seq, data)
+            result, tries = await self._on_path(path, seq, message)
             attempts += tries
             if result is not None:
                 return Result(result.ok, result.answer, path.name, result.refused, attempts)
@@ -274,16 +277,16 @@ class Dc09Sender:
         return Result(False, attempts=attempts)
 
     async def _on_path(
-        self, path: PathState, token: str, seq: int, data: str
+        self, path: PathState, seq: int, message: Message | None
     ) -> tuple[Result | None, int]:
         """`attempts` sends on one path: a Result when the centre decided (ACK or DUH), None
-        when the path gave no usable answer (it is then down)."""
+        when the path gave no usable answer (it is then down). `message` None: a NULL poll."""
         why = "no answer"
         delay = self.cfg.retry_delay
         for attempt in range(1, self.cfg.attempts + 1):
             if self._closed:
                 return Result(False), attempt - 1
-            answer, why = await self._exchange(path, token, seq, data)
+            answer, why = await self._exchange(path, seq, message)
             if answer is not None:
                 if answer.ident in ("ACK", "RSP"):
                     path.acked += 1
@@ -311,9 +314,10 @@ class Dc09Sender:
         return None, self.cfg.attempts
 
     async def _exchange(
-        self, path: PathState, token: str, seq: int, data: str
+        self, path: PathState, seq: int, message: Message | None
     ) -> tuple[Frame | None, str]:
-        """One send and its answer (or None and why not)."""
+        """One send and its answer (or None and why not); `message` None: a NULL poll."""
+        token, data = ("NULL", "") if message is None else (path.format, message[path.format])
         raw = frame.build(token, seq, self.header, data, self.now() + self.offset, key=self.key)
         timeout = self.cfg.ack_timeout
         async with path.lock:
@@ -435,7 +439,7 @@ class Dc09Sender:
 
     async def poll(self, path: PathState) -> bool:
         """One NULL poll with its retries on `path`: True when the centre answered."""
-        result, _ = await self._on_path(path, "NULL", self._next_seq(), "")
+        result, _ = await self._on_path(path, self._next_seq(), None)
         return result is not None and result.ok
 
     def _start_probe(self) -> None:
@@ -450,7 +454,7 @@ class Dc09Sender:
             await self.waits.sleep(delay)
             for path in self.paths:
                 with contextlib.suppress(FrameError):
-                    answer, _ = await self._exchange(path, "NULL", self._next_seq(), "")
+                    answer, _ = await self._exchange(path, self._next_seq(), None)
                     if answer is not None:
                         self._path_up(path)
                         break

@@ -27,10 +27,13 @@ def free_port(kind: int) -> int:
         return int(s.getsockname()[1])
 
 
-def make_sender(port: int, protocol: str, key: bytes | None, skew: timedelta = timedelta(0)):
+def make_sender(
+    port: int, protocol: str, key: bytes | None, skew=timedelta(0), fmt: str = "ADM-CID"
+):
     cfg = config_with(
         dc09={
             "account": "1234",
+            "format": fmt,
             "primary": {"host": "127.0.0.1", "port": port, "protocol": protocol, "poll": "0s"},
             "ack_timeout": "5s",
             "retry_delay": "0.05s",
@@ -43,7 +46,9 @@ def make_sender(port: int, protocol: str, key: bytes | None, skew: timedelta = t
     return cfg, Dc09Sender(cfg.dc09, Numbering.of(cfg, cfg.dc09), key, clock)
 
 
-async def run_against_pysiaalarm(protocol: str, key_text: str | None, skew=timedelta(0)):
+async def run_against_pysiaalarm(
+    protocol: str, key_text: str | None, skew=timedelta(0), fmt: str = "ADM-CID"
+):
     kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
     port = free_port(kind)
     received = []
@@ -70,10 +75,10 @@ async def run_against_pysiaalarm(protocol: str, key_text: str | None, skew=timed
 
     try:
         key = key_text.encode() if key_text else None
-        cfg, sender = make_sender(port, protocol, key, skew)
+        cfg, sender = make_sender(port, protocol, key, skew, fmt)
         zone, sensor = cfg.zones[1].id, cfg.sensors[0].id
         alarm = {"cid": "E130", "zone": zone, "sensor": sensor}
-        result = await sender.deliver("ADM-CID", sender.numbering.data(alarm) or "")
+        result = await sender.deliver(sender.numbering.message(alarm) or {})
         poll_ok = await sender.poll(sender.paths[0])
         await asyncio.sleep(0.05)  # pysiaalarm calls back after it answered
         sender.close()
@@ -111,3 +116,25 @@ def test_pysiaalarms_nak_for_a_skewed_clock_sets_the_offset_and_the_resend_is_ac
     assert sender.naks == 1
     assert abs(sender.offset - timedelta(minutes=5)) < timedelta(seconds=3)
     assert [e.sequence for e in received][0] == "0001"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "key_text"),
+    [("tcp", None), ("tcp", KEY_TEXT), ("udp", KEY_TEXT)],
+    ids=["plain-tcp", "encrypted-tcp", "encrypted-udp"],
+)
+def test_pysiaalarm_reads_a_sia_dcs_burglary_alarm_with_its_area_and_zone(protocol, key_text):
+    result, poll_ok, received, _ = asyncio.run(
+        run_against_pysiaalarm(protocol, key_text, fmt="SIA-DCS")
+    )
+    assert result.ok and result.answer is not None and result.answer.ident == "ACK"
+    assert poll_ok
+    alarm = received[0]
+    assert (alarm.message_type.value, alarm.account, alarm.encrypted) == (
+        "SIA-DCS",
+        "1234",
+        key_text is not None,
+    )
+    # the same row of the Contact ID table as ADM-CID's 1130: BA, burglary alarm
+    assert (alarm.code, alarm.ri, alarm.message) == ("BA", "2", "001")
+    assert alarm.sia_code is not None and alarm.sia_code.type == "Burglary Alarm"
