@@ -7,7 +7,7 @@ software read these codes directly. docs/contact-id.md is generated from this ta
 The same row gives the SIA DC-03 code a receiving centre is sent in SIA-DCS messages (DC-09
 `format: SIA-DCS`), one for the `E` qualifier and one for the `R`: MQTT's `cid`, ADM-CID and
 SIA-DCS all come from this one table, so they can never disagree. Where DC-03 has no code of
-its own (guard patrols) the closest one is used and the table says so.
+its own (guard patrols) the closest one is used, as docs/contact-id.md says.
 """
 
 from __future__ import annotations

@@ -308,3 +308,24 @@ def test_the_reserved_block_wraps_past_9999_to_0001():
     )
     assert [sender._next_seq() for _ in range(3)] == [9951, 9952, 9953]
     assert reserved == [51]
+
+
+def test_a_clock_step_moves_the_next_null_poll_with_it(tmp_path):
+    async def main():
+        rx = await StrictReceiver().start()
+        cfg = dc09_config(rx)
+        path = cfg.dc09.primary.model_copy(update={"poll": timedelta(seconds=60)})
+        cfg = cfg.model_copy(update={"dc09": cfg.dc09.model_copy(update={"primary": path})})
+        async with on_channel(tmp_path, cfg, rx) as (site, comp):
+            site.clock.advance(timedelta(seconds=30))
+            step = timedelta(hours=1)
+            site.clock.jump(site.clock.now() + step)  # NTP steps the time of day forward
+            comp.clock_stepped(step)
+            site.clock.run_due()
+            await asyncio.sleep(0.05)
+            assert rx.received == []  # not due at once: 30 s of the minute are still to come
+            site.clock.advance(timedelta(seconds=30))
+            await until(lambda: len(rx.received) == 1, "the poll, a minute after the last")
+            assert rx.received[0].ident == "NULL"
+
+    asyncio.run(main())
