@@ -233,6 +233,8 @@ class Dc09Path(_Model):
     protocol: Literal["tcp", "udp"] = "tcp"
     # NULL (link test) message interval on this path; 0s: no polls
     poll: Duration = timedelta(seconds=60)
+    # the message format this receiver wants; None: the section's `format`
+    format: Literal["ADM-CID", "SIA-DCS"] | None = None
 
 
 class Dc09(_Model):
@@ -243,7 +245,7 @@ class Dc09(_Model):
     line: HexId = "0"
     primary: Dc09Path
     backup: Dc09Path | None = None
-    format: Literal["ADM-CID"] = "ADM-CID"
+    format: Literal["ADM-CID", "SIA-DCS"] = "ADM-CID"  # a path's own `format` overrides it
     key_file: str | None = None
     key_format: Literal["hex", "text"] = "hex"
     ack_timeout: Duration = timedelta(seconds=10)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 from typing import TextIO
 
+from controller.clock import RealClock
 from controller.config import EXIT_CONFIG, SiteConfig
-from controller.dc09.frame import adm_cid_data
+from controller.dc09.frame import adm_cid_data, sia_dcs_data
 from controller.dc09.keyfile import Dc09KeyError, read_key
 from controller.dc09.mapping import TEST_CID, Numbering
 from controller.dc09.sender import Dc09Sender
@@ -32,18 +32,20 @@ def run_test(cfg: SiteConfig, restore: bool = False, out: TextIO = sys.stdout) -
             print(e, file=sys.stderr)
             return EXIT_CONFIG
     cid = ("R" if restore else "E") + TEST_CID[1:]
-    data = adm_cid_data(cid, 0, 0)
+    message = {"ADM-CID": adm_cid_data(cid, 0, 0), "SIA-DCS": sia_dcs_data(cid, 0, 0)}
 
     async def main() -> int:
-        sender = Dc09Sender(dc09, Numbering.of(cfg, dc09), key, now=lambda: datetime.now(UTC))
+        clock = RealClock()
+        sender = Dc09Sender(dc09, Numbering.of(cfg, dc09), key, clock)
         try:
-            result = await sender.deliver("ADM-CID", data)
+            result = await sender.deliver(message)
         finally:
             sender.close()
+            clock.close()
         enc = "encrypted" if key is not None else "plain"
         for p in sender.paths:
             mark = "answered" if p.up else f"no answer ({p.why})"
-            print(f"{p.name} {p.where}: {mark}", file=out)
+            print(f"{p.name} {p.where} ({p.format}): {mark}", file=out)
         if result.ok and result.answer is not None:
             print(
                 f"{result.answer.ident} for {cid} seq {result.answer.seq:04d} on the {result.path}"

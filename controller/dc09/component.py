@@ -10,6 +10,7 @@ journaled (so MQTT and the office console show it) and restored when it answers 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from controller import texts
@@ -84,7 +85,7 @@ class Dc09Reporting(Component):
             cfg,
             Numbering.of(site.config, cfg),
             key,
-            now=site.clock.now,
+            site.clock,
             on_path=self._on_path,
             seq=last if isinstance(last, int) and 0 <= last <= MAX_SEQ else 0,
             on_reserve=lambda upto: site.logbook.save_state(SEQ_STATE, upto),
@@ -114,6 +115,10 @@ class Dc09Reporting(Component):
     def events(self, events: list[Any]) -> None:
         if self.outbox is not None:
             self.outbox.wake()
+
+    def clock_stepped(self, delta: timedelta) -> None:
+        if self.sender is not None:
+            self.sender.clock_stepped(delta)
 
     def close(self) -> None:
         if self.outbox is not None:

@@ -13,6 +13,9 @@ A frame on the wire (SIA DC-09-2013, §5.4)::
 - ADM-CID data `[#acct|Q EEE GG CCC]` written `#1234|1130 01 015`: `Q` is 1 for a new event or
   an opening, 3 for a restore or a closing; `EEE` the Contact ID event; `GG` the partition;
   `CCC` the zone or the user;
+- SIA-DCS data `[#acct|Nri<area>/<code><zone>]` written `#1234|Nri1/BA015`: `N` a new event,
+  `ri` the area (left out for 0, the whole site), the SIA DC-03 code of two letters and the zone
+  or user number;
 - the timestamp is UTC.
 
 Encrypted (`"*ADM-CID"`), everything from after the `[` to the end of the timestamp is
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 import crcmod.predefined
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from controller.contact_id import sia
 from controller.errors import OfficeGuardError
 
 # CRC-16/ARC is crcmod's predefined "crc-16" (check value 0xBB3D over "123456789"): the
@@ -120,6 +124,19 @@ def adm_cid_data(cid: str, partition: int, number: int) -> str:
         raise FrameError(f"partition {partition} or zone/user {number} out of range")
     qualifier = "1" if m.group(1) == "E" else "3"
     return f"{qualifier}{m.group(2)} {partition:02d} {number:03d}"
+
+
+def sia_dcs_data(cid: str, partition: int, number: int) -> str:
+    """SIA-DCS event data `Nri<area>/<code><zone>` from an event's `cid` ("E130" → `Nri1/BA015`),
+    the SIA code from the one Contact ID table (controller/contact_id.py)."""
+    try:
+        code = sia(cid)
+    except KeyError as e:
+        raise FrameError(f"no SIA code for {cid!r}") from e
+    if not 0 <= partition <= 99 or not 0 <= number <= 999:
+        raise FrameError(f"partition {partition} or zone/user {number} out of range")
+    area = f"ri{partition}/" if partition else ""
+    return f"N{area}{code}{number:03d}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""What the centre is told for one event: its ADM-CID data, from the event's own `cid`.
+"""What the centre is told for one event: its ADM-CID or SIA-DCS data, from the event's own
+`cid`.
 
 There is one Contact ID table (controller/contact_id.py) and every event carries its `cid`
 from it when it is journaled; MQTT publishes that `cid` and DC-09 sends it, so the two channels
-can never disagree. What DC-09 adds is numbers: the partition of the event's zone and the zone
+can never disagree (SIA-DCS takes the SIA code of the same row). What DC-09 adds is numbers: the partition of the event's zone and the zone
 number of its sensor or the user number of its user, from the `dc09` section (by default their
 position in the config, 1 first).
 """
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.config import Dc09, SiteConfig
-from controller.dc09.frame import adm_cid_data
+from controller.dc09.frame import adm_cid_data, sia_dcs_data
+
+FORMATS = ("ADM-CID", "SIA-DCS")
+Message = dict[str, str]  # the data of one event in each format, by its token
 
 TEST_CID = "E601"  # Contact ID 601: manual trigger test report (`officeguard dc09 test`)
 
@@ -38,9 +42,10 @@ class Numbering:
             users=numbered([u.name for u in cfg.users], dc09.users),
         )
 
-    def data(self, event: Mapping[str, Any]) -> str | None:
-        """`QEEE GG CCC` for an event (a JSON object as the logbook keeps it), None for an
-        event without a Contact ID code (nothing to tell a centre)."""
+    def data(self, event: Mapping[str, Any], fmt: str = "ADM-CID") -> str | None:
+        """The data of an event (a JSON object as the logbook keeps it) in `fmt`: `QEEE GG
+        CCC` for ADM-CID, `Nri<area>/<code><zone>` for SIA-DCS; None for an event without a
+        Contact ID code (nothing to tell a centre)."""
         cid = event.get("cid")
         if not cid:
             return None
@@ -50,4 +55,11 @@ class Numbering:
             number = self.sensors.get(event["sensor"], 0)
         elif event.get("user"):
             number = self.users.get(event["user"], 0)
-        return adm_cid_data(str(cid), partition, min(number, 999))
+        build = sia_dcs_data if fmt == "SIA-DCS" else adm_cid_data
+        return build(str(cid), partition, min(number, 999))
+
+    def message(self, event: Mapping[str, Any]) -> Message | None:
+        """An event's data in every format (each path sends its own), None as for `data`."""
+        if not event.get("cid"):
+            return None
+        return {fmt: self.data(event, fmt) or "" for fmt in FORMATS}

@@ -20,8 +20,10 @@ What each answer does:
   again after `retry_delay`, `attempts` times on a path, then on the other path; a path that
   fails all its attempts is down (a trouble), and when every path is down the link is.
 
-Timeouts, back-off and polls are network waits on the event loop's own time; timestamps come
-from the daemon's clock plus the offset a NAK set.
+Timeouts, back-off and polls follow the daemon's clock (controller/timers.py `Waits`), like
+every other timing of the daemon: in simulation and in tests they end when the virtual clock is
+moved, and a clock step moves them with it. Timestamps come from the same clock plus the offset
+a NAK set.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from controller.clock import Clock, TimerHandle
 from controller.config import Dc09, Dc09Path
 from controller.dc09 import frame
 from controller.dc09.frame import Frame, FrameError, Header
-from controller.dc09.mapping import Numbering
+from controller.dc09.mapping import Message, Numbering
 from controller.reporting.mqtt import Done
+from controller.timers import Waits
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +59,13 @@ class PathState:
 
     name: str  # "primary" or "backup"
     cfg: Dc09Path
+    format: str = "ADM-CID"  # what its receiver is sent: ADM-CID or SIA-DCS
     up: bool = True  # until it fails all its attempts
     why: str = ""  # why it is down
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    poll: asyncio.TimerHandle | None = None
+    poll: TimerHandle | None = None
+    poll_at: datetime | None = None  # when its next NULL poll is due
     sent: int = 0
     acked: int = 0
     last_answer: str | None = None
@@ -96,7 +102,7 @@ class _UdpAnswer(asyncio.DatagramProtocol):
 class Dc09Sender:
     """Sends to a centre's receivers; an Outbox's link (`connected`, `send`, listeners).
 
-    `now()` is the daemon's clock; `on_path(name, up, why)` is told when a path goes down or
+    `clock` is the daemon's clock (every wait and timestamp); `on_path(name, up, why)` is told when a path goes down or
     comes back (the component raises and clears its trouble); `seq` the last sequence number a
     previous run reserved and `on_reserve(n)` is told each new reservation (`_next_seq`)."""
 
@@ -105,7 +111,7 @@ class Dc09Sender:
         cfg: Dc09,
         numbering: Numbering,
         key: bytes | None,
-        now: Callable[[], datetime],
+        clock: Clock,
         on_path: Callable[[str, bool, str], None] | None = None,
         seq: int = 0,
         on_reserve: Callable[[int], None] | None = None,
@@ -113,12 +119,14 @@ class Dc09Sender:
         self.cfg = cfg
         self.numbering = numbering
         self.key = key
-        self.now = now
+        self.clock = clock
+        self.now = clock.now
+        self.waits = Waits(clock)
         self.on_path = on_path
         self.header = Header(cfg.account, cfg.receiver, cfg.line)
-        self.paths = [PathState("primary", cfg.primary)]
+        self.paths = [PathState("primary", cfg.primary, cfg.primary.format or cfg.format)]
         if cfg.backup is not None:
-            self.paths.append(PathState("backup", cfg.backup))
+            self.paths.append(PathState("backup", cfg.backup, cfg.backup.format or cfg.format))
         self.offset = timedelta(0)  # the centre's time minus ours, from its last NAK
         self.seq = seq  # the last sequence number used (0: none yet)
         self.on_reserve = on_reserve
@@ -161,11 +169,21 @@ class Dc09Sender:
         for p in self.paths:
             self._schedule_poll(p)
 
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The time of day stepped: every wait and poll keeps its length."""
+        self.waits.clock_stepped(delta)
+        for p in self.paths:
+            if p.poll is not None and p.poll_at is not None:
+                p.poll.cancel()
+                self._arm_poll(p, p.poll_at + delta)
+
     def close(self) -> None:
         self._closed = True
+        self.waits.close()
         for p in self.paths:
             if p.poll is not None:
                 p.poll.cancel()
+                p.poll = None
             if p.stream is not None:
                 p.stream[1].close()
                 p.stream = None
@@ -181,6 +199,7 @@ class Dc09Sender:
             "paths": {
                 p.name: {
                     "where": p.where,
+                    "format": p.format,
                     "up": p.up,
                     "why": p.why or None,
                     "sent": p.sent,
@@ -200,12 +219,12 @@ class Dc09Sender:
     async def _drain(self) -> None:
         while self._queue and not self._closed:
             event, done = self._queue[0]
-            data = self.numbering.data(event)
-            if data is None:  # nothing a centre is told (no Contact ID code): done here
+            message = self.numbering.message(event)
+            if message is None:  # nothing a centre is told (no Contact ID code): done here
                 self._queue.popleft()
                 done(True)
                 continue
-            result = await self.deliver("ADM-CID", data)
+            result = await self.deliver(message)
             if self._closed or not self._queue:
                 return  # closed meanwhile: close() told the outbox
             self._queue.popleft()
@@ -235,9 +254,10 @@ class Dc09Sender:
         self._seq_left -= 1
         return self.seq
 
-    async def deliver(self, token: str, data: str) -> Result:
-        """Send one message until a path acknowledges it, every path has failed, or the
-        centre refuses it (DUH). Paths that are up are tried first, the primary before."""
+    async def deliver(self, message: Message) -> Result:
+        """Send one event (its data in each format: a path sends its own) until a path
+        acknowledges it, every path has failed, or the centre refuses it (DUH). Paths that
+        are up are tried first, the primary before."""
         seq = self._next_seq()
         order = [p for p in self.paths if p.up] + [p for p in self.paths if not p.up]
         attempts = 0
@@ -246,7 +266,7 @@ class Dc09Sender:
             if path.name != first:
                 self.failovers += 1
                 log.warning("dc09: failing over to the %s path (%s)", path.name, path.where)
-            result, tries = await self._on_path(path, token, seq, data)
+            result, tries = await self._on_path(path, seq, message)
             attempts += tries
             if result is not None:
                 return Result(result.ok, result.answer, path.name, result.refused, attempts)
@@ -257,16 +277,16 @@ class Dc09Sender:
         return Result(False, attempts=attempts)
 
     async def _on_path(
-        self, path: PathState, token: str, seq: int, data: str
+        self, path: PathState, seq: int, message: Message | None
     ) -> tuple[Result | None, int]:
         """`attempts` sends on one path: a Result when the centre decided (ACK or DUH), None
-        when the path gave no usable answer (it is then down)."""
+        when the path gave no usable answer (it is then down). `message` None: a NULL poll."""
         why = "no answer"
-        delay = self.cfg.retry_delay.total_seconds()
+        delay = self.cfg.retry_delay
         for attempt in range(1, self.cfg.attempts + 1):
             if self._closed:
                 return Result(False), attempt - 1
-            answer, why = await self._exchange(path, token, seq, data)
+            answer, why = await self._exchange(path, seq, message)
             if answer is not None:
                 if answer.ident in ("ACK", "RSP"):
                     path.acked += 1
@@ -288,24 +308,25 @@ class Dc09Sender:
                         continue  # again at once, with the centre's time
                     why = "NAK"
             if attempt < self.cfg.attempts:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.cfg.max_retry_delay.total_seconds())
+                await self.waits.sleep(delay)
+                delay = min(delay * 2, self.cfg.max_retry_delay)
         self._path_down(path, why)
         return None, self.cfg.attempts
 
     async def _exchange(
-        self, path: PathState, token: str, seq: int, data: str
+        self, path: PathState, seq: int, message: Message | None
     ) -> tuple[Frame | None, str]:
-        """One send and its answer (or None and why not)."""
+        """One send and its answer (or None and why not); `message` None: a NULL poll."""
+        token, data = ("NULL", "") if message is None else (path.format, message[path.format])
         raw = frame.build(token, seq, self.header, data, self.now() + self.offset, key=self.key)
-        timeout = self.cfg.ack_timeout.total_seconds()
+        timeout = self.cfg.ack_timeout
         async with path.lock:
             path.sent += 1
             try:
                 if path.cfg.protocol == "udp":
-                    reply = await asyncio.wait_for(self._udp(path, raw), timeout)
+                    reply = await self.waits.within(timeout, self._udp(path, raw))
                 else:
-                    reply = await asyncio.wait_for(self._tcp(path, raw), timeout)
+                    reply = await self.waits.within(timeout, self._tcp(path, raw))
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as e:
                 self._drop_stream(path)
                 why = "no answer" if isinstance(e, TimeoutError) else f"connection: {e}"
@@ -393,13 +414,16 @@ class Dc09Sender:
             self.on_path(path.name, False, why)
 
     def _schedule_poll(self, path: PathState) -> None:
-        interval = path.cfg.poll.total_seconds()
-        if interval <= 0 or self._closed:
+        if path.cfg.poll <= timedelta(0) or self._closed:
             return
-        loop = asyncio.get_running_loop()
-        path.poll = loop.call_later(interval, self._spawn_poll, path)
+        self._arm_poll(path, self.clock.now() + path.cfg.poll)
+
+    def _arm_poll(self, path: PathState, when: datetime) -> None:
+        path.poll_at = when
+        path.poll = self.clock.call_at(when, lambda: self._spawn_poll(path))
 
     def _spawn_poll(self, path: PathState) -> None:
+        path.poll = path.poll_at = None
         # the loop keeps only a weak reference to a task: hold it until it is done
         task = asyncio.get_running_loop().create_task(self._poll(path))
         self._polls.add(task)
@@ -415,7 +439,7 @@ class Dc09Sender:
 
     async def poll(self, path: PathState) -> bool:
         """One NULL poll with its retries on `path`: True when the centre answered."""
-        result, _ = await self._on_path(path, "NULL", self._next_seq(), "")
+        result, _ = await self._on_path(path, self._next_seq(), None)
         return result is not None and result.ok
 
     def _start_probe(self) -> None:
@@ -425,13 +449,13 @@ class Dc09Sender:
             self._probe = asyncio.get_running_loop().create_task(self._probing())
 
     async def _probing(self) -> None:
-        delay = self.cfg.retry_delay.total_seconds()
+        delay = self.cfg.retry_delay
         while not self.connected and not self._closed:
-            await asyncio.sleep(delay)
+            await self.waits.sleep(delay)
             for path in self.paths:
                 with contextlib.suppress(FrameError):
-                    answer, _ = await self._exchange(path, "NULL", self._next_seq(), "")
+                    answer, _ = await self._exchange(path, self._next_seq(), None)
                     if answer is not None:
                         self._path_up(path)
                         break
-            delay = min(delay * 2, self.cfg.max_retry_delay.total_seconds())
+            delay = min(delay * 2, self.cfg.max_retry_delay)

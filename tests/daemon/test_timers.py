@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from controller.clock import VirtualClock
 from controller.site import TroubleBoard
-from controller.timers import Deadline, TimerDriver
+from controller.timers import Deadline, TimerDriver, Waits
 
 T0 = datetime(2026, 3, 4, 11, 0, tzinfo=UTC)
 
@@ -90,3 +93,34 @@ def test_the_trouble_board_keeps_one_trouble_per_key_in_the_order_raised() -> No
     board.clear("journal")
     board.clear("never raised")
     assert "journal" not in board and "mqtt" in board and len(board) == 1
+
+
+def test_awaited_waits_end_only_when_the_virtual_clock_gets_there():
+    async def main():
+        clock = VirtualClock(T0)
+        waits = Waits(clock)
+        slept = asyncio.ensure_future(waits.sleep(timedelta(seconds=5)))
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        timed = asyncio.ensure_future(waits.within(timedelta(seconds=10), answer))
+        await asyncio.sleep(0)
+        assert (waits.sleeping, waits.timing) == (1, 1)
+        clock.advance(timedelta(seconds=4))
+        await asyncio.sleep(0)
+        assert not slept.done()
+        clock.advance(timedelta(seconds=1))
+        await slept
+        step = timedelta(hours=1) - timedelta(seconds=5)
+        clock.jump(clock.now() + step)  # a step forward: the timeout keeps its length
+        waits.clock_stepped(step)
+        clock.run_due()
+        await asyncio.sleep(0)
+        assert not timed.done()
+        clock.advance(timedelta(seconds=5))
+        with pytest.raises(TimeoutError):
+            await timed
+        assert answer.cancelled() and (waits.sleeping, waits.timing) == (0, 0)
+        quick: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        quick.set_result("ACK")
+        assert await waits.within(timedelta(seconds=1), quick) == "ACK"
+
+    asyncio.run(main())

@@ -6,7 +6,8 @@ return around the frame) and refuses the frame (NAK) when either is wrong.
 `mode` says how it answers: "ack", "duh", or "silent" (reads and never answers), `script` how
 it answers the next frames before that; with `time`
 (its own clock) it NAKs, with its time, a message stamped more than 20 s away from it, as a
-receiver does. It listens on TCP and UDP at once.
+receiver does. It reads ADM-CID and SIA-DCS (whose DC-03 code must be one it knows) and
+listens on TCP and UDP at once.
 """
 
 from __future__ import annotations
@@ -23,13 +24,28 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 CRC = crcmod.predefined.mkPredefinedCrcFun("crc-16")
 FRAME = re.compile(
-    rb'\n(?P<crc>[0-9A-F]{4})0(?P<len>[0-9A-F]{3})(?P<body>"(?P<star>\*?)(?P<id>ADM-CID|NULL)"'
+    rb'\n(?P<crc>[0-9A-F]{4})0(?P<len>[0-9A-F]{3})(?P<body>"(?P<star>\*?)(?P<id>ADM-CID|SIA-DCS|NULL)"'
     rb"(?P<seq>\d{4})R(?P<rcv>[0-9A-F]{1,6})L(?P<line>[0-9A-F]{1,6})#(?P<acct>[0-9A-F]{3,16})"
     rb"\[(?P<rest>[^\r]*))\r"
 )
 CONTENT = re.compile(
     r"(?:#(?P<acct>[0-9A-F]{3,16})\|(?P<q>[136])(?P<code>\d{3}) (?P<pp>\d{2}) (?P<zzz>\d{3}))?\]"
     r"_(?P<ts>\d{2}:\d{2}:\d{2},\d{2}-\d{2}-\d{4})"
+)
+# SIA-DCS: new event N, optional area ri<n>/, a DC-03 code of two letters
+# from the codes a receiver knows, the zone or user number
+SIA_CONTENT = re.compile(
+    r"#(?P<acct>[0-9A-F]{3,16})\|N(?:ri(?P<ri>\d{1,2})/)?(?P<code>[A-Z]{2})(?P<zone>\d{1,4})\]"
+    r"_(?P<ts>\d{2}:\d{2}:\d{2},\d{2}-\d{2}-\d{4})"
+)
+# the DC-03 codes this receiver knows (a centre DUHs or NAKs others)
+SIA_CODES = frozenset(
+    re.findall(
+        r"[A-Z]{2}",
+        "BA BR FA FR PA PR HA HR TA TR MA MR QA QR UA UR US UT UJ OP CL OA CA OG CG OC"
+        " YX YZ AT AR YT YR YM YA YH IA IR ET ER YS YK FT FJ EE BD BE DD DG CI JP CR BB BU"
+        " RX RP LB LX",
+    )
 )
 
 
@@ -51,6 +67,7 @@ class StrictReceiver:
     script: list[str] = field(default_factory=list)  # modes for the next frames, then `mode`
     received: list[Received] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # why each refused frame was refused
+    swallowed: int = 0  # frames read and left unanswered ("silent")
     tcp_port: int = 0
     udp_port: int = 0
 
@@ -69,7 +86,7 @@ class StrictReceiver:
         self._udp.close()
 
     def messages(self) -> list[Received]:
-        return [r for r in self.received if r.ident == "ADM-CID"]
+        return [r for r in self.received if r.ident != "NULL"]
 
     # ------------------------------------------------------------------ the checks
 
@@ -92,15 +109,19 @@ class StrictReceiver:
             plain = dec.update(bytes.fromhex(rest)) + dec.finalize()
             assert len(bytes.fromhex(rest)) % 16 == 0
             rest = plain.decode().split("|", 1)[1]
-        c = CONTENT.fullmatch(rest)
+        sia = m.group("id") == b"SIA-DCS"
+        c = (SIA_CONTENT if sia else CONTENT).fullmatch(rest)
+        if sia and c is not None and c.group("code") not in SIA_CODES:
+            c = None
         if c is None or (c.group("acct") not in (None, m.group("acct").decode())):
             self.refused.append(f"content: {rest!r}")
             return self._frame('"NAK"0000R0L0A0[]' + self._now())
         at = datetime.strptime(c.group("ts"), "%H:%M:%S,%m-%d-%Y").replace(tzinfo=UTC)
         ident, seq = m.group("id").decode(), m.group("seq").decode()
-        data = "" if c.group("q") is None else rest.split("|", 1)[1].split("]")[0]
+        data = "" if ident == "NULL" else rest.split("|", 1)[1].split("]")[0]
         mode = self.script.pop(0) if self.script else self.mode
         if mode == "silent":
+            self.swallowed += 1
             return None
         if self.time is not None and abs(at - self.time()) > timedelta(seconds=20):
             self.refused.append("timestamp")

@@ -1,6 +1,7 @@
 """The dc09 channel on a site: events go to a strict receiver in order, each acknowledged
 before the cursor moves; NAK, DUH, silence, failover and restore; none lost while the centre
-is away."""
+is away. Sockets are real; timeouts, back-off and polls follow the site's virtual clock, which
+the tests move instead of sleeping."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.clock import VirtualClock
 from controller.dc09.component import CHANNEL, Dc09Reporting
 from controller.engine import Arm, SensorChange
 from controller.events import EventDraft
 from tests.conftest import config_with
 from tests.dc09.strict_receiver import StrictReceiver
-from tests.fake_site import FakeSite
+from tests.fake_site import T0, FakeSite
 
 HEX_KEY = "00112233445566778899AABBCCDDEEFF"
 
@@ -28,10 +30,10 @@ def dc09_config(primary: StrictReceiver, backup: StrictReceiver | None = None, *
     section = {
         "account": "1234",
         "primary": {"host": "127.0.0.1", "port": primary.tcp_port, "poll": "0s"},
-        "ack_timeout": "0.3s",
+        "ack_timeout": "10s",
         "attempts": 2,
-        "retry_delay": "0.02s",
-        "max_retry_delay": "0.1s",
+        "retry_delay": "2s",
+        "max_retry_delay": "2m",
         **more,
     }
     if backup is not None:
@@ -44,12 +46,29 @@ def dc09_config(primary: StrictReceiver, backup: StrictReceiver | None = None, *
     return config_with(dc09=section)
 
 
-async def until(cond, what: str, limit: float = 10.0) -> None:
-    """Wait for the loop to make `cond` true (the loop's own time, not a figure under test)."""
-    for _ in range(int(limit / 0.01)):
+async def until(
+    cond, what: str, comp: Dc09Reporting | None = None, *silent: StrictReceiver, limit=10.0
+) -> None:
+    """Run the loop until `cond` holds (`limit` real seconds, a guard, not a figure under
+    test). With `comp`, the site's virtual clock moves only when the sender can be waiting
+    for nothing but it: a back-off, or (by `ack_timeout`) the answer to a frame one of the
+    `silent` receivers swallowed; an answer on its way is never overtaken by a timeout."""
+    handled = sum(rx.swallowed for rx in silent)
+    for _ in range(int(limit / 0.005)):
         if cond():
             return
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.005)
+        if comp is None or comp.sender is None:
+            continue
+        waits, clock = comp.sender.waits, comp.site.clock
+        swallowed = sum(rx.swallowed for rx in silent)
+        if swallowed > handled and waits.timing:
+            handled += 1
+            clock.advance(comp.sender.cfg.ack_timeout)
+        elif waits.sleeping and not waits.timing:
+            due = clock.next_due()
+            if due is not None:
+                clock.advance_to(due)
     raise AssertionError(f"never: {what}")
 
 
@@ -137,7 +156,7 @@ def test_a_silent_primary_fails_over_to_the_backup_and_its_trouble_restores(tmp_
         async with on_channel(tmp_path, cfg, primary, backup) as (site, comp):
             report(site, comp, "E130")
             # the alarm, then the primary's own trouble, both through the backup
-            await until(lambda: len(backup.messages()) == 2, "the backup's ACKs")
+            await until(lambda: len(backup.messages()) == 2, "the backup's ACKs", comp, primary)
             assert "dc09.primary" in site.trouble_board
             assert comp.sender.failovers == 1
             assert [m.data for m in backup.messages()] == ["1130 00 000", "1350 00 000"]
@@ -158,11 +177,11 @@ def test_events_queued_while_the_centre_is_away_arrive_in_order_when_it_returns(
         rx = await StrictReceiver(mode="silent").start()
         async with on_channel(tmp_path, dc09_config(rx), rx) as (site, comp):
             report(site, comp, "E130")
-            await until(lambda: not comp.sender.connected, "the link down")
+            await until(lambda: not comp.sender.connected, "the link down", comp, rx)
             assert "dc09.primary" in site.trouble_board
             report(site, comp, "E131", "R130", "E401")
             rx.mode = "ack"
-            await until(lambda: comp.outbox.depth() == 0, "the queue delivered")
+            await until(lambda: comp.outbox.depth() == 0, "the queue delivered", comp, rx)
             codes = [m.data[:4] for m in rx.messages()]
             # the trouble and its restore are events too, sent in their place
             assert codes == ["1130", "1350", "1131", "3130", "1401", "3350"]
@@ -221,10 +240,10 @@ def test_whatever_the_centre_leaves_unanswered_it_gets_every_event_once_in_order
 ):
     async def main():
         rx = await StrictReceiver(script=list(script)).start()
-        cfg = dc09_config(rx, ack_timeout="0.05s", retry_delay="0.01s", max_retry_delay="0.02s")
+        cfg = dc09_config(rx)
         async with on_channel(tmp_path_factory.mktemp("p"), cfg, rx) as (site, comp):
             report(site, comp, *cids)
-            await until(lambda: comp.outbox.depth() == 0, "everything acknowledged", 30)
+            await until(lambda: comp.outbox.depth() == 0, "everything acknowledged", comp, rx)
             journaled = [e.cid for e in site.recorded if e.cid]
             assert [m.data[:4] for m in rx.messages()] == [
                 ("1" if c[0] == "E" else "3") + c[1:] for c in journaled
@@ -237,13 +256,20 @@ def test_the_null_polls_of_a_path_find_it_silent_and_then_back(tmp_path):
     async def main():
         rx = await StrictReceiver(mode="silent").start()
         cfg = dc09_config(rx)
-        path = cfg.dc09.primary.model_copy(update={"poll": timedelta(milliseconds=50)})
+        path = cfg.dc09.primary.model_copy(update={"poll": timedelta(seconds=60)})
         cfg = cfg.model_copy(update={"dc09": cfg.dc09.model_copy(update={"primary": path})})
         async with on_channel(tmp_path, cfg, rx) as (site, comp):
-            await until(lambda: "dc09.primary" in site.trouble_board, "the path found down")
+            site.clock.advance(timedelta(seconds=59))
+            await asyncio.sleep(0.05)
+            assert rx.received == [] and rx.swallowed == 0  # no poll before its minute
+            site.clock.advance(timedelta(seconds=1))
+            await until(lambda: "dc09.primary" in site.trouble_board, "found down", comp, rx)
             assert not comp.sender.connected
             rx.mode = "ack"
-            await until(lambda: "dc09.primary" not in site.trouble_board, "the path back")
+            next_poll = comp.sender.paths[0].poll_at
+            assert next_poll is not None and not rx.messages()
+            site.clock.advance_to(next_poll)  # the next poll, a minute after the last one
+            await until(lambda: "dc09.primary" not in site.trouble_board, "back", comp, rx)
             await until(lambda: comp.outbox.depth() == 0, "its trouble and restore delivered")
             assert [m.data[:4] for m in rx.messages()] == ["1350", "3350"]
             assert any(r.ident == "NULL" for r in rx.received)
@@ -273,7 +299,33 @@ def test_the_reserved_block_wraps_past_9999_to_0001():
     cfg = config_with(dc09={"account": "1234", "primary": {"host": "127.0.0.1", "port": 1}})
     reserved = []
     sender = Dc09Sender(
-        cfg.dc09, Numbering.of(cfg, cfg.dc09), None, now=None, seq=9950, on_reserve=reserved.append
+        cfg.dc09,
+        Numbering.of(cfg, cfg.dc09),
+        None,
+        VirtualClock(T0),
+        seq=9950,
+        on_reserve=reserved.append,
     )
     assert [sender._next_seq() for _ in range(3)] == [9951, 9952, 9953]
     assert reserved == [51]
+
+
+def test_a_clock_step_moves_the_next_null_poll_with_it(tmp_path):
+    async def main():
+        rx = await StrictReceiver().start()
+        cfg = dc09_config(rx)
+        path = cfg.dc09.primary.model_copy(update={"poll": timedelta(seconds=60)})
+        cfg = cfg.model_copy(update={"dc09": cfg.dc09.model_copy(update={"primary": path})})
+        async with on_channel(tmp_path, cfg, rx) as (site, comp):
+            site.clock.advance(timedelta(seconds=30))
+            step = timedelta(hours=1)
+            site.clock.jump(site.clock.now() + step)  # NTP steps the time of day forward
+            comp.clock_stepped(step)
+            site.clock.run_due()
+            await asyncio.sleep(0.05)
+            assert rx.received == []  # not due at once: 30 s of the minute are still to come
+            site.clock.advance(timedelta(seconds=30))
+            await until(lambda: len(rx.received) == 1, "the poll, a minute after the last")
+            assert rx.received[0].ident == "NULL"
+
+    asyncio.run(main())

@@ -19,7 +19,22 @@ PANEL_NO_RECEIVER = b'\n9EC40027"ADM-CID"0001L0#1002[#1002|1602 00 001]\r'
 # pysiaalarm's own test frame: its CRC is right but its length says 0x47 for 0x2F bytes
 WRONG_LENGTH = b'\n57150047"ADM-CID"0247R4F39L4F39#4F39[#4F39|3401 01 057]\r'
 
+# Written out by hand from the standard's SIA-DCS layout (`#acct|Nri<area>/<code><zone>`): a
+# burglary alarm (BA) in area 1, zone 11. Its CRC and length were worked out with ref_crc16()
+# below, not with the sender's code or crcmod.
+HAND_SIA = b'\n21B0003C"SIA-DCS"0002R1L1#1234[#1234|Nri1/BA011]_17:01:14,07-26-2024\r'
+
 T = datetime(2024, 7, 26, 17, 1, 14, tzinfo=UTC)
+
+
+def ref_crc16(data: bytes) -> int:
+    """CRC-16/ARC bit by bit (reflected poly 0xA001, init 0), a reference of the tests' own."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
 def test_the_crc_is_crc16_arc_with_its_published_check_value():
@@ -141,3 +156,51 @@ def test_any_message_reads_back_as_it_was_built(
     assert (f.seq, f.receiver, f.line, f.account) == (seq, receiver, line, account)
     assert f.data == f"#{account}|{data}" and f.encrypted == (key is not None)
     assert f.at == at.replace(microsecond=0)
+
+
+def test_the_hand_written_sia_dcs_frame_checks_with_the_reference_crc():
+    body = HAND_SIA[9:-1]
+    assert ref_crc16(b"123456789") == 0xBB3D  # the published check value
+    assert HAND_SIA[1:9] == f"{ref_crc16(body):04X}0{len(body):03X}".encode()
+
+
+def test_a_hand_written_sia_dcs_frame_is_read_and_our_builder_writes_it_byte_for_byte():
+    f = frame.parse(HAND_SIA)
+    assert (f.ident, f.seq, f.account, f.data, f.at) == (
+        "SIA-DCS",
+        2,
+        "1234",
+        "#1234|Nri1/BA011",
+        T,
+    )
+    data = frame.sia_dcs_data("E130", 1, 11)
+    assert frame.build("SIA-DCS", 2, Header("1234", "1", "1"), data, T) == HAND_SIA
+
+
+def test_the_sia_code_of_an_event_comes_from_its_contact_id_row():
+    assert frame.sia_dcs_data("E130", 1, 11) == "Nri1/BA011"
+    assert frame.sia_dcs_data("R130", 1, 11) == "Nri1/BR011"
+    assert frame.sia_dcs_data("E401", 2, 3) == "Nri2/OP003"
+    assert frame.sia_dcs_data("R401", 0, 3) == "NCL003"  # area 0, the whole site: no ri
+    assert frame.sia_dcs_data("E350", 0, 0) == "NYS000"
+    with pytest.raises(FrameError):
+        frame.sia_dcs_data("E999", 1, 1)
+
+
+@given(
+    cid=st.sampled_from(["E130", "R130", "E110", "E121", "E137", "R401", "E602"]),
+    partition=st.integers(0, 99),
+    number=st.integers(0, 999),
+    key_size=st.sampled_from([None, 16, 24, 32]),
+)
+def test_any_sia_dcs_message_reads_back_as_it_was_built(cid, partition, number, key_size):
+    key = bytes(range(key_size)) if key_size else None
+    data = frame.sia_dcs_data(cid, partition, number)
+    raw = frame.build("SIA-DCS", 7, Header("ABC123", "2", "3"), data, T, key=key)
+    f = frame.parse(raw, key)
+    assert (f.ident, f.encrypted, f.data, f.at) == (
+        "SIA-DCS",
+        key is not None,
+        f"#ABC123|{data}",
+        T,
+    )
