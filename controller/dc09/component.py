@@ -105,6 +105,7 @@ class Dc09Reporting(Component):
             channel=CHANNEL,
             refused_texts=("dc09.refused", "dc09.refused_restored"),
             peer="receiving centre",
+            clock=site.clock,
         )
 
     def start(self) -> None:

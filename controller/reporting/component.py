@@ -60,6 +60,7 @@ class Reporting(Component):
             record=site.record,
             now=site.clock.now,
             language=site.config.site.language,
+            clock=site.clock,
         )
         self._state_due = False
         # after the outbox's own listener: the turn's events go out before the retained state

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +43,7 @@ from controller import texts
 from controller.events import Event, EventDraft
 
 if TYPE_CHECKING:
+    from controller.clock import Clock, TimerHandle
     from controller.reporting.mqtt import Done
 
 texts.register(
@@ -162,6 +163,7 @@ class Outbox:
         channel: str = "mqtt",
         refused_texts: tuple[str, str] = ("outbox.refused", "outbox.refused_restored"),
         peer: str = "broker",
+        clock: Clock | None = None,
     ) -> None:
         if window < 1 or batch < 1:
             raise ValueError("window and batch must be at least 1")
@@ -183,7 +185,8 @@ class Outbox:
         self._round = 0  # bumped whenever we restart from the oldest unacknowledged event
         self._acked: list[int] = []
         self._tick_scheduled = False
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: TimerHandle | asyncio.TimerHandle | None = None
+        self._clock = clock  # the daemon's: a retry waits on its time (asyncio's without one)
         self._closed = False
         self.published = 0
         self.delivered = 0
@@ -519,8 +522,13 @@ class Outbox:
         self._flush_acks()
         self._restart_round()
         if self.link.connected and not self._closed and self._retry is None:
-            loop = asyncio.get_running_loop()
-            self._retry = loop.call_later(self.retry_delay, self._retry_now)
+            if self._clock is not None:
+                when = self._clock.now() + timedelta(seconds=self.retry_delay)
+                self._retry = self._clock.call_at(when, self._retry_now)
+            else:
+                self._retry = asyncio.get_running_loop().call_later(
+                    self.retry_delay, self._retry_now
+                )
 
     def _retry_now(self) -> None:
         self._retry = None

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from controller.clock import VirtualClock
 from controller.config import Mqtt
 from controller.demo.mosquitto import LocalMosquitto
 from controller.events import EventDraft
@@ -169,6 +170,32 @@ def test_refused_message_restarts_in_order_after_a_pause(tmp_path: Path) -> None
         assert link.seqs()[3:] == [2, 3]
         ob.close()
         assert ob.wake() is None and link.connect_listeners == []
+
+    asyncio.run(main())
+
+
+def test_a_pause_after_a_lost_message_follows_the_daemons_clock(tmp_path: Path) -> None:
+    j = journal_with(tmp_path, 2)
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        link = FakeLink()
+        ob = Outbox(j, link, TOPIC, window=10, retry_delay=5.0, clock=clock)
+        link.up()
+        await settle()
+        link.sent[0][2].set_result(False)  # lost: the round starts again, after a pause
+        link.sent[1][2].set_result(True)
+        await settle()
+        await asyncio.sleep(0.05)  # real time passing changes nothing
+        await settle()
+        assert len(link.sent) == 2
+        clock.advance(timedelta(seconds=4))
+        await settle()
+        assert len(link.sent) == 2
+        clock.advance(timedelta(seconds=1))
+        await settle()
+        assert link.seqs()[2:] == [1, 2]
+        ob.close()
 
     asyncio.run(main())
 
