@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         feed = (state / "console.log").read_text(encoding="utf-8", errors="replace")
         if feed.strip():
             say("the live console's output (officeguard monitor, ran through the whole night)")
-            print(feed.rstrip()[-6000:])
+            print(feed.rstrip()[-20000:])  # the whole night; bounded if it ran long
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
     ok = daemon.returncode == 0 and delivered
