@@ -36,6 +36,7 @@ from controller.camera.fetch import (
     make_client,
     read_credentials,
 )
+from controller.camera.onvif import snapshot_uri
 from controller.camera.store import ORDER, REFUSED, SENT, SnapshotStore, Waiting, snapshot_id
 from controller.component import Component
 from controller.contact_id import cid
@@ -95,6 +96,8 @@ class Cameras(Component):
         self.troubled: dict[str, str] = {}  # camera -> its trouble, as shown
         self.last: dict[str, dict[str, Any]] = {}  # camera -> last snapshot or failure
         self._creds: dict[str, Credentials | None] = {}
+        self._uris: dict[str, str] = {}  # camera -> snapshot URL its ONVIF service gave
+        self._asking: dict[str, asyncio.Lock] = {}
         # one client per camera, made at start: a TLS context costs ~10 ms of CPU, which must
         # not land on the loop in the turn after an alarm
         self._clients: dict[str, httpx.AsyncClient] = {}
@@ -239,6 +242,10 @@ class Cameras(Component):
             except SnapshotError as e:
                 self._creds[cam.id] = None
                 self._trouble(cam, str(e))
+            else:
+                if cam.onvif is not None:  # asked now, so the first alarm need not wait for it
+                    with contextlib.suppress(RuntimeError):
+                        self._spawn(self._discover_at_start(cam))
 
     def close(self) -> None:
         self._deadline.cancel()
@@ -315,6 +322,28 @@ class Cameras(Component):
                 self._spawn(self._shot(b, cam, n))
         self._deadline.reschedule()
 
+    async def _snapshot_url(self, cam: Camera) -> str | None:
+        """The camera's snapshot URL: its `url`, or the one its ONVIF Media service gave (asked
+        once, then kept; asked again after the URL stops answering)."""
+        if cam.onvif is None:
+            return cam.url
+        lock = self._asking.setdefault(cam.id, asyncio.Lock())
+        async with lock:  # a burst's snapshots ask once between them
+            if cam.id not in self._uris:
+                client = self._clients.get(cam.id)
+                if client is None:
+                    raise SnapshotError("credentials", "the camera could not be set up")
+                self._uris[cam.id] = await snapshot_uri(cam, self._creds.get(cam.id), client)
+                log.info("camera %s: ONVIF gives the snapshot URL %s", cam.id, self._uris[cam.id])
+            return self._uris[cam.id]
+
+    async def _discover_at_start(self, cam: Camera) -> None:
+        try:
+            await self._snapshot_url(cam)
+        except SnapshotError as e:
+            self.last[cam.id] = {"ok": False, "reason": e.reason, "at": self.site.clock.now().isoformat()}
+            self._trouble(cam, str(e))
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -325,7 +354,13 @@ class Cameras(Component):
             self._sem = asyncio.Semaphore(self.concurrency)
         try:
             async with self._sem:
-                data = await fetch_snapshot(cam, self._creds.get(cam.id), self._clients.get(cam.id))
+                url = await self._snapshot_url(cam)
+                try:
+                    data = await fetch_snapshot(cam, self._creds.get(cam.id), self._clients.get(cam.id), url)
+                except SnapshotError as e:
+                    if cam.onvif is not None and e.reason in ("http", "unreachable"):
+                        self._uris.pop(cam.id, None)  # moved? ask the camera again next time
+                    raise
             taken = self.site.clock.now()
             sid = snapshot_id(b.event_id, cam.id, n)
             ref = await asyncio.to_thread(self.store.save, sid, data, taken, b.event_id)
@@ -400,7 +435,8 @@ class Cameras(Component):
         return {
             "cameras": {
                 cid_: {"trouble": self.troubled.get(cid_), "last": self.last.get(cid_),
-                       "bursts": sum(1 for b in self.bursts if b.camera == cid_)}  # fmt: skip
+                       "bursts": sum(1 for b in self.bursts if b.camera == cid_),
+                       "snapshot_url": self._uris.get(cid_) or self.cameras[cid_].url}  # fmt: skip
                 for cid_ in self.cameras
             },
             "camera_images": {  # on their way to the office (docs/cameras.md)
