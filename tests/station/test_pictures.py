@@ -4,7 +4,6 @@ incident's page (and served) only to a logged-in operator."""
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
