@@ -38,6 +38,7 @@ from controller.camera.fetch import (
 )
 from controller.camera.onvif import snapshot_uri
 from controller.camera.store import ORDER, REFUSED, SENT, SnapshotStore, Waiting, snapshot_id
+from controller.camera.worker import CameraLoop
 from controller.component import Component
 from controller.contact_id import cid
 from controller.events import EventDraft
@@ -102,6 +103,7 @@ class Cameras(Component):
         # not land on the loop in the turn after an alarm
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._sem: asyncio.Semaphore | None = None
+        self._worker = CameraLoop()  # the HTTP work, off the daemon's loop (worker.py)
         self._tasks: set[asyncio.Task[None]] = set()
         self._deadline = site.timers.deadline(self._due, self._take_due)
         self.link: MqttLink | None = None
@@ -227,6 +229,8 @@ class Cameras(Component):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        if self.cameras:
+            self._worker.start()
         self.link = self._make_link()
         if self.link is not None:
             self.store.deliver = True
@@ -264,9 +268,12 @@ class Cameras(Component):
         self._fresh.clear()
         self.store.close()
         clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().create_task(client.aclose())
+
+        async def close_clients() -> None:
+            for client in clients:
+                await client.aclose()
+
+        self._worker.stop(close_clients())
         if self.link is not None:  # a reload: dropped at once (stop says goodbye first)
             link, self.link = self.link, None
             with contextlib.suppress(RuntimeError):
@@ -333,7 +340,9 @@ class Cameras(Component):
                 client = self._clients.get(cam.id)
                 if client is None:
                     raise SnapshotError("credentials", "the camera could not be set up")
-                self._uris[cam.id] = await snapshot_uri(cam, self._creds.get(cam.id), client)
+                self._uris[cam.id] = await self._worker.run(
+                    snapshot_uri(cam, self._creds.get(cam.id), client)
+                )
                 log.info("camera %s: ONVIF gives the snapshot URL %s", cam.id, self._uris[cam.id])
             return self._uris[cam.id]
 
@@ -356,7 +365,9 @@ class Cameras(Component):
             async with self._sem:
                 url = await self._snapshot_url(cam)
                 try:
-                    data = await fetch_snapshot(cam, self._creds.get(cam.id), self._clients.get(cam.id), url)
+                    data = await self._worker.run(
+                        fetch_snapshot(cam, self._creds.get(cam.id), self._clients.get(cam.id), url)
+                    )
                 except SnapshotError as e:
                     if cam.onvif is not None and e.reason in ("http", "unreachable"):
                         self._uris.pop(cam.id, None)  # moved? ask the camera again next time
