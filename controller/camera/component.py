@@ -111,7 +111,7 @@ class Cameras(Component):
         # the images on their way to the office: a heap in the order they came in
         self._queue: list[tuple[int, str, str]] = []
         self._queued: set[str] = set()
-        self._inflight: set[str] = set()
+        self._inflight: dict[str, Waiting] = {}
         self._fresh: dict[str, bytes] = {}  # images just taken, sent without reading the file
         self._wake: asyncio.Event | None = None
         self._pump_task: asyncio.Task[None] | None = None
@@ -185,7 +185,7 @@ class Cameras(Component):
         topic = f"{link.prefix}/snapshot/{w.event_id}/{w.sid}"
 
         def done(ok: bool, refused: str | None = None) -> None:
-            self._inflight.discard(w.sid)
+            self._inflight.pop(w.sid, None)
             if ok:
                 self.sent[w.sid] = True
                 self._answered(w.sid, SENT)
@@ -197,9 +197,9 @@ class Cameras(Component):
                 self._enqueue(w)
             self._wake_pump()
 
-        self._inflight.add(w.sid)
+        self._inflight[w.sid] = w
         if not link.send(topic, data, 1, False, done):
-            self._inflight.discard(w.sid)
+            self._inflight.pop(w.sid, None)
             self.sent[w.sid] = "broker link down"
             self._enqueue(w)
 
@@ -226,6 +226,11 @@ class Cameras(Component):
 
     def _link_down(self) -> None:
         self._fresh.clear()  # what waits now is read back from disk when the link returns
+        # whatever the link held for this connection (in flight, or queued behind the broker's
+        # Receive Maximum, which the link drops without a word) goes back in its place
+        inflight, self._inflight = self._inflight, {}
+        for w in inflight.values():
+            self._enqueue(w)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

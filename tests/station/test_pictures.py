@@ -75,3 +75,11 @@ def test_past_the_stations_total_the_oldest_pictures_go_first(store: Store) -> N
         ing.flush(200.0)
     kept = [r["id"] for r in pictures.of_events(store, ["e2"])]
     assert kept == [f"e2-cam.gate-{n}" for n in (2, 3, 4)] and ing.pictures.pruned == 2
+
+
+def test_the_station_subscribes_to_the_pictures_and_the_terminal_monitor_does_not() -> None:
+    from controller.console.net import subscriptions
+
+    assert "officeguard/+/snapshot/#" in subscriptions("officeguard", None, images=True)
+    assert "$share/g/officeguard/+/snapshot/#" in subscriptions("officeguard", "g", images=True)
+    assert not any("snapshot" in f for f in subscriptions("officeguard", None))
