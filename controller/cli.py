@@ -784,6 +784,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     m.add_argument(
         "--duration", type=float, metavar="S", help="exit after this many seconds (default: never)"
     )
+    m.add_argument(
+        "--station",
+        metavar="URL",
+        help="the monitoring station's address: a camera's snapshot event links its first "
+        "picture there (default: the topic the pictures came on)",
+    )
     m.set_defaults(func=cmd_monitor)
 
     w = command(

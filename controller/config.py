@@ -463,12 +463,35 @@ class DroneDetector(_Model):
     siren: bool = False  # also sound the zone's sirens on a drone
 
 
+def _camera_url(v: str, what: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError(f"a camera's {what} starts with http:// or https://")
+    if "@" in v.split("/", 3)[2]:
+        raise ValueError(f"no user or password in a camera's {what}: put them in credentials_file")
+    return v
+
+
+class OnvifSource(_Model):
+    """Where a camera's snapshot URL is asked for: its ONVIF Media service (GetSnapshotUri)."""
+
+    url: str  # the camera's ONVIF Media service, e.g. http://10.0.0.5/onvif/media_service
+    profile: str | None = None  # a media profile's token; the camera's first profile if none
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        return _camera_url(v, "onvif url")
+
+
 class Camera(_Model):
     """An IP camera whose snapshots go with the alarms of what it looks at (docs/cameras.md)."""
 
     id: Ident
     name: str = ""
-    url: str  # the snapshot URL (http:// or https://), as Hikvision ISAPI or Dahua CGI give it
+    # the snapshot URL (http:// or https://), as Hikvision ISAPI or Dahua CGI give it; or none,
+    # and `onvif` says where the camera tells it
+    url: str | None = None
+    onvif: OnvifSource | None = None
     auth: Literal["none", "basic", "digest"] = "digest"
     credentials_file: str | None = None  # one line `user:password`, root-only
     ca_file: str | None = None  # https: a CA (or the camera's own certificate) to trust
@@ -483,15 +506,13 @@ class Camera(_Model):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("a camera's url starts with http:// or https://")
-        if "@" in v.split("/", 3)[2]:
-            raise ValueError("no user or password in a camera's url: put them in credentials_file")
-        return v
+    def _http_url(cls, v: str | None) -> str | None:
+        return None if v is None else _camera_url(v, "url")
 
     @model_validator(mode="after")
     def _credentials(self) -> Camera:
+        if (self.url is None) == (self.onvif is None):
+            raise ValueError("a camera needs one of url (its snapshot URL) or onvif (where to ask for it), not both")
         if self.auth != "none" and self.credentials_file is None:
             raise ValueError(f"auth {self.auth} needs credentials_file (one line user:password)")
         return self

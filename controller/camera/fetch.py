@@ -14,7 +14,9 @@ and a sentence; a credential never appears in either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -31,7 +33,8 @@ SOI = b"\xff\xd8\xff"
 EOI = b"\xff\xd9"
 
 Reason = Literal[
-    "credentials", "auth", "timeout", "too_big", "redirects", "tls", "not_jpeg", "http", "unreachable"
+    "credentials", "auth", "timeout", "too_big", "redirects", "tls", "not_jpeg", "http", "unreachable",
+    "onvif",
 ]
 
 
@@ -111,15 +114,12 @@ def make_client(cam: Camera) -> httpx.AsyncClient:
     )
 
 
-async def fetch_snapshot(
-    cam: Camera, creds: Credentials | None, client: httpx.AsyncClient | None = None
-) -> bytes:
-    """One JPEG from `cam`, or SnapshotError. Bounded by `cam.timeout` and `cam.max_image`."""
-    own = client is None
-    http = make_client(cam) if client is None else client
+@contextlib.asynccontextmanager
+async def guard_http(cam: Camera) -> AsyncIterator[None]:
+    """One exchange with `cam` within its timeout, every network failure a SnapshotError."""
     try:
         async with asyncio.timeout(cam.timeout.total_seconds()):
-            return await _get(cam, creds, http)
+            yield
     except TimeoutError:
         raise SnapshotError("timeout", f"no whole answer within {cam.timeout.total_seconds():g} s") from None
     except httpx.TooManyRedirects:
@@ -133,6 +133,27 @@ async def fetch_snapshot(
         raise SnapshotError("unreachable", f"cannot connect: {_short(e)}") from None
     except httpx.HTTPError as e:
         raise SnapshotError("unreachable", f"{type(e).__name__}: {_short(e)}") from None
+
+
+async def fetch_snapshot(
+    cam: Camera,
+    creds: Credentials | None,
+    client: httpx.AsyncClient | None = None,
+    url: str | None = None,
+) -> bytes:
+    """One JPEG from `cam` (at `url`, its snapshot URL found by ONVIF, else its `url`), or
+    SnapshotError. Bounded by `cam.timeout` and `cam.max_image`."""
+    own = client is None
+    http = make_client(cam) if client is None else client
+    try:
+        if url is None and cam.url is None:  # the CLI: ask the camera first
+            from controller.camera.onvif import snapshot_uri
+
+            url = await snapshot_uri(cam, creds, http)
+        target = url or cam.url
+        assert target is not None
+        async with guard_http(cam):
+            return await _get(cam, creds, http, target)
     finally:
         if own:
             await http.aclose()
@@ -143,8 +164,8 @@ def _short(e: BaseException) -> str:
     return text[:160]
 
 
-async def _get(cam: Camera, creds: Credentials | None, http: httpx.AsyncClient) -> bytes:
-    async with http.stream("GET", cam.url, auth=_auth(cam, creds)) as resp:
+async def _get(cam: Camera, creds: Credentials | None, http: httpx.AsyncClient, url: str) -> bytes:
+    async with http.stream("GET", url, auth=_auth(cam, creds)) as resp:
         if resp.status_code in (401, 403):
             raise SnapshotError("auth", f"credentials refused (HTTP {resp.status_code})")
         if resp.status_code != 200:

@@ -5,12 +5,19 @@ printed in the picture. The demo and the tests use it in place of an IP camera.
 It can also misbehave the ways a real camera does, for the fault tests: answer slowly, send a
 huge body, redirect to itself forever, or send something that is not a JPEG (`mode`).
 
+It also answers the two ONVIF Media service calls the controller makes (`onvif_url`):
+GetProfiles (two profiles, `Profile_1` the main stream and `Profile_2` the sub stream) and
+GetSnapshotUri (the picture URL of that profile's channel), each only with a valid
+WS-Security UsernameToken digest (Base64(SHA-1(nonce + created + password)), a nonce used
+once), else the SOAP fault `ter:NotAuthorized` that cameras send.
+
 Pillow draws the picture; it is imported here only, never by the fetcher or the daemon's hot
 path (a real site has real cameras and does not need it).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import secrets
@@ -20,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 
 from controller.errors import OfficeGuardError
 
@@ -86,6 +93,8 @@ class CameraTwin:
         self.delay = delay  # how long `slow` and `stall` keep a client waiting
         self.served = 0  # pictures sent
         self.refused = 0  # requests without valid credentials
+        self.onvif_calls: list[str] = []  # ONVIF operations answered (with valid credentials)
+        self._ws_nonces: set[str] = set()
         self._opaque = secrets.token_hex(8)
         self._nonces: set[str] = set()
         self._picture: tuple[datetime, bytes] | None = None  # drawn once per second shown
@@ -98,6 +107,9 @@ class CameraTwin:
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 twin._answer(self)
 
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                twin._soap(self)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         if tls is not None:
@@ -107,8 +119,16 @@ class CameraTwin:
 
     @property
     def url(self) -> str:
+        return self._base + "/ISAPI/Streaming/channels/101/picture"
+
+    @property
+    def onvif_url(self) -> str:
+        return self._base + "/onvif/media_service"
+
+    @property
+    def _base(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"{self.scheme}://{host!s}:{port}/ISAPI/Streaming/channels/101/picture"
+        return f"{self.scheme}://{host!s}:{port}"
 
     def start(self) -> CameraTwin:
         self._thread.start()
@@ -202,3 +222,97 @@ class CameraTwin:
                 time.sleep(stall)
         except OSError:
             pass  # the client hung up (as a fetcher that caps the size does)
+
+    # ------------------------------------------------------------------ ONVIF Media service
+    def _soap(self, req: BaseHTTPRequestHandler) -> None:
+        length = int(req.headers.get("Content-Length") or 0)
+        from lxml import etree  # with zeep, in the onvif extra (dev has it)
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        try:
+            root = etree.fromstring(req.rfile.read(min(length, 65536)), parser)
+        except etree.XMLSyntaxError:
+            self._soap_send(req, 400, _fault("env:Sender", "ter:WellFormed", "not XML"))
+            return
+        body = root.find(f"{{{SOAP}}}Body")
+        op = body[0] if body is not None and len(body) else None
+        if op is None:
+            self._soap_send(req, 400, _fault("env:Sender", "ter:WellFormed", "no operation"))
+            return
+        if not self._ws_authorized(root):
+            self.refused += 1
+            self._soap_send(req, 400, _fault("env:Sender", "ter:NotAuthorized", "Sender not Authorized"))
+            return
+        name = op.tag.rsplit("}", 1)[-1]
+        if name == "GetProfiles":
+            profiles = "".join(
+                f'<trt:Profiles token="{token}" fixed="true"><tt:Name>{label}</tt:Name></trt:Profiles>'
+                for token, label in (("Profile_1", "mainStream"), ("Profile_2", "subStream"))
+            )
+            self.onvif_calls.append(name)
+            self._soap_send(req, 200, f"<trt:GetProfilesResponse>{profiles}</trt:GetProfilesResponse>")
+        elif name == "GetSnapshotUri":
+            token = op.findtext(f"{{{TRT}}}ProfileToken")
+            channel = {"Profile_1": "101", "Profile_2": "102"}.get(token or "")
+            if channel is None:
+                self._soap_send(req, 400, _fault("env:Sender", "ter:InvalidArgVal", "no such profile"))
+                return
+            self.onvif_calls.append(name)
+            uri = f"{self._base}/ISAPI/Streaming/channels/{channel}/picture"
+            self._soap_send(req, 200, (
+                "<trt:GetSnapshotUriResponse><trt:MediaUri>"
+                f"<tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"
+                "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout>"
+                "</trt:MediaUri></trt:GetSnapshotUriResponse>"
+            ))  # fmt: skip
+        else:
+            self._soap_send(req, 400, _fault("env:Receiver", "ter:ActionNotSupported", name))
+
+    def _ws_authorized(self, root: Any) -> bool:
+        token = root.find(f"{{{SOAP}}}Header/{{{WSSE}}}Security/{{{WSSE}}}UsernameToken")
+        if token is None or token.findtext(f"{{{WSSE}}}Username") != self.username:
+            return False
+        password = token.find(f"{{{WSSE}}}Password")
+        nonce = token.findtext(f"{{{WSSE}}}Nonce") or ""
+        created = token.findtext(f"{{{WSU}}}Created") or ""
+        if password is None or not password.get("Type", "").endswith("#PasswordDigest"):
+            return False
+        if not nonce or nonce in self._ws_nonces:  # a nonce is good once
+            return False
+        self._ws_nonces.add(nonce)
+        try:
+            raw = base64.b64decode(nonce, validate=True)
+        except ValueError:
+            return False
+        # the camera's side of the check: the digest is a fact of the protocol, SHA-1 included
+        digest = hashlib.sha1(raw + created.encode() + self.password.encode(), usedforsecurity=False)
+        expect = base64.b64encode(digest.digest()).decode()
+        return secrets.compare_digest(expect, (password.text or "").strip())
+
+    def _soap_send(self, req: BaseHTTPRequestHandler, status: int, body: str) -> None:
+        data = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f'<s:Envelope xmlns:s="{SOAP}" xmlns:trt="{TRT}" xmlns:tt="{TT}" xmlns:ter="{TER}">'
+            f"<s:Body>{body}</s:Body></s:Envelope>"
+        ).encode()
+        req.send_response(status)
+        req.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+        req.send_header("Content-Length", str(len(data)))
+        req.end_headers()
+        req.wfile.write(data)
+
+
+SOAP = "http://www.w3.org/2003/05/soap-envelope"
+TRT = "http://www.onvif.org/ver10/media/wsdl"
+TT = "http://www.onvif.org/ver10/schema"
+TER = "http://www.onvif.org/ver10/error"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+def _fault(code: str, subcode: str, reason: str) -> str:
+    return (
+        f'<s:Fault><s:Code><s:Value>{code.replace("env:", "s:")}</s:Value>'
+        f"<s:Subcode><s:Value>{subcode}</s:Value></s:Subcode></s:Code>"
+        f'<s:Reason><s:Text xml:lang="en">{reason}</s:Text></s:Reason></s:Fault>'
+    )

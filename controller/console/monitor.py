@@ -120,7 +120,10 @@ def _once(
         from controller.console.view import render
 
         shared = bool(getattr(args, "share", None))
-        RichConsole().print(render(board, now, _link_text(client, settings), shared=shared))
+        station = getattr(args, "station", None)
+        RichConsole().print(
+            render(board, now, _link_text(client, settings), shared=shared, station=station)
+        )
     return 0
 
 
@@ -147,10 +150,12 @@ def _live(
             feed_rows=FEED_ROWS,
             shared=shared,
             max_sites=rows,
+            station=station,
         )
 
+    station = getattr(args, "station", None)
     if not out.is_terminal:
-        return _log_lines(client, board, settings, end, out, shared)
+        return _log_lines(client, board, settings, end, out, shared, station)
     with Live(view(), console=out, auto_refresh=False) as live:
         # one thread: messages are ingested and the view redrawn between batches, so the
         # drawing never competes with the network for the interpreter
@@ -173,23 +178,27 @@ def _log_lines(
     end: float | None,
     out: Any,
     shared: bool,
+    station: str | None = None,
 ) -> int:
     """Not on a terminal (a log file, a pipe, `make demo`): one line per event as it arrives,
     and the whole picture once at the end."""
-    from controller.console.view import render
+    from controller.console.view import render, snapshot_link
 
     def line(e: dict[str, Any]) -> None:
         where = " ".join(str(e[k]) for k in ("zone", "sensor") if e.get(k))
         ts = str(e.get("ts", ""))[11:19]
+        link = snapshot_link(e, station) if e.get("kind") == "snapshot" else ""
         print(
             f"{ts} {e['site']} #{e['seq']} {e['kind']} {e.get('cid') or '-'} {where}: "
-            f"{e.get('text', '')}",
+            f"{e.get('text', '')}" + (f" ({link})" if link else ""),
             flush=True,
         )
 
     board.event_listeners.append(line)
     client.run(until=lambda: end is not None and time.monotonic() >= end)
-    out.print(render(board, time.monotonic(), _link_text(client, settings), shared=shared))
+    out.print(
+        render(board, time.monotonic(), _link_text(client, settings), shared=shared, station=station)
+    )
     if client.refused is not None:
         print(f"officeguard monitor: broker at {settings.url}: {client.refused}", file=sys.stderr)
         return EXIT_UNREACHABLE

@@ -93,9 +93,11 @@ class BrokerSettings:
         return settings
 
 
-def subscriptions(prefix: str, share: str | None) -> list[str]:
+def subscriptions(prefix: str, share: str | None, images: bool = False) -> list[str]:
     flts = [f"{prefix}/{t}" for t in STATE_TOPICS]
     flts.append(f"$share/{share}/{prefix}/+/event" if share else f"{prefix}/+/event")
+    if images:  # the cameras' pictures (the station keeps them; the terminal monitor does not)
+        flts.append(f"$share/{share}/{prefix}/+/snapshot/#" if share else f"{prefix}/+/snapshot/#")
     return flts
 
 
@@ -116,6 +118,7 @@ class MonitorClient:
         on_message: Callable[[str, bytes], None],
         *,
         share: str | None = None,
+        images: bool = False,
         client_id: str | None = None,
         cork: bool = True,
         buffered: bool = True,
@@ -125,7 +128,7 @@ class MonitorClient:
             raise MqttConfigError("a shared-subscription group name has no /, + or #")
         self.settings = settings
         self.prefix = prefix
-        self.filters = subscriptions(prefix, share)
+        self.filters = subscriptions(prefix, share, images)
         self._on_message = on_message
         self._cork = cork and hasattr(socket, "TCP_CORK")
         # MQTT 5 only where it is needed: shared subscriptions are an MQTT 5 feature, and paho

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -165,7 +166,7 @@ def sites_table(console: Console, now: float, max_rows: int | None = None) -> Ta
     return _table(title, ["site", "status", "zones", "attention", "events"], rows, ("zones", "attention"))
 
 
-def _event_row(e: dict[str, Any]) -> list[Text]:
+def _event_row(e: dict[str, Any], station: str | None = None) -> list[Text]:
     kind = str(e.get("kind", "?"))
     what = Text(kind, style=KIND_STYLE.get(kind, ""))
     if e.get("cid"):
@@ -175,7 +176,10 @@ def _event_row(e: dict[str, Any]) -> list[Text]:
         what.append(f"\n{where}", style="dim")
     text = Text(str(e.get("text") or ""))  # plain Text: a site's text is never parsed as markup
     if kind == "snapshot":
-        text.append(_snapshot_link(e), style="blue underline")
+        link = snapshot_link(e, station)
+        url = link.rsplit(" ", 1)[-1]
+        web = url.startswith(("http://", "https://"))
+        text.append("\n" + link if link else "", style=Style(color="blue", underline=True, link=url if web else None))
     return [
         Text(str(e.get("ts", ""))[11:19]),
         Text(f"{e.get('site', '')} #{e.get('seq', '')}"),
@@ -184,18 +188,23 @@ def _event_row(e: dict[str, Any]) -> list[Text]:
     ]
 
 
-def _snapshot_link(e: dict[str, Any]) -> str:
-    """Where a `snapshot` event's images are (docs/cameras.md): their topic, by the alarm's id."""
+def snapshot_link(e: dict[str, Any], station: str | None = None) -> str:
+    """Where a `snapshot` event's images are (docs/cameras.md): the station's page of its first
+    picture when the station's address is known, else their topic, by the alarm's id."""
     d = e.get("detail")
     if not isinstance(d, dict):
         return ""
     images = d.get("images")
     count = len(images) if isinstance(images, list) else 0
-    return f"\n{count} image(s) of #{d.get('event_seq', '?')}: snapshot/{d.get('event', '?')}/"
+    head = f"{count} image(s) of #{d.get('event_seq', '?')}:"
+    first = images[0].get("id") if count and isinstance(images, list) and isinstance(images[0], dict) else None
+    if station and isinstance(first, str) and first.isprintable() and " " not in first:
+        return f"{head} {station.rstrip('/')}/snapshot/{first}"
+    return f"{head} snapshot/{d.get('event', '?')}/"
 
 
-def feed_table(console: Console, rows: int = 15) -> Table:
-    body = [_event_row(e) for e in list(console.feed)[-rows:]]
+def feed_table(console: Console, rows: int = 15, station: str | None = None) -> Table:
+    body = [_event_row(e, station) for e in list(console.feed)[-rows:]]
     return _table("Events", ["time", "site", "event", "text"], body, ("text",))
 
 
@@ -214,9 +223,10 @@ def render(
     feed_rows: int = 15,
     shared: bool = False,
     max_sites: int | None = None,
+    station: str | None = None,
 ) -> RenderableType:
     return Group(
         sites_table(console, now, max_sites),
-        feed_table(console, feed_rows),
+        feed_table(console, feed_rows, station),
         footer(console, link, shared),
     )

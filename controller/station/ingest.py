@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from controller.station.incidents import Liveness
+from controller.station.pictures import Pictures
 from controller.station.store import Opened, Store
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Ingest:
         self.on_command_result: Callable[[str, bytes], None] | None = None
         # told of every incident a flush opened or joined, e.g. to wake the web console
         self.listeners: list[Callable[[list[Opened]], None]] = []
+        self.pictures = Pictures()  # camera pictures, beside the events (pictures.py)
 
     @property
     def buffered(self) -> int:
@@ -131,6 +133,8 @@ class Ingest:
         site, rest = parts[0], parts[1:]
         if rest == ["event"]:
             self._event(site, topic, payload, now)
+        elif rest[0] == "snapshot":
+            self.pictures.accept(site, rest, payload, now)
         elif rest == ["cmd", "result"] and self.on_command_result is not None:
             self.on_command_result(site, payload)
         elif rest[0] in STATE_KINDS and not (len(rest) > 1 and rest[-1] in ("set", "result")):
@@ -231,6 +235,12 @@ class Ingest:
             if self.db_down is not None:
                 log.warning("station: the database is back; caught up")
                 self.db_down = None
+        if self.db_down is None:
+            try:
+                if self.pictures.flush(self.store):
+                    self.generation += 1
+            except SQLAlchemyError as e:
+                self.db_down = _why(e)
         if opened:
             self.generation += 1
             for f in self.listeners:
@@ -309,6 +319,7 @@ class Ingest:
             "buffered": self.buffered,
             "dropped": self.dropped,
             "db_down": self.db_down,
+            "pictures": self.pictures.counters(),
         }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -131,4 +132,19 @@ operators = Table(
     Column("role", String(20), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+)
+
+# camera pictures sent by the sites with their alarms (docs/cameras.md), size-capped, the
+# oldest pruned past the station's total (migrations/versions/0003_snapshots.py)
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", String(200), primary_key=True),  # <event id>-<camera>-<n>, as on the site
+    Column("site", String(200), nullable=False),
+    Column("event_id", String(32), nullable=False),
+    Column("received_at", Double, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("image", LargeBinary, nullable=False),
+    Index("ix_snapshots_event", "event_id"),
+    Index("ix_snapshots_received", "received_at"),
 )

@@ -119,7 +119,9 @@ def serve(args: argparse.Namespace) -> int:
     ingest = Ingest(store, prefix)
     stop = threading.Event()
     client = MonitorClient(
-        settings, prefix, lambda t, p: ingest.accept(t, p, time.time()), share=args.share
+        settings, prefix, lambda t, p: ingest.accept(t, p, time.time()),
+        share=args.share,
+        images=True,
     )
     client.filters.append(f"{prefix}/+/cmd/result")  # the answers to remote commands
     commander = Commander(client.publish, prefix, args.command_keys)

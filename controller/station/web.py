@@ -43,7 +43,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.station import auth
+from controller.station import auth, pictures
 from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
@@ -230,7 +230,15 @@ class Station:
         if inc is None:
             _ = self.gettext(request)
             return self.render(request, "error.html", 404, error=_("No such incident."))
-        return self.render(request, "incident.html", inc=inc)
+        shots = await self.db(pictures.of_events, self.store, inc.events)
+        return self.render(request, "incident.html", inc=inc, snapshots=shots)
+
+    async def snapshot(self, request: Request) -> Response:
+        """One camera picture, for a logged-in operator (the incident's page shows them)."""
+        data = await self.db(pictures.image, self.store, request.path_params["id"])
+        if data is None:
+            return PlainTextResponse("no such picture", status_code=404)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def act(self, request: Request) -> Response:
         iid = request.path_params["id"]
@@ -401,6 +409,7 @@ class Station:
             Route("/", g()(self.queue)),
             Route("/incident/{id:str}", g()(self.incident)),
             Route("/incident/{id:str}/{action:str}", g()(self.act), methods=["POST"]),
+            Route("/snapshot/{id:str}", g()(self.snapshot)),
             Route("/sites", g()(self.sites)),
             Route("/site/{site:str}", g()(self.site)),
             Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.camera.store import SnapshotStore, Stored, prune
+from controller.camera.store import SENT, SnapshotStore, Stored, prune
 
 files = st.lists(
     st.builds(Stored, st.uuids().map(lambda u: f"{u.hex}.jpg"), st.floats(0, 10_000), st.integers(1, 500)),
@@ -38,3 +38,24 @@ def test_the_store_writes_a_reference_and_prunes_the_oldest_first(tmp_path: Path
     assert sorted(f.name for f in store.listing()) == ["ev-cam-1.jpg", "ev-cam-2.jpg"]
     store.prune((t0 + timedelta(days=2)).timestamp())
     assert store.listing() == [] and store.read("ev-cam-2") is None
+
+
+def test_images_wait_for_the_office_in_order_and_pruned_ones_are_counted_as_dropped(
+    tmp_path: Path,
+) -> None:
+    store = SnapshotStore(tmp_path / "snapshots", max_bytes=2500, max_age=timedelta(days=1), deliver=True)
+    t0 = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+    jpeg = b"\xff\xd8\xff" + b"x" * 997
+    orders = [store.save(f"ev-cam-{n}", jpeg, t0 + timedelta(seconds=n), "ev")["_order"] for n in range(2)]
+    assert orders == sorted(orders)
+    store.mark(["ev-cam-0"], SENT)
+    assert [w.sid for w in store.waiting()] == ["ev-cam-1"]
+    store.save("ev-cam-2", jpeg, t0 + timedelta(seconds=2), "ev")  # prunes ev-cam-0 (sent)
+    assert store.dropped() == 0
+    store.save("ev-cam-3", jpeg, t0 + timedelta(seconds=3), "ev")  # prunes ev-cam-1 (never sent)
+    assert store.dropped() == 1
+    assert [(w.event_id, w.sid) for w in store.waiting()] == [("ev", "ev-cam-2"), ("ev", "ev-cam-3")]
+    store.close()
+    again = SnapshotStore(tmp_path / "snapshots", max_bytes=2500, max_age=timedelta(days=1), deliver=True)
+    assert again.dropped() == 1 and len(again.waiting()) == 2  # kept across a restart
+    again.close()
