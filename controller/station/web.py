@@ -44,7 +44,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.station import auth
-from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
+from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, Incident, IncidentError
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
 from controller.station.report import review
@@ -66,7 +66,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def _fmt_time(t: float | None) -> str:
     if t is None:
         return ""
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def _fmt_age(s: float) -> str:
@@ -212,17 +212,29 @@ class Station:
         return RedirectResponse("/login", status_code=303)
 
     async def queue(self, request: Request) -> Response:
-        incidents = await self.db(self.store.open_incidents, QUEUE_ROWS)
-        count = len(incidents)
-        if count >= QUEUE_ROWS:
-            count = await self.db(self.store.count_open)
-        groups: dict[str, list[Any]] = {}
-        for inc in incidents:
-            groups.setdefault(inc.site, []).append(inc)
+        """One page of the open queue (`?page=N`, QUEUE_ROWS a page) grouped by site, with the
+        counts of the whole queue by priority and by site."""
+        try:
+            page = max(1, int(request.query_params.get("page") or 1))
+        except ValueError:
+            page = 1
+        qp = await self.db(self.store.queue_page, page, QUEUE_ROWS)
+        _ = self.gettext(request)
+        now = self.clock()
+        groups: dict[str, list[dict[str, str]]] = {}
+        for inc in qp.incidents:
+            groups.setdefault(inc.site, []).append(queue_row(inc, now, _))
         name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
         gen = self.ingest.generation if self.ingest else 0
         return self.render(
-            request, name, groups=groups, count=count, shown=len(incidents), generation=gen
+            request,
+            name,
+            groups=groups,
+            q=qp,
+            count=qp.total,
+            shown=len(qp.incidents),
+            pager=pager(qp.page, qp.pages),
+            generation=gen,
         )
 
     async def incident(self, request: Request) -> Response:
@@ -454,6 +466,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def queue_row(inc: Incident, now: float, _: Callable[[str], str]) -> dict[str, str]:
+    """An incident's row of the queue as the texts the page shows (the template only prints
+    them: 50 rows of calls and attribute look-ups in Jinja cost more than the database)."""
+    return {
+        "id": inc.id,
+        "cls": f"incident {inc.colour(now)}{' p1' if inc.priority == 1 else ''}",
+        "state": inc.state,
+        "priority": f"P{inc.priority} {_(PRIORITY_NAMES[inc.priority])}",
+        "what": f"{_(inc.what)} · {inc.zone}" if inc.zone else _(inc.what),
+        "title": inc.title,
+        "opened": _fmt_time(inc.opened_at),
+        "age": _("%(age)s ago") % {"age": _fmt_age(now - inc.opened_at)},
+        "handled": _(inc.state) + (f" ({inc.acknowledged_by})" if inc.acknowledged_by else ""),
+    }
+
+
+def pager(page: int, pages: int, around: int = 3) -> list[int | None]:
+    """The page numbers to link: the first, the last and `around` each side of this one, with
+    None for a gap."""
+    keep = {1, pages, *range(page - around, page + around + 1)}
+    out: list[int | None] = []
+    for n in range(1, pages + 1):
+        if n in keep:
+            out.append(n)
+        elif out and out[-1] is not None:
+            out.append(None)
+    return out
 
 
 def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:

@@ -261,3 +261,24 @@ def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
     assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
     assert "40 s" in page and "false_alarm: 1" in page
     assert Browser(srv.url).login("lan", PW) and b.get("/site/office-a/report?year=x").status == 400
+
+
+def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    for k in range(120):
+        alarm(ing, clock.now + k, cid="E110" if k >= 115 else "E130", zone=f"z{k:03d}")
+    b = Browser(srv.url)
+    first = b.login("lan", PW).body
+    assert "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
+    assert "page 1 of 3" in first and 'rel="next" href="/?page=2"' in first and 'rel="prev"' not in first
+    assert "office-a</a> <small>120 open</small>" in first
+    zones = [re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)]
+    assert [len(z) for z in zones] == [50, 50, 20]
+    want = [f"z{k:03d}" for k in [*range(115, 120), *range(115)]]  # fires first, then by age
+    assert [z for page in zones for z in page] == want
+    last = b.get("/?page=3").body
+    assert 'rel="prev" href="/?page=2"' in last and 'rel="next"' not in last
+    assert "No incidents on this page." in b.get("/?page=9").body
+    assert b.get("/?page=x").status == 200
