@@ -41,6 +41,7 @@ def child_sub(port: int, db: str, expect: int, idle: float) -> None:
     from controller.config import Mqtt
     from controller.console.net import BrokerSettings, MonitorClient
     from controller.station.ingest import Ingest
+    from controller.station.service import FLUSH_S
     from controller.station.store import Store
 
     store = Store.open(db)
@@ -59,9 +60,9 @@ def child_sub(port: int, db: str, expect: int, idle: float) -> None:
     done = threading.Event()
     end: list[float] = []
 
-    def flusher() -> None:
+    def flusher() -> None:  # as the station's own flusher does, every FLUSH_S
         while not done.is_set():
-            time.sleep(0.05)
+            time.sleep(FLUSH_S)
             ing.flush(time.time())
             if ing.stored_events >= expect or (first and time.perf_counter() - last_msg[0] > idle):
                 end.append(time.perf_counter())

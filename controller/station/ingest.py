@@ -89,7 +89,8 @@ class Ingest:
         self.liveness = liveness or Liveness()
         self.buffer_limit = buffer_limit
         self._lock = threading.Lock()
-        self._events: deque[tuple[str, dict[str, Any], float]] = deque()
+        # (site, event, received at, its JSON as received)
+        self._events: deque[tuple[str, dict[str, Any], float, str]] = deque()
         self._states: deque[tuple[str, str, float, str]] = deque()
         self._bad: deque[tuple[float, str, str, bytes]] = deque()
         self._versions: dict[str, str] = {}
@@ -143,7 +144,8 @@ class Ingest:
             self._quarantine(now, topic, "too large", payload)
             return
         try:
-            e = json.loads(payload.decode("utf-8"))
+            text = payload.decode("utf-8")
+            e = json.loads(text)
         except (ValueError, UnicodeDecodeError):
             self._quarantine(now, topic, "not JSON", payload)
             return
@@ -154,7 +156,7 @@ class Ingest:
             self._quarantine(now, topic, why, payload)
             return
         with self._lock:
-            self._events.append((site, e, now))
+            self._events.append((site, e, now, text))
             self._bound()
 
     def _state(self, site: str, rest: str, payload: bytes, now: float) -> None:
@@ -239,7 +241,7 @@ class Ingest:
 
     def _one_by_one(
         self,
-        ev: list[tuple[str, dict[str, Any], float]],
+        ev: list[tuple[str, dict[str, Any], float, str]],
         st: list[tuple[str, str, float, str]],
         bad: list[tuple[float, str, str, bytes]],
     ) -> list[Opened]:
@@ -253,7 +255,7 @@ class Ingest:
             except SQLAlchemyError as x:
                 topic = f"{self.prefix}/{e[0]}/event"
                 refused.append(
-                    (e[2], topic, f"database refused: {_why(x)}", json.dumps(e[1]).encode())
+                    (e[2], topic, f"database refused: {_why(x)}", e[3].encode())
                 )
         for s in st:
             try:

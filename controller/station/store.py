@@ -152,18 +152,20 @@ class Store:
 
     def ingest(
         self,
-        events: Sequence[tuple[str, Mapping[str, Any], float]] = (),
+        events: Sequence[tuple[Any, ...]] = (),
         states: Sequence[tuple[str, str, float, str]] = (),
         bad: Sequence[tuple[float, str, str, bytes]] = (),
     ) -> list[Opened]:
-        """One batch in one transaction: events (site, event, received_at), retained-state
-        messages (site, topic, received_at, body) and quarantined messages (received_at,
-        topic, reason, payload). Returns the incidents the new events opened or joined."""
+        """One batch in one transaction: events (site, event, received_at[, its JSON as
+        received]), retained-state messages (site, topic, received_at, body) and quarantined
+        messages (received_at, topic, reason, payload). Returns the incidents the new events
+        opened or joined."""
         opened: list[Opened] = []
         with self.tx() as conn:
             if events:
                 rows = {}
-                for site, e, now in events:
+                for item in events:
+                    site, e, now = item[0], item[1], item[2]
                     eid = str(e["id"])
                     if eid in rows:
                         continue
@@ -180,11 +182,13 @@ class Store:
                         "cid": _s(e.get("cid")),
                         "text": _clean(str(e.get("text", ""))),
                         "received_at": now,
-                        "body": json.dumps(e, ensure_ascii=False, separators=(",", ":")),
+                        "body": item[3]
+                        if len(item) > 3
+                        else json.dumps(e, ensure_ascii=False, separators=(",", ":")),
                     }
                 new = self._new_events(conn, list(rows.values()))
                 fresh = []
-                for site, e, now in events:
+                for site, e, now, *_ in events:
                     eid = str(e["id"])
                     if eid in new and priority_of(e) is not None:
                         new.discard(eid)
