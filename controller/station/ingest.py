@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
@@ -25,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from controller.station.incidents import Liveness
+from controller.station.incidents import Liveness, priority_of
 from controller.station.store import Opened, Store
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class Ingest:
         self.liveness = liveness or Liveness()
         self.buffer_limit = buffer_limit
         self._lock = threading.Lock()
+        # set when an alarm-class event arrives: the flusher writes at once instead of at its
+        # next tick (service.py), so the queue shows it within milliseconds
+        self.urgent = threading.Event()
         # (site, event, received at, its JSON as received)
         self._events: deque[tuple[str, dict[str, Any], float, str]] = deque()
         self._states: deque[tuple[str, str, float, str]] = deque()
@@ -105,6 +109,8 @@ class Ingest:
         self.on_command_result: Callable[[str, bytes], None] | None = None
         # told of every incident a flush opened or joined, e.g. to wake the web console
         self.listeners: list[Callable[[list[Opened]], None]] = []
+        # told whenever `generation` grows (from the writer's thread): the console's live pages
+        self.watchers: list[Callable[[], None]] = []
 
     @property
     def buffered(self) -> int:
@@ -158,6 +164,8 @@ class Ingest:
         with self._lock:
             self._events.append((site, e, now, text))
             self._bound()
+        if priority_of(e) is not None:
+            self.urgent.set()
 
     def _state(self, site: str, rest: str, payload: bytes, now: float) -> None:
         body = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
@@ -234,10 +242,16 @@ class Ingest:
                 log.warning("station: the database is back; caught up")
                 self.db_down = None
         if opened:
-            self.generation += 1
+            self.changed()
             for f in self.listeners:
                 f(opened)
         return opened
+
+    def changed(self) -> None:
+        """The queue may have changed: a new generation, and the watchers told."""
+        self.generation += 1
+        for f in self.watchers:
+            f()
 
     def _one_by_one(
         self,
@@ -299,8 +313,30 @@ class Ingest:
             except SQLAlchemyError as e:
                 self.db_down = _why(e)
         if changes:
-            self.generation += 1
+            self.changed()
         return opened
+
+    def run(self, stop: threading.Event, every: float = 0.2, urgent_every: float = 0.05) -> None:
+        """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm
+        arrives (then at most every `urgent_every`: under a flood, what arrives while one batch
+        is written makes the next one). Until `stop` is set; then a last tick."""
+        last_tick = last_flush = 0.0
+        while not stop.is_set():
+            urgent = self.urgent.wait(every)
+            self.urgent.clear()
+            try:
+                if urgent and time.monotonic() - last_tick < every:
+                    wait = last_flush + urgent_every - time.monotonic()
+                    if wait > 0 and stop.wait(wait):
+                        break
+                    last_flush = time.monotonic()
+                    self.flush(time.time())
+                else:
+                    last_tick = last_flush = time.monotonic()
+                    self.tick(time.time())
+            except Exception:  # noqa: BLE001 - the writer must outlive any one failure
+                log.exception("station: flush failed")
+        self.tick(time.time())
 
     def counters(self) -> dict[str, Any]:
         return {

@@ -137,12 +137,7 @@ def serve(args: argparse.Namespace) -> int:
             client.disconnect()
 
     def flusher() -> None:
-        while not stop.wait(FLUSH_S):
-            try:
-                ingest.tick(time.time())
-            except Exception:  # noqa: BLE001 - the flusher must outlive any one failure
-                log.exception("station: flush failed")
-        ingest.tick(time.time())
+        ingest.run(stop, FLUSH_S)
 
     threads = [
         threading.Thread(target=mqtt_loop, name="station-mqtt", daemon=True),

@@ -109,6 +109,23 @@ class Station:
         self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS, modes=MODES)
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self.catalogues = catalogues()
+        # the live pages' streams wait on these; `changed` (from any thread) wakes them
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        if ingest is not None:
+            ingest.watchers.append(self.changed)
+
+    def changed(self) -> None:
+        """The queue may have changed (called from any thread): wake every live page."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+        self._waiters.clear()
 
     # ------------------------------------------------------------------ helpers
 
@@ -258,7 +275,7 @@ class Station:
                 return self.render(request, "error.html", 404, error=str(e))
             return self.render(request, "incident.html", 409, inc=inc, error=str(e))
         if self.ingest is not None:
-            self.ingest.generation += 1
+            self.ingest.changed()
         back = "/" if action == "close" else f"/incident/{iid}"
         return RedirectResponse(back, status_code=303)
 
@@ -385,17 +402,28 @@ class Station:
         )
 
     async def live(self, request: Request) -> Response:
+        """Server-Sent Events: `queue` whenever the queue may have changed, at once (ingest
+        and the operators' steps wake the stream), with the most urgent new priority-1."""
+        loop = self._loop = asyncio.get_running_loop()
+
         async def stream() -> AsyncIterator[str]:
             last = -1
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
+                woken = loop.create_future()  # before reading the generation: no change missed
+                self._waiters.add(woken)
                 gen = self.ingest.generation if self.ingest else 0
                 if gen != last:
                     p1 = await self.db(self.store.open_incidents, 1)
                     top = p1[0].id if p1 and p1[0].priority == 1 and p1[0].state == "open" else ""
                     yield f"event: queue\ndata: {gen} {top}\n\n"
                     last = gen
-                await asyncio.sleep(0.2)
+                try:  # and every second, to notice a page that went away
+                    await asyncio.wait_for(woken, 1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    self._waiters.discard(woken)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}

@@ -282,3 +282,24 @@ def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
     assert 'rel="prev" href="/?page=2"' in last and 'rel="next"' not in last
     assert "No incidents on this page." in b.get("/?page=9").body
     assert b.get("/?page=x").status == 200
+
+
+def test_an_open_live_stream_is_told_of_a_new_alarm_when_it_is_stored(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    with b.opener.open(srv.url + "/live", timeout=10) as stream:
+
+        def next_event() -> str:
+            lines: list[str] = []
+            while not lines or lines[-1] != "":
+                lines.append(stream.readline().decode().rstrip("\n"))
+            return "\n".join(line for line in lines if line.startswith(("event:", "data:")))
+
+        assert next_event() == ""  # the retry hint
+        first = next_event()
+        assert first.startswith("event: queue\ndata: 0")
+        eid = alarm(ing, clock.now, cid="E120")  # a panic: priority 1
+        assert next_event() == f"event: queue\ndata: 1 {eid}"
