@@ -318,8 +318,8 @@ class Ingest:
 
     def run(self, stop: threading.Event, every: float = 0.2, urgent_every: float = 0.05) -> None:
         """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm
-        arrives (then at most every `urgent_every`: under a flood, what arrives while one batch
-        is written makes the next one). Until `stop` is set; then a last tick."""
+        arrives (such flushes at most every `urgent_every`: under a flood, what arrives while
+        one batch is written makes the next one). Until `stop` is set; then a last tick."""
         last_tick = last_flush = 0.0
         while not stop.is_set():
             urgent = self.urgent.wait(every)
@@ -332,7 +332,7 @@ class Ingest:
                     last_flush = time.monotonic()
                     self.flush(time.time())
                 else:
-                    last_tick = last_flush = time.monotonic()
+                    last_tick = time.monotonic()
                     self.tick(time.time())
             except Exception:  # noqa: BLE001 - the writer must outlive any one failure
                 log.exception("station: flush failed")

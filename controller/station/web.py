@@ -143,6 +143,9 @@ class Station:
         return lambda s: cat.get(s) or s
 
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return HTMLResponse(self.html(request, name, **ctx), status_code=status)
+
+    def html(self, request: Request, name: str, **ctx: Any) -> str:
         ing = self.ingest
         _ = self.gettext(request)
         banner = None
@@ -154,7 +157,7 @@ class Station:
         if ing is not None and ing.dropped:
             dropped = _("%(n)d messages were dropped beyond the buffer.") % {"n": ing.dropped}
             banner = f"{banner or ''} {dropped}".strip()
-        html = self.env.get_template(name).render(
+        return self.env.get_template(name).render(
             _=_,
             lang=self.lang(request),
             request=request,
@@ -165,7 +168,6 @@ class Station:
             now=self.clock(),
             **ctx,
         )
-        return HTMLResponse(html, status_code=status)
 
     def guard(self, role: str = "operator") -> Callable[[Handler], Handler]:
         """The page needs a login with at least `role`; POSTs need the CSRF token."""
@@ -231,6 +233,11 @@ class Station:
     async def queue(self, request: Request) -> Response:
         """One page of the open queue (`?page=N`, QUEUE_ROWS a page) grouped by site, with the
         counts of the whole queue by priority and by site."""
+        name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
+        ctx = await self.queue_context(request)
+        return self.render(request, name, **ctx)
+
+    async def queue_context(self, request: Request) -> dict[str, Any]:
         try:
             page = max(1, int(request.query_params.get("page") or 1))
         except ValueError:
@@ -241,18 +248,14 @@ class Station:
         groups: dict[str, list[dict[str, str]]] = {}
         for inc in qp.incidents:
             groups.setdefault(inc.site, []).append(queue_row(inc, now, _))
-        name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
-        gen = self.ingest.generation if self.ingest else 0
-        return self.render(
-            request,
-            name,
-            groups=groups,
-            q=qp,
-            count=qp.total,
-            shown=len(qp.incidents),
-            pager=pager(qp.page, qp.pages),
-            generation=gen,
-        )
+        return {
+            "groups": groups,
+            "q": qp,
+            "count": qp.total,
+            "shown": len(qp.incidents),
+            "pager": pager(qp.page, qp.pages),
+            "generation": self.ingest.generation if self.ingest else 0,
+        }
 
     async def incident(self, request: Request) -> Response:
         inc = await self.db(self.store.incident, request.path_params["id"])
@@ -403,7 +406,9 @@ class Station:
 
     async def live(self, request: Request) -> Response:
         """Server-Sent Events: `queue` whenever the queue may have changed, at once (ingest
-        and the operators' steps wake the stream), with the most urgent new priority-1."""
+        and the operators' steps wake the stream), carrying the page's queue (`?page=N`) as
+        HTML after a first line with the generation and the most urgent open priority-1
+        incident, so the page needs no request of its own to show a new alarm."""
         loop = self._loop = asyncio.get_running_loop()
 
         async def stream() -> AsyncIterator[str]:
@@ -414,9 +419,16 @@ class Station:
                 self._waiters.add(woken)
                 gen = self.ingest.generation if self.ingest else 0
                 if gen != last:
-                    p1 = await self.db(self.store.open_incidents, 1)
-                    top = p1[0].id if p1 and p1[0].priority == 1 and p1[0].state == "open" else ""
-                    yield f"event: queue\ndata: {gen} {top}\n\n"
+                    ctx = await self.queue_context(request)
+                    first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
+                    if first is None:
+                        first = await self.db(self.store.open_incidents, 1)
+                    top = first[0].id if first and first[0].priority == 1 else ""
+                    if first and first[0].state != "open":
+                        top = ""
+                    frag = self.html(request, "queue_frag.html", **ctx)
+                    data = "".join(f"data: {line}\n" for line in frag.split("\n"))
+                    yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
                     last = gen
                 try:  # and every second, to notice a page that went away
                     await asyncio.wait_for(woken, 1.0)

@@ -284,7 +284,7 @@ def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
     assert b.get("/?page=x").status == 200
 
 
-def test_an_open_live_stream_is_told_of_a_new_alarm_when_it_is_stored(
+def test_an_open_live_stream_brings_the_queue_with_a_new_alarm_when_it_is_stored(
     site: tuple[Server, Ingest, Clock],
 ) -> None:
     srv, ing, clock = site
@@ -292,14 +292,19 @@ def test_an_open_live_stream_is_told_of_a_new_alarm_when_it_is_stored(
     b.login("lan", PW)
     with b.opener.open(srv.url + "/live", timeout=10) as stream:
 
-        def next_event() -> str:
+        def next_event() -> tuple[str, str, str]:
+            """The event's name, its first data line and the rest of its data."""
             lines: list[str] = []
             while not lines or lines[-1] != "":
                 lines.append(stream.readline().decode().rstrip("\n"))
-            return "\n".join(line for line in lines if line.startswith(("event:", "data:")))
+            name = next((x[7:] for x in lines if x.startswith("event: ")), "")
+            data = [x[6:] for x in lines if x.startswith("data: ")]
+            return name, (data or [""])[0], "\n".join(data[1:])
 
-        assert next_event() == ""  # the retry hint
-        first = next_event()
-        assert first.startswith("event: queue\ndata: 0")
+        assert next_event() == ("", "", "")  # the retry hint
+        name, head, html = next_event()
+        assert (name, head) == ("queue", "0 ") and "0 open incident(s)" in html
         eid = alarm(ing, clock.now, cid="E120")  # a panic: priority 1
-        assert next_event() == f"event: queue\ndata: 1 {eid}"
+        name, head, html = next_event()
+        assert (name, head) == ("queue", f"1 {eid}")
+        assert f'id="inc-{eid}"' in html and "1 open incident(s)" in html
