@@ -19,6 +19,7 @@ import csv
 import hmac
 import io
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,7 +48,8 @@ from controller.station import auth
 from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, Incident, IncidentError
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
-from controller.station.report import review
+from controller.station.report import Review, review
+from controller.station.report_pdf import find_font, review_pdf
 from controller.station.store import Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -92,8 +94,10 @@ class Station:
         overdue_s: float = OVERDUE_S,
         language: str = DEFAULT_LANGUAGE,
         commander: Commander | None = None,
+        pdf_font: Path | None = None,
     ) -> None:
         self.commander = commander
+        self.pdf_font = find_font(pdf_font)
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -352,6 +356,30 @@ class Station:
 
     async def report(self, request: Request) -> Response:
         """The yearly review of a site (?year=, optional ?month=): a page that prints."""
+        rev = await self.review(request)
+        if rev is None:
+            return PlainTextResponse("bad year or month", status_code=400)
+        return self.render(request, "report.html", r=rev, months=range(1, 13))
+
+    async def report_pdf(self, request: Request) -> Response:
+        """The same review as a PDF the station makes (report_pdf.py)."""
+        rev = await self.review(request)
+        if rev is None:
+            return PlainTextResponse("bad year or month", status_code=400)
+        made = _fmt_time(self.clock())
+        body = await self.db(
+            review_pdf, rev, self.gettext(request), _fmt_age, font=self.pdf_font, made=made
+        )
+        period = f"{rev.year}" + (f"-{rev.month:02d}" if rev.month else "")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"review-{rev.site}-{period}.pdf")
+        return Response(
+            body,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
+
+    async def review(self, request: Request) -> Review | None:
+        """The review the request asks for; None for a bad year or month."""
         site = request.path_params["site"]
         now = datetime.fromtimestamp(self.clock()).astimezone()
         try:
@@ -361,7 +389,7 @@ class Station:
             )
             start = datetime(year, month or 1, 1).astimezone()
         except ValueError:
-            return PlainTextResponse("bad year or month", status_code=400)
+            return None
         end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
         end = datetime(end_y, end_m, 1).astimezone()
         since, until = start.timestamp(), end.timestamp()
@@ -369,8 +397,7 @@ class Station:
             self.store.search, site=site, since=since, until=until, limit=1_000_000
         )
         incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
-        rev = review(site, year, month, events, incidents)
-        return self.render(request, "report.html", r=rev, months=range(1, 13))
+        return review(site, year, month, events, incidents)
 
     async def supervisor(self, request: Request) -> Response:
         now = self.clock()
@@ -457,6 +484,7 @@ class Station:
             Route("/site/{site:str}", g()(self.site)),
             Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),
             Route("/site/{site:str}/report", g("supervisor")(self.report)),
+            Route("/site/{site:str}/report.pdf", g("supervisor")(self.report_pdf)),
             Route("/events", g()(self.events)),
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),
