@@ -35,6 +35,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "event.schema.json"
 MAX_PAYLOAD = 64 * 1024
 BATCH = 2000
 BUFFER_LIMIT = 200_000
+FLOOD = 100  # events in one write: alarms then wait for the writer's tick (Ingest.run)
 STATE_KINDS = ("status", "heartbeat", "zone", "sensor", "detector", "trouble", "drone", "patrol")
 
 
@@ -318,24 +319,35 @@ class Ingest:
 
     def run(self, stop: threading.Event, every: float = 0.2, urgent_every: float = 0.05) -> None:
         """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm
-        arrives (such flushes at most every `urgent_every`: under a flood, what arrives while
-        one batch is written makes the next one). Until `stop` is set; then a last tick."""
+        arrives (such flushes at most every `urgent_every`), unless the last write held FLOOD
+        events or more: then alarms wait for the tick too, so a flood is written in fewer,
+        larger transactions. Until `stop` is set; then a last tick."""
         last_tick = last_flush = 0.0
+        last_batch = 0
         while not stop.is_set():
-            urgent = self.urgent.wait(every)
+            due = last_tick + every - time.monotonic()
+            urgent = self.urgent.wait(min(max(due, 0.0), 0.25))  # and look at `stop` often
+            if not urgent and last_tick + every > time.monotonic():
+                continue
             self.urgent.clear()
+            before = self.stored_events
             try:
-                if urgent and time.monotonic() - last_tick < every:
+                due = last_tick + every - time.monotonic()
+                if urgent and due > 0 and last_batch < FLOOD:
                     wait = last_flush + urgent_every - time.monotonic()
                     if wait > 0 and stop.wait(wait):
                         break
                     last_flush = time.monotonic()
                     self.flush(time.time())
                 else:
+                    if due > 0 and stop.wait(due):  # a flood's alarms wait for the tick
+                        break
                     last_tick = time.monotonic()
                     self.tick(time.time())
             except Exception:  # noqa: BLE001 - the writer must outlive any one failure
                 log.exception("station: flush failed")
+            finally:
+                last_batch = self.stored_events - before
         self.tick(time.time())
 
     def counters(self) -> dict[str, Any]:
