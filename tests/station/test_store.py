@@ -184,3 +184,27 @@ def test_a_page_of_the_queue_is_read_from_the_open_queue_index(store: Store) -> 
     else:
         plan = store.explain(store.queue_page_query(2, 10))
     assert "ix_incidents_open_queue" in plan and "Sort" not in plan and "TEMP B-TREE" not in plan
+
+
+def test_the_queue_counts_migration_counts_the_incidents_already_open(db_url: str) -> None:
+    from controller.station import schema as t
+    from controller.station.store import engine_for, migrate
+
+    eng = engine_for(db_url)
+    migrate(eng, "0002")
+    rows = [
+        {"id": f"i{k}", "site": f"office-{k % 2}", "priority": 1 + k % 3, "what": "burglary",
+         "zone": None, "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
+        for k in range(9)
+    ]  # fmt: skip
+    with eng.begin() as conn:
+        conn.execute(t.incidents.insert(), rows)
+    migrate(eng, "head")
+    eng.dispose()
+    s = Store.open(db_url)
+    try:
+        page = s.queue_page(1, 50)
+        assert page.total == 7 and page.by_site == {"office-0": 4, "office-1": 3}
+        assert page.by_priority == {1: 2, 2: 2, 3: 3}
+    finally:
+        s.close()
