@@ -127,6 +127,16 @@ class Store:
         self.engine = engine
         self.pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.pg else sqlite.insert
+        # built once: an ON CONFLICT statement costs more to build than SQLite takes to run it
+        self._new_events_stmt = (
+            self._insert(t.events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.events.c.id)
+        )
+        counts = self._insert(t.open_counts)
+        self._counts_stmt = counts.on_conflict_do_update(
+            index_elements=["site", "priority"], set_={"n": t.open_counts.c.n + counts.excluded.n}
+        )
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -280,8 +290,7 @@ class Store:
     def _new_events(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
         """Insert the events whose id is not stored yet; the ids inserted."""
         if not self.pg:
-            stmt = self._insert(t.events).on_conflict_do_nothing(index_elements=["id"])
-            return set(conn.execute(stmt.returning(t.events.c.id), rows).scalars())
+            return set(conn.execute(self._new_events_stmt, rows).scalars())
         cols = [c.name for c in t.events.columns]
         names = ", ".join(f'"{c}"' for c in cols)
         raw: Any = conn.connection.dbapi_connection
@@ -340,11 +349,7 @@ class Store:
         rows = [{"site": s, "priority": p, "n": n} for (s, p), n in sorted(deltas.items()) if n]
         if not rows:
             return
-        stmt = self._insert(t.open_counts)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["site", "priority"], set_={"n": t.open_counts.c.n + stmt.excluded.n}
-        )
-        conn.execute(stmt, rows)
+        conn.execute(self._counts_stmt, rows)
 
     def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
         rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
