@@ -12,10 +12,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-
-from fpdf import FPDF
+from typing import TYPE_CHECKING
 
 from controller.station.report import Review
+
+if TYPE_CHECKING:  # fpdf is imported when a PDF is made: every `officeguard` command reads this
+    from fpdf import FPDF
 
 FONTS = (
     Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
@@ -56,6 +58,8 @@ def review_pdf(
     made: str = "",
 ) -> bytes:
     """The review as PDF bytes; `_` translates, `age` writes a duration, `made` says when."""
+    from fpdf import FPDF
+
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(True, margin=15)
     pdf.set_title(f"OfficeGuard review {r.site} {r.year}")
