@@ -7,8 +7,8 @@ alarm's edge -> event received by a bare subscriber through the same Mosquitto (
 second figure). Target (issue 19): p50 within 3x the baseline.
 
 The page notes when each incident's row enters its DOM (a MutationObserver, on
-`performance.timeOrigin + performance.now()`, the wall clock); the edge is taken on the same
-clock (`time.time()`). After each sample the bench closes the incident over HTTP, as an operator
+`performance.timeOrigin + performance.now()`, the wall clock) and answers the bench's one
+waiting script call then; the edge is taken on the same clock (`time.time()`). After each sample the bench closes the incident over HTTP, as an operator
 would, so that the next alarm opens a new one.
 
     python -m bench.station_browser [--quick]
@@ -46,11 +46,13 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 
 OBSERVE = """
 window.__seen = {};
+window.__want = {};
 const note = () => {
   const t = performance.timeOrigin + performance.now();
   for (const tr of document.querySelectorAll("tr.incident")) {
     const id = tr.id.slice(4);
     if (!(id in window.__seen)) window.__seen[id] = t;
+    if (window.__want[id]) { window.__want[id](t); delete window.__want[id]; }
   }
 };
 note();
@@ -87,14 +89,17 @@ def _login(driver: Any, base: str) -> None:
 
 
 def _seen(driver: Any, eid: str, timeout: float = 10.0) -> float:
-    """When the incident's row entered the page (wall clock, seconds)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        t = driver.execute_script("return window.__seen[arguments[0]] || null;", eid)
-        if t is not None:
-            return float(t) / 1000
-        time.sleep(0.01)
-    raise BenchError(f"incident {eid} never appeared in the browser")
+    """When the incident's row entered the page (wall clock, seconds). One script call that
+    the page answers when the row comes (no polling, which would busy the page's thread)."""
+    driver.set_script_timeout(timeout)
+    t = driver.execute_async_script(
+        "const [id, done] = arguments;"
+        "if (window.__seen[id]) done(window.__seen[id]); else window.__want[id] = done;",
+        eid,
+    )
+    if t is None:
+        raise BenchError(f"incident {eid} never appeared in the browser")
+    return float(t) / 1000
 
 
 def _close_all(web: Any) -> None:
