@@ -41,6 +41,7 @@ def child_sub(port: int, db: str, expect: int, idle: float) -> None:
     from controller.config import Mqtt
     from controller.console.net import BrokerSettings, MonitorClient
     from controller.station.ingest import Ingest
+    from controller.station.service import FLUSH_S
     from controller.station.store import Store
 
     store = Store.open(db)
@@ -58,11 +59,11 @@ def child_sub(port: int, db: str, expect: int, idle: float) -> None:
 
     done = threading.Event()
     end: list[float] = []
+    writer_stop = threading.Event()
 
-    def flusher() -> None:
+    def watch() -> None:  # the end: every event stored, or nothing more comes
         while not done.is_set():
-            time.sleep(0.05)
-            ing.flush(time.time())
+            time.sleep(0.01)
             if ing.stored_events >= expect or (first and time.perf_counter() - last_msg[0] > idle):
                 end.append(time.perf_counter())
                 done.set()
@@ -72,10 +73,15 @@ def child_sub(port: int, db: str, expect: int, idle: float) -> None:
     while not client.subscribed:
         client.step(0.1)
     print("ready", flush=True)
-    t = threading.Thread(target=flusher, daemon=True)
-    t.start()
+    # the station's own writer (Ingest.run, as `officeguard station serve` runs it)
+    writer = threading.Thread(target=ing.run, args=(writer_stop, FLUSH_S), daemon=True)
+    watcher = threading.Thread(target=watch, daemon=True)
+    writer.start()
+    watcher.start()
     client.run(until=done.is_set)
-    t.join()
+    watcher.join()
+    writer_stop.set()
+    writer.join()
     client.disconnect()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     distinct = store.count_events()

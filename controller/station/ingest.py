@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
@@ -25,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from controller.station.incidents import Liveness
+from controller.station.incidents import Liveness, priority_of
 from controller.station.pictures import Pictures
 from controller.station.store import Opened, Store
 
@@ -35,6 +36,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "event.schema.json"
 MAX_PAYLOAD = 64 * 1024
 BATCH = 2000
 BUFFER_LIMIT = 200_000
+FLOOD = 100  # events in one write: alarms then wait for the writer's tick (Ingest.run)
 STATE_KINDS = ("status", "heartbeat", "zone", "sensor", "detector", "trouble", "drone", "patrol")
 
 
@@ -90,7 +92,11 @@ class Ingest:
         self.liveness = liveness or Liveness()
         self.buffer_limit = buffer_limit
         self._lock = threading.Lock()
-        self._events: deque[tuple[str, dict[str, Any], float]] = deque()
+        # set when an alarm-class event arrives: the flusher writes at once instead of at its
+        # next tick (service.py), so the queue shows it within milliseconds
+        self.urgent = threading.Event()
+        # (site, event, received at, its JSON as received)
+        self._events: deque[tuple[str, dict[str, Any], float, str]] = deque()
         self._states: deque[tuple[str, str, float, str]] = deque()
         self._bad: deque[tuple[float, str, str, bytes]] = deque()
         self._versions: dict[str, str] = {}
@@ -106,6 +112,8 @@ class Ingest:
         # told of every incident a flush opened or joined, e.g. to wake the web console
         self.listeners: list[Callable[[list[Opened]], None]] = []
         self.pictures = Pictures()  # camera pictures, beside the events (pictures.py)
+        # told whenever `generation` grows (from the writer's thread): the console's live pages
+        self.watchers: list[Callable[[], None]] = []
 
     @property
     def buffered(self) -> int:
@@ -147,7 +155,8 @@ class Ingest:
             self._quarantine(now, topic, "too large", payload)
             return
         try:
-            e = json.loads(payload.decode("utf-8"))
+            text = payload.decode("utf-8")
+            e = json.loads(text)
         except (ValueError, UnicodeDecodeError):
             self._quarantine(now, topic, "not JSON", payload)
             return
@@ -158,8 +167,10 @@ class Ingest:
             self._quarantine(now, topic, why, payload)
             return
         with self._lock:
-            self._events.append((site, e, now))
+            self._events.append((site, e, now, text))
             self._bound()
+        if priority_of(e) is not None:
+            self.urgent.set()
 
     def _state(self, site: str, rest: str, payload: bytes, now: float) -> None:
         body = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
@@ -238,18 +249,24 @@ class Ingest:
         if self.db_down is None:
             try:
                 if self.pictures.flush(self.store):
-                    self.generation += 1
+                    self.changed()  # an open incident page shows the new picture
             except SQLAlchemyError as e:
                 self.db_down = _why(e)
         if opened:
-            self.generation += 1
+            self.changed()
             for f in self.listeners:
                 f(opened)
         return opened
 
+    def changed(self) -> None:
+        """The queue may have changed: a new generation, and the watchers told."""
+        self.generation += 1
+        for f in self.watchers:
+            f()
+
     def _one_by_one(
         self,
-        ev: list[tuple[str, dict[str, Any], float]],
+        ev: list[tuple[str, dict[str, Any], float, str]],
         st: list[tuple[str, str, float, str]],
         bad: list[tuple[float, str, str, bytes]],
     ) -> list[Opened]:
@@ -263,7 +280,7 @@ class Ingest:
             except SQLAlchemyError as x:
                 topic = f"{self.prefix}/{e[0]}/event"
                 refused.append(
-                    (e[2], topic, f"database refused: {_why(x)}", json.dumps(e[1]).encode())
+                    (e[2], topic, f"database refused: {_why(x)}", e[3].encode())
                 )
         for s in st:
             try:
@@ -307,8 +324,41 @@ class Ingest:
             except SQLAlchemyError as e:
                 self.db_down = _why(e)
         if changes:
-            self.generation += 1
+            self.changed()
         return opened
+
+    def run(self, stop: threading.Event, every: float = 0.2, urgent_every: float = 0.05) -> None:
+        """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm
+        arrives (such flushes at most every `urgent_every`), unless the last write held FLOOD
+        events or more: then alarms wait for the tick too, so a flood is written in fewer,
+        larger transactions. Until `stop` is set; then a last tick."""
+        last_tick = last_flush = 0.0
+        last_batch = 0
+        while not stop.is_set():
+            due = last_tick + every - time.monotonic()
+            urgent = self.urgent.wait(min(max(due, 0.0), 0.25))  # and look at `stop` often
+            if not urgent and last_tick + every > time.monotonic():
+                continue
+            self.urgent.clear()
+            before = self.stored_events
+            try:
+                due = last_tick + every - time.monotonic()
+                if urgent and due > 0 and last_batch < FLOOD:
+                    wait = last_flush + urgent_every - time.monotonic()
+                    if wait > 0 and stop.wait(wait):
+                        break
+                    last_flush = time.monotonic()
+                    self.flush(time.time())
+                else:
+                    if due > 0 and stop.wait(due):  # a flood's alarms wait for the tick
+                        break
+                    last_tick = time.monotonic()
+                    self.tick(time.time())
+            except Exception:  # noqa: BLE001 - the writer must outlive any one failure
+                log.exception("station: flush failed")
+            finally:
+                last_batch = self.stored_events - before
+        self.tick(time.time())
 
     def counters(self) -> dict[str, Any]:
         return {

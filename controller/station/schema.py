@@ -93,15 +93,27 @@ incidents = Table(
     Column("closed_by", String(100)),
     Column("resolution", String(40)),
     Index("ix_incidents_state", "state", "priority", "opened_at"),
-    # the open queue in its order (migrations/versions/0002_open_queue_index.py)
+    # the open queue in its order (migrations/versions/0002_open_queue_index.py; `state` since
+    # 0003, so that SQLite too reads a page's ids from the index alone)
     Index(
         "ix_incidents_open_queue",
         "priority",
         "opened_at",
         "id",
+        "state",
         postgresql_where=text("state <> 'closed'"),
         sqlite_where=text("state <> 'closed'"),
     ),
+)
+
+# the open incidents counted by site and priority, kept by the store in the transactions that
+# open and close incidents (migrations/versions/0003_open_queue_counts.py)
+open_counts = Table(
+    "open_counts",
+    metadata,
+    Column("site", String(200), primary_key=True),
+    Column("priority", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
 )
 
 incident_events = Table(

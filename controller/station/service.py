@@ -1,13 +1,16 @@
 """`officeguard station`: the monitoring station's process and its commands.
 
-    officeguard station serve [--db URL] [--listen HOST:PORT] [--broker URL | -c SITE.yaml]
-                              [--prefix P] [--share GROUP] [--secret-file PATH] [--https]
+    officeguard station serve [--settings station.yaml] [--db URL] [--listen HOST:PORT]
+                              [--broker URL | -c SITE.yaml] [--prefix P] [--share GROUP]
+                              [--secret-file PATH] [--https]
     officeguard station operator LOGIN [--role ROLE] [--disable]   (password on stdin)
     officeguard station migrate [--db URL]
 
-`serve` runs three things in one process: the MQTT ingest loop (a thread; the console's
+Settings come from the flags, else the settings file (settings.py), else the defaults. `serve`
+runs three things in one process: the MQTT ingest loop (a thread; the console's
 `MonitorClient`, events through the MQTT 5 shared subscription `$share/GROUP/<prefix>/+/event`),
-a flusher that writes to the database every `FLUSH_S` and checks liveness, and the web console
+a writer that writes to the database every `write_every` (at once for an alarm) and checks
+liveness, and the web console
 (uvicorn, plain HTTP on 127.0.0.1:8080 by default). It refuses to start while an operator's
 password is a well-known default, or while there is no operator at all.
 """
@@ -31,16 +34,17 @@ from controller.config import EXIT_CONFIG, ConfigError
 from controller.errors import OfficeGuardError
 from controller.reporting.mqtt import MqttConfigError
 from controller.station import auth
+from controller.station.incidents import Liveness
 from controller.station.ingest import Ingest
 from controller.station.remote import Commander
+from controller.station.settings import StationSettings, load_settings
 from controller.station.store import Store, StoreError
-from controller.station.web import DEFAULT_LANGUAGE, LANGUAGES, Station
+from controller.station.web import LANGUAGES, Station
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DB = "station.db"
 DEFAULT_LISTEN = "127.0.0.1:8080"
-FLUSH_S = 0.2
+FLUSH_S = StationSettings().write_every.total_seconds()  # the settings file's default
 EXIT_UNREACHABLE = 1
 EXIT_USAGE = 64
 
@@ -49,8 +53,39 @@ class StationError(OfficeGuardError, RuntimeError):
     """The station cannot start (the message says why and what to do)."""
 
 
-def db_url(args: argparse.Namespace) -> str:
-    return str(getattr(args, "db", None) or os.environ.get("OFFICEGUARD_STATION_DB") or DEFAULT_DB)
+def settings_of(args: argparse.Namespace) -> StationSettings:
+    """The settings file named by --settings (ConfigError, with every problem), else defaults."""
+    path = getattr(args, "settings", None)
+    return load_settings(path) if path else StationSettings()
+
+
+def db_url(args: argparse.Namespace, settings: StationSettings | None = None) -> str:
+    """--db, else $OFFICEGUARD_STATION_DB, else the settings' `database`."""
+    s = settings or StationSettings()
+    return str(getattr(args, "db", None) or os.environ.get("OFFICEGUARD_STATION_DB") or s.database)
+
+
+def broker_of(args: argparse.Namespace, s: StationSettings) -> tuple[Any, str]:
+    """Broker settings and topic prefix: from -c SITE.yaml as the terminal console takes them,
+    else from the settings' `broker:`; --broker and --prefix win over both."""
+    from controller.config import Mqtt
+    from controller.console.monitor import resolve
+    from controller.console.net import BrokerSettings
+
+    if getattr(args, "config", None):
+        return resolve(args)
+    cfg = s.broker.mqtt()
+    if args.broker:
+        try:
+            cfg = Mqtt.model_validate({**cfg.model_dump(), "url": args.broker})
+        except ValueError as e:
+            raise MqttConfigError(
+                f"bad broker URL {args.broker!r}: use mqtt://host:1883 or mqtts://host:8883"
+            ) from e
+    prefix = (args.prefix or s.broker.topic_prefix).strip("/")
+    if not prefix or any(c in prefix for c in "+#\0"):
+        raise MqttConfigError(f"bad topic prefix {prefix!r}: no +, # and not empty")
+    return BrokerSettings.from_config(cfg), prefix
 
 
 def secret_key(path: str | None, url: str) -> str:
@@ -89,15 +124,15 @@ def _listen(v: str) -> tuple[str, int]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from controller.console.monitor import resolve
     from controller.console.net import MonitorClient, MonitorError
 
-    url = db_url(args)
     try:
-        settings, prefix = resolve(args)
+        s = settings_of(args)
+        url = db_url(args, s)
+        settings, prefix = broker_of(args, s)
         store = Store.open(url)
-        key = secret_key(args.secret_file, url)
-        host, port = _listen(args.listen)
+        key = secret_key(args.secret_file or s.secret_file, url)
+        host, port = _listen(args.listen or s.listen)
         if not store.operators():
             raise StationError(
                 "no operator yet: add one with "
@@ -116,15 +151,22 @@ def serve(args: argparse.Namespace) -> int:
         print(f"officeguard station: {e}", file=sys.stderr)
         return EXIT_USAGE if isinstance(e, MqttConfigError) else EXIT_CONFIG
 
-    ingest = Ingest(store, prefix)
+    ingest = Ingest(
+        store,
+        prefix,
+        liveness=Liveness(margin_s=s.heartbeat_margin.total_seconds()),
+        buffer_limit=s.buffer_limit,
+    )
     stop = threading.Event()
     client = MonitorClient(
-        settings, prefix, lambda t, p: ingest.accept(t, p, time.time()),
-        share=args.share,
+        settings,
+        prefix,
+        lambda t, p: ingest.accept(t, p, time.time()),
+        share=args.share or s.broker.share,
         images=True,
     )
     client.filters.append(f"{prefix}/+/cmd/result")  # the answers to remote commands
-    commander = Commander(client.publish, prefix, args.command_keys)
+    commander = Commander(client.publish, prefix, args.command_keys or s.command_keys)
     ingest.on_command_result = commander.on_result
     try:
         client.connect()
@@ -139,12 +181,7 @@ def serve(args: argparse.Namespace) -> int:
             client.disconnect()
 
     def flusher() -> None:
-        while not stop.wait(FLUSH_S):
-            try:
-                ingest.tick(time.time())
-            except Exception:  # noqa: BLE001 - the flusher must outlive any one failure
-                log.exception("station: flush failed")
-        ingest.tick(time.time())
+        ingest.run(stop, s.write_every.total_seconds())
 
     threads = [
         threading.Thread(target=mqtt_loop, name="station-mqtt", daemon=True),
@@ -153,16 +190,18 @@ def serve(args: argparse.Namespace) -> int:
     for t in threads:
         t.start()
     station = Station(
-        store, ingest, secret_key=key, https=args.https, language=args.language,
-        commander=commander,
+        store, ingest, secret_key=key, https=args.https or s.https,
+        language=args.language or s.language, commander=commander,
+        overdue_s=s.supervisor_limit.total_seconds(),
+        pdf_font=Path(s.pdf_font) if s.pdf_font else None,
     )  # fmt: skip
     config = uvicorn.Config(
         station.app(),
         host=host,
         port=port,
         log_level="warning",
-        proxy_headers=args.https,
-        forwarded_allow_ips="127.0.0.1" if args.https else None,
+        proxy_headers=args.https or s.https,
+        forwarded_allow_ips="127.0.0.1" if args.https or s.https else None,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
@@ -203,7 +242,7 @@ def _safe_url(url: str) -> str:
 
 def operator(args: argparse.Namespace) -> int:
     try:
-        store = Store.open(db_url(args))
+        store = Store.open(db_url(args, settings_of(args)))
         password: str | None = None
         existing = store.operator(args.login)
         if not args.keep_password:
@@ -216,6 +255,9 @@ def operator(args: argparse.Namespace) -> int:
         role = args.role or (existing["role"] if existing else "operator")
         auth.set_operator(store, args.login, role, password, args.disable)
         store.close()
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
     except (StationError, StoreError, auth.OperatorError) as e:
         print(f"officeguard station: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -225,11 +267,15 @@ def operator(args: argparse.Namespace) -> int:
 
 def migrate_cmd(args: argparse.Namespace) -> int:
     try:
-        Store.open(db_url(args)).close()
+        url = db_url(args, settings_of(args))
+        Store.open(url).close()
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
     except StoreError as e:
         print(f"officeguard station: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    print(f"the database {_safe_url(db_url(args))} is at the latest schema")
+    print(f"the database {_safe_url(url)} is at the latest schema")
     return 0
 
 
@@ -238,6 +284,11 @@ def add_arguments(p: argparse.ArgumentParser, command: Any) -> None:
     sub = p.add_subparsers(dest="station_command", required=True, metavar="SUBCOMMAND")
 
     def db(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--settings",
+            metavar="FILE",
+            help="the station's settings file (YAML, docs/station.md); a flag wins over it",
+        )
         sp.add_argument(
             "--db",
             metavar="URL",
@@ -260,23 +311,23 @@ def add_arguments(p: argparse.ArgumentParser, command: Any) -> None:
     s.add_argument(
         "--share",
         metavar="GROUP",
-        default="officeguard-station",
-        help="MQTT 5 shared-subscription group of the station processes (default: %(default)s)",
+        help="MQTT 5 shared-subscription group of the station processes "
+        "(default: officeguard-station)",
     )
-    s.add_argument("--listen", default=DEFAULT_LISTEN, help="HOST:PORT (default: %(default)s)")
+    s.add_argument("--listen", help=f"HOST:PORT (default: {DEFAULT_LISTEN})")
     s.add_argument(
         "--secret-file", help="the session-signing key, mode 0600 (default: beside a SQLite db)"
     )
     s.add_argument(
         "--https",
         action="store_true",
+        default=None,
         help="behind a TLS reverse proxy: Secure cookies, trust its X-Forwarded-* headers",
     )
     s.add_argument(
         "--language",
         choices=LANGUAGES,
-        default=DEFAULT_LANGUAGE,
-        help="the console's language until an operator picks another (default: %(default)s)",
+        help="the console's language until an operator picks another (default: vi)",
     )
     s.add_argument(
         "--command-keys",

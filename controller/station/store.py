@@ -19,7 +19,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,6 +40,9 @@ from controller.station.incidents import Incident, SiteLife, Step, alarm_class, 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MAX_PAYLOAD = 64 * 1024
 COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
+# the open queue, written as the partial indexes' own predicate (a literal, not a bound
+# parameter) so that SQLite and PostgreSQL both read those indexes for it
+OPEN = t.incidents.c.state != literal_column("'closed'")
 
 
 class StoreError(OfficeGuardError, RuntimeError):
@@ -81,6 +94,25 @@ def event_time(e: Mapping[str, Any], default: float) -> float:
 
 
 @dataclass(frozen=True)
+class QueuePage:
+    """One page of the open queue (priority then age) and the counts of the whole queue."""
+
+    incidents: list[Incident]
+    page: int
+    per_page: int
+    by_site: dict[str, int]
+    by_priority: dict[int, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_priority.values())
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True)
 class Opened:
     """What one stored event did to the queue."""
 
@@ -95,6 +127,16 @@ class Store:
         self.engine = engine
         self.pg = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.pg else sqlite.insert
+        # built once: an ON CONFLICT statement costs more to build than SQLite takes to run it
+        self._new_events_stmt = (
+            self._insert(t.events)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.events.c.id)
+        )
+        counts = self._insert(t.open_counts)
+        self._counts_stmt = counts.on_conflict_do_update(
+            index_elements=["site", "priority"], set_={"n": t.open_counts.c.n + counts.excluded.n}
+        )
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -120,18 +162,20 @@ class Store:
 
     def ingest(
         self,
-        events: Sequence[tuple[str, Mapping[str, Any], float]] = (),
+        events: Sequence[tuple[Any, ...]] = (),
         states: Sequence[tuple[str, str, float, str]] = (),
         bad: Sequence[tuple[float, str, str, bytes]] = (),
     ) -> list[Opened]:
-        """One batch in one transaction: events (site, event, received_at), retained-state
-        messages (site, topic, received_at, body) and quarantined messages (received_at,
-        topic, reason, payload). Returns the incidents the new events opened or joined."""
+        """One batch in one transaction: events (site, event, received_at[, its JSON as
+        received]), retained-state messages (site, topic, received_at, body) and quarantined
+        messages (received_at, topic, reason, payload). Returns the incidents the new events
+        opened or joined."""
         opened: list[Opened] = []
         with self.tx() as conn:
             if events:
                 rows = {}
-                for site, e, now in events:
+                for item in events:
+                    site, e, now = item[0], item[1], item[2]
                     eid = str(e["id"])
                     if eid in rows:
                         continue
@@ -148,11 +192,13 @@ class Store:
                         "cid": _s(e.get("cid")),
                         "text": _clean(str(e.get("text", ""))),
                         "received_at": now,
-                        "body": json.dumps(e, ensure_ascii=False, separators=(",", ":")),
+                        "body": item[3]
+                        if len(item) > 3
+                        else json.dumps(e, ensure_ascii=False, separators=(",", ":")),
                     }
                 new = self._new_events(conn, list(rows.values()))
                 fresh = []
-                for site, e, now in events:
+                for site, e, now, *_ in events:
                     eid = str(e["id"])
                     if eid in new and priority_of(e) is not None:
                         new.discard(eid)
@@ -229,6 +275,11 @@ class Store:
             opened.append(Opened(inc.id, True, prio, site))
         if new_incidents:
             conn.execute(t.incidents.insert(), new_incidents)
+            deltas: dict[tuple[str, int], int] = {}
+            for row in new_incidents:
+                sp = (row["site"], row["priority"])
+                deltas[sp] = deltas.get(sp, 0) + 1
+            self._count_open(conn, deltas)
         self._bulk(conn, t.incident_events, links)
         self._bulk(conn, t.incident_steps, steps)
         return opened
@@ -239,8 +290,7 @@ class Store:
     def _new_events(self, conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
         """Insert the events whose id is not stored yet; the ids inserted."""
         if not self.pg:
-            stmt = self._insert(t.events).on_conflict_do_nothing(index_elements=["id"])
-            return set(conn.execute(stmt.returning(t.events.c.id), rows).scalars())
+            return set(conn.execute(self._new_events_stmt, rows).scalars())
         cols = [c.name for c in t.events.columns]
         names = ", ".join(f'"{c}"' for c in cols)
         raw: Any = conn.connection.dbapi_connection
@@ -289,8 +339,17 @@ class Store:
             inc = Incident(iid, site, COMM_LOST_PRIORITY, "comm_lost", None, now, text)
             inc.steps.append(Step(now, "station", "opened", text))
             conn.execute(t.incidents.insert().values(**_incident_row(inc)))
+            self._count_open(conn, {(site, COMM_LOST_PRIORITY): 1})
             self._steps(conn, iid, inc.steps)
             return Opened(iid, True, COMM_LOST_PRIORITY, site)
+
+    def _count_open(self, conn: Connection, deltas: Mapping[tuple[str, int], int]) -> None:
+        """Add to the open queue's counts (open_counts), in the caller's transaction; the rows
+        in one order, so two station processes lock them in the same order."""
+        rows = [{"site": s, "priority": p, "n": n} for (s, p), n in sorted(deltas.items()) if n]
+        if not rows:
+            return
+        conn.execute(self._counts_stmt, rows)
 
     def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
         rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
@@ -334,7 +393,7 @@ class Store:
             inc = self.incident(incident_id, conn)
             if inc is None:
                 raise StoreError(f"no incident {incident_id}")
-            before = len(inc.steps)
+            before, was_open = len(inc.steps), inc.state != "closed"
             if action == "acknowledge":
                 inc.acknowledge(who, now)
             elif action == "note":
@@ -346,22 +405,69 @@ class Store:
             self._steps(conn, inc.id, inc.steps[before:])
             row = _incident_row(inc)
             conn.execute(update(t.incidents).where(t.incidents.c.id == inc.id).values(**row))
+            if was_open and inc.state == "closed":
+                self._count_open(conn, {(inc.site, inc.priority): -1})
             return inc
 
     def open_incidents(self, limit: int = 1000) -> list[Incident]:
         with self.tx() as conn:
             q = (
                 select(t.incidents)
-                .where(t.incidents.c.state != "closed")
+                .where(OPEN)
                 .order_by(t.incidents.c.priority, t.incidents.c.opened_at, t.incidents.c.id)
                 .limit(limit)
             )
             return [_incident(r) for r in conn.execute(q).mappings()]
 
+    def queue_page(self, page: int = 1, per_page: int = 50) -> QueuePage:
+        """Page `page` (from 1) of the open queue, read along ix_incidents_open_queue, and the
+        open incidents by site and priority from open_counts; one transaction, so the page and
+        its counts agree."""
+        page = max(1, page)
+        rows = self.queue_page_query(page, per_page)
+        oc = t.open_counts.c
+        counts = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
+        by_site: dict[str, int] = {}
+        by_priority: dict[int, int] = {}
+        with self.tx() as conn:
+            ids = list(conn.execute(rows).scalars())
+            found = conn.execute(select(t.incidents).where(t.incidents.c.id.in_(ids))).mappings()
+            incidents = sorted((_incident(r) for r in found), key=Incident.sort_key)
+            for site, prio, n in conn.execute(counts):
+                by_site[site] = by_site.get(site, 0) + n
+                by_priority[prio] = by_priority.get(prio, 0) + n
+        return QueuePage(incidents, page, per_page, by_site, dict(sorted(by_priority.items())))
+
+    def queue_page_query(self, page: int = 1, per_page: int = 50) -> Any:
+        """The ids of a page of the open queue, read from ix_incidents_open_queue alone (the
+        earlier pages skipped there, without reading their rows)."""
+        c = t.incidents.c
+        return (
+            select(c.id)
+            .where(OPEN)
+            .order_by(c.priority, c.opened_at, c.id)
+            .offset((max(1, page) - 1) * per_page)
+            .limit(per_page)
+        )
+
+    def queue_counts_query(self) -> Any:
+        """The open incidents counted from the incidents themselves (what open_counts keeps)."""
+        c = t.incidents.c
+        return select(c.site, c.priority, func.count()).where(OPEN).group_by(c.site, c.priority)
+
+    def explain(self, query: Any) -> str:
+        """The database's plan for a query (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on
+        PostgreSQL), as text: the tests and the queue bench check which index it reads."""
+        with self.tx() as conn:
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+            prefix = "EXPLAIN " if self.pg else "EXPLAIN QUERY PLAN "
+            rows = conn.exec_driver_sql(prefix + sql).all()
+        return "\n".join(str(r[-1]) for r in rows)
+
     def count_open(self) -> int:
         with self.tx() as conn:
             n = conn.execute(
-                select(func.count()).select_from(t.incidents).where(t.incidents.c.state != "closed")
+                select(func.count()).select_from(t.incidents).where(OPEN)
             ).scalar()
             return int(n or 0)
 

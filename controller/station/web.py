@@ -19,6 +19,7 @@ import csv
 import hmac
 import io
 import json
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,10 +45,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.station import auth, pictures
-from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, IncidentError
+from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, Incident, IncidentError
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
-from controller.station.report import review
+from controller.station.report import Review, review
+from controller.station.report_pdf import find_font, review_pdf
 from controller.station.store import Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -66,7 +68,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def _fmt_time(t: float | None) -> str:
     if t is None:
         return ""
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def _fmt_age(s: float) -> str:
@@ -92,8 +94,10 @@ class Station:
         overdue_s: float = OVERDUE_S,
         language: str = DEFAULT_LANGUAGE,
         commander: Commander | None = None,
+        pdf_font: Path | None = None,
     ) -> None:
         self.commander = commander
+        self.pdf_font = find_font(pdf_font)
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -109,6 +113,23 @@ class Station:
         self.env.globals.update(priority_names=PRIORITY_NAMES, resolutions=RESOLUTIONS, modes=MODES)
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self.catalogues = catalogues()
+        # the live pages' streams wait on these; `changed` (from any thread) wakes them
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        if ingest is not None:
+            ingest.watchers.append(self.changed)
+
+    def changed(self) -> None:
+        """The queue may have changed (called from any thread): wake every live page."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+        self._waiters.clear()
 
     # ------------------------------------------------------------------ helpers
 
@@ -126,6 +147,9 @@ class Station:
         return lambda s: cat.get(s) or s
 
     def render(self, request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return HTMLResponse(self.html(request, name, **ctx), status_code=status)
+
+    def html(self, request: Request, name: str, **ctx: Any) -> str:
         ing = self.ingest
         _ = self.gettext(request)
         banner = None
@@ -137,7 +161,7 @@ class Station:
         if ing is not None and ing.dropped:
             dropped = _("%(n)d messages were dropped beyond the buffer.") % {"n": ing.dropped}
             banner = f"{banner or ''} {dropped}".strip()
-        html = self.env.get_template(name).render(
+        return self.env.get_template(name).render(
             _=_,
             lang=self.lang(request),
             request=request,
@@ -148,7 +172,6 @@ class Station:
             now=self.clock(),
             **ctx,
         )
-        return HTMLResponse(html, status_code=status)
 
     def guard(self, role: str = "operator") -> Callable[[Handler], Handler]:
         """The page needs a login with at least `role`; POSTs need the CSRF token."""
@@ -212,18 +235,31 @@ class Station:
         return RedirectResponse("/login", status_code=303)
 
     async def queue(self, request: Request) -> Response:
-        incidents = await self.db(self.store.open_incidents, QUEUE_ROWS)
-        count = len(incidents)
-        if count >= QUEUE_ROWS:
-            count = await self.db(self.store.count_open)
-        groups: dict[str, list[Any]] = {}
-        for inc in incidents:
-            groups.setdefault(inc.site, []).append(inc)
+        """One page of the open queue (`?page=N`, QUEUE_ROWS a page) grouped by site, with the
+        counts of the whole queue by priority and by site."""
         name = "queue_frag.html" if request.query_params.get("frag") else "queue.html"
-        gen = self.ingest.generation if self.ingest else 0
-        return self.render(
-            request, name, groups=groups, count=count, shown=len(incidents), generation=gen
-        )
+        ctx = await self.queue_context(request)
+        return self.render(request, name, **ctx)
+
+    async def queue_context(self, request: Request) -> dict[str, Any]:
+        try:
+            page = max(1, int(request.query_params.get("page") or 1))
+        except ValueError:
+            page = 1
+        qp = await self.db(self.store.queue_page, page, QUEUE_ROWS)
+        _ = self.gettext(request)
+        now = self.clock()
+        groups: dict[str, list[dict[str, str]]] = {}
+        for inc in qp.incidents:
+            groups.setdefault(inc.site, []).append(queue_row(inc, now, _))
+        return {
+            "groups": groups,
+            "q": qp,
+            "count": qp.total,
+            "shown": len(qp.incidents),
+            "pager": pager(qp.page, qp.pages),
+            "generation": self.ingest.generation if self.ingest else 0,
+        }
 
     async def incident(self, request: Request) -> Response:
         inc = await self.db(self.store.incident, request.path_params["id"])
@@ -254,7 +290,7 @@ class Station:
                 return self.render(request, "error.html", 404, error=str(e))
             return self.render(request, "incident.html", 409, inc=inc, error=str(e))
         if self.ingest is not None:
-            self.ingest.generation += 1
+            self.ingest.changed()
         back = "/" if action == "close" else f"/incident/{iid}"
         return RedirectResponse(back, status_code=303)
 
@@ -328,6 +364,30 @@ class Station:
 
     async def report(self, request: Request) -> Response:
         """The yearly review of a site (?year=, optional ?month=): a page that prints."""
+        rev = await self.review(request)
+        if rev is None:
+            return PlainTextResponse("bad year or month", status_code=400)
+        return self.render(request, "report.html", r=rev, months=range(1, 13))
+
+    async def report_pdf(self, request: Request) -> Response:
+        """The same review as a PDF the station makes (report_pdf.py)."""
+        rev = await self.review(request)
+        if rev is None:
+            return PlainTextResponse("bad year or month", status_code=400)
+        made = _fmt_time(self.clock())
+        body = await self.db(
+            review_pdf, rev, self.gettext(request), _fmt_age, font=self.pdf_font, made=made
+        )
+        period = f"{rev.year}" + (f"-{rev.month:02d}" if rev.month else "")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", f"review-{rev.site}-{period}.pdf")
+        return Response(
+            body,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{name}"'},
+        )
+
+    async def review(self, request: Request) -> Review | None:
+        """The review the request asks for; None for a bad year or month."""
         site = request.path_params["site"]
         now = datetime.fromtimestamp(self.clock()).astimezone()
         try:
@@ -337,7 +397,7 @@ class Station:
             )
             start = datetime(year, month or 1, 1).astimezone()
         except ValueError:
-            return PlainTextResponse("bad year or month", status_code=400)
+            return None
         end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
         end = datetime(end_y, end_m, 1).astimezone()
         since, until = start.timestamp(), end.timestamp()
@@ -345,8 +405,7 @@ class Station:
             self.store.search, site=site, since=since, until=until, limit=1_000_000
         )
         incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
-        rev = review(site, year, month, events, incidents)
-        return self.render(request, "report.html", r=rev, months=range(1, 13))
+        return review(site, year, month, events, incidents)
 
     async def supervisor(self, request: Request) -> Response:
         now = self.clock()
@@ -381,17 +440,37 @@ class Station:
         )
 
     async def live(self, request: Request) -> Response:
+        """Server-Sent Events: `queue` whenever the queue may have changed, at once (ingest
+        and the operators' steps wake the stream), carrying the page's queue (`?page=N`) as
+        HTML after a first line with the generation and the most urgent open priority-1
+        incident, so the page needs no request of its own to show a new alarm."""
+        loop = self._loop = asyncio.get_running_loop()
+
         async def stream() -> AsyncIterator[str]:
             last = -1
             yield "retry: 2000\n\n"
             while not await request.is_disconnected():
+                woken = loop.create_future()  # before reading the generation: no change missed
+                self._waiters.add(woken)
                 gen = self.ingest.generation if self.ingest else 0
                 if gen != last:
-                    p1 = await self.db(self.store.open_incidents, 1)
-                    top = p1[0].id if p1 and p1[0].priority == 1 and p1[0].state == "open" else ""
-                    yield f"event: queue\ndata: {gen} {top}\n\n"
+                    ctx = await self.queue_context(request)
+                    first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
+                    if first is None:
+                        first = await self.db(self.store.open_incidents, 1)
+                    top = first[0].id if first and first[0].priority == 1 else ""
+                    if first and first[0].state != "open":
+                        top = ""
+                    frag = self.html(request, "queue_frag.html", **ctx)
+                    data = "".join(f"data: {line}\n" for line in frag.split("\n"))
+                    yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
                     last = gen
-                await asyncio.sleep(0.2)
+                try:  # and every second, to notice a page that went away
+                    await asyncio.wait_for(woken, 1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    self._waiters.discard(woken)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
@@ -414,6 +493,7 @@ class Station:
             Route("/site/{site:str}", g()(self.site)),
             Route("/site/{site:str}/command", g()(self.command), methods=["POST"]),
             Route("/site/{site:str}/report", g("supervisor")(self.report)),
+            Route("/site/{site:str}/report.pdf", g("supervisor")(self.report_pdf)),
             Route("/events", g()(self.events)),
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),
@@ -463,6 +543,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def queue_row(inc: Incident, now: float, _: Callable[[str], str]) -> dict[str, str]:
+    """An incident's row of the queue as the texts the page shows (the template only prints
+    them: 50 rows of calls and attribute look-ups in Jinja cost more than the database)."""
+    return {
+        "id": inc.id,
+        "cls": f"incident {inc.colour(now)}{' p1' if inc.priority == 1 else ''}",
+        "state": inc.state,
+        "priority": f"P{inc.priority} {_(PRIORITY_NAMES[inc.priority])}",
+        "what": f"{_(inc.what)} · {inc.zone}" if inc.zone else _(inc.what),
+        "title": inc.title,
+        "opened": _fmt_time(inc.opened_at),
+        "age": _("%(age)s ago") % {"age": _fmt_age(now - inc.opened_at)},
+        "handled": _(inc.state) + (f" ({inc.acknowledged_by})" if inc.acknowledged_by else ""),
+    }
+
+
+def pager(page: int, pages: int, around: int = 3) -> list[int | None]:
+    """The page numbers to link: the first, the last and `around` each side of this one, with
+    None for a gap."""
+    keep = {1, pages, *range(page - around, page + around + 1)}
+    out: list[int | None] = []
+    for n in range(1, pages + 1):
+        if n in keep:
+            out.append(n)
+        elif out and out[-1] is not None:
+            out.append(None)
+    return out
 
 
 def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:

@@ -85,6 +85,14 @@ def test_every_config_key_is_in_the_config_reference() -> None:
     assert missing == []
 
 
+def test_every_station_setting_is_in_the_station_reference() -> None:
+    from controller.station.settings import StationSettings
+
+    page = (DOCS / "station.md").read_text(encoding="utf-8")
+    missing = sorted(k for k in _model_keys(StationSettings, set()) if f"`{k}`" not in page)
+    assert missing == []
+
+
 def test_an_unknown_key_points_to_a_page_that_exists() -> None:
     text = REFERENCE.read_text(encoding="utf-8").replace("  heartbeat: 60s", "  heartbeet: 60s", 1)
     with pytest.raises(Exception) as err:

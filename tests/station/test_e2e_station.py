@@ -167,8 +167,12 @@ def test_two_stations_share_the_event_load_and_one_can_die(
     try:
         publish(1, 200)
         assert wait_for(lambda: store.count_events() == 200, timeout=20), store.count_events()
-        health = [json.loads(urlopen_text(s.url + "/health"))["stored_events"] for s in (a, b)]
-        assert all(h > 0 for h in health) and sum(health) == 200  # each took a share
+
+        def stored() -> list[int]:  # a station counts a batch just after committing it
+            return [json.loads(urlopen_text(s.url + "/health"))["stored_events"] for s in (a, b)]
+
+        assert wait_for(lambda: sum(stored()) == 200, timeout=10), stored()
+        assert all(h > 0 for h in stored())  # each took a share
         assert a.proc is not None
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(10)

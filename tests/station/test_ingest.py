@@ -168,3 +168,46 @@ def test_the_fast_validator_agrees_with_jsonschema_on_valid_and_broken_events() 
         except Exception:
             fast_ok = False
         assert fast_ok == ref.is_valid(v), v
+
+
+def test_the_writer_stores_an_alarm_at_once_but_lets_a_flood_wait_for_its_tick(
+    store: Store,
+) -> None:
+    import threading
+    import time
+
+    from controller.station.ingest import FLOOD
+
+    def stored(ing: Ingest, n: int) -> bool:
+        deadline = time.monotonic() + 10
+        while ing.stored_events < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return ing.stored_events == n
+
+    ing = Ingest(store, P)
+    stop = threading.Event()
+    writer = threading.Thread(target=ing.run, args=(stop, 3600.0))  # its tick: once an hour
+    writer.start()
+    try:
+        for k in (1, 2, 3):  # one alarm after another, each written long before the tick
+            ing.accept(f"{P}/office-a/event", j(event(seq=k)), float(k))
+            assert stored(ing, k)
+    finally:
+        stop.set()
+        writer.join(10)
+
+    flood = Ingest(store, P)
+    for k in range(FLOOD):
+        flood.accept(f"{P}/office-b/event", j(event(site="office-b", seq=k + 1)), 5.0)
+    stop = threading.Event()
+    writer = threading.Thread(target=flood.run, args=(stop, 3600.0))
+    writer.start()  # its first write is the flood, in one transaction
+    try:
+        assert stored(flood, FLOOD)
+        flood.accept(f"{P}/office-b/event", j(event(site="office-b", seq=FLOOD + 1)), 6.0)
+        time.sleep(0.3)
+        assert flood.stored_events == FLOOD  # after a flood, an alarm waits for the tick
+    finally:
+        stop.set()
+        writer.join(10)
+    assert flood.stored_events == FLOOD + 1  # the last tick wrote it

@@ -137,3 +137,74 @@ def test_operators_are_added_and_changed_without_touching_their_password(store: 
     op = store.operator("lan")
     assert op is not None and op["role"] == "supervisor" and op["password_hash"] == "$argon2id$hash"
     assert [o["login"] for o in store.operators()] == ["lan"]
+
+
+def test_the_queue_pages_in_order_and_its_counts_match_the_incidents(store: Store) -> None:
+    events = [
+        (f"office-{k % 3}", ev(cid="E110" if k % 5 == 0 else "E130", zone=f"z{k}"), float(k))
+        for k in range(23)
+    ]
+    store.ingest(events=events[:10])
+    store.ingest(events=events[10:])
+    store.comm_lost("office-9", "no heartbeat", 30.0)
+    first = store.queue_page(1, 10)
+    store.act(first.incidents[0].id, "close", "lan", 40.0, resolution="test")
+    store.act(first.incidents[1].id, "acknowledge", "lan", 41.0)
+    whole = store.open_incidents()
+    pages = [store.queue_page(p, 10) for p in (1, 2, 3)]
+    assert [i.id for p in pages for i in p.incidents] == [i.id for i in whole]
+    assert [len(p.incidents) for p in pages] == [10, 10, 3] and pages[0].pages == 3
+    with store.tx() as conn:
+        truth = {(s, p): n for s, p, n in conn.execute(store.queue_counts_query())}
+    assert pages[0].total == len(whole) == 23
+    assert pages[0].by_priority == {p: sum(n for (_, q), n in truth.items() if q == p) for p in (1, 2)}
+    assert pages[0].by_site == {
+        s: sum(n for (t, _), n in truth.items() if t == s) for s, _ in truth
+    }
+    assert store.queue_page(4, 10).incidents == []
+
+
+def test_a_page_of_the_queue_is_read_from_the_open_queue_index(store: Store) -> None:
+    store.ingest(events=[("office-a", ev(zone=f"z{k}"), float(k)) for k in range(30)])
+    if store.pg:
+        with store.tx() as conn:  # a table this small is read whole unless told otherwise
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            plan = "\n".join(
+                str(r[0])
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN "
+                    + str(
+                        store.queue_page_query(2, 10).compile(
+                            conn, compile_kwargs={"literal_binds": True}
+                        )
+                    )
+                )
+            )
+    else:
+        plan = store.explain(store.queue_page_query(2, 10))
+    assert "ix_incidents_open_queue" in plan and "Sort" not in plan and "TEMP B-TREE" not in plan
+
+
+def test_the_queue_counts_migration_counts_the_incidents_already_open(db_url: str) -> None:
+    from controller.station import schema as t
+    from controller.station.store import engine_for, migrate
+
+    eng = engine_for(db_url)
+    migrate(eng, "0002")
+    rows = [
+        {"id": f"i{k}", "site": f"office-{k % 2}", "priority": 1 + k % 3, "what": "burglary",
+         "zone": None, "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
+        for k in range(9)
+    ]  # fmt: skip
+    with eng.begin() as conn:
+        conn.execute(t.incidents.insert(), rows)
+    migrate(eng, "head")
+    eng.dispose()
+    s = Store.open(db_url)
+    try:
+        page = s.queue_page(1, 50)
+        assert page.total == 7 and page.by_site == {"office-0": 4, "office-1": 3}
+        assert page.by_priority == {1: 2, 2: 2, 3: 3}
+    finally:
+        s.close()

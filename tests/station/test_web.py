@@ -3,6 +3,7 @@ search with CSV export, the banner while the database is away."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -261,3 +262,123 @@ def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
     assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
     assert "40 s" in page and "false_alarm: 1" in page
     assert Browser(srv.url).login("lan", PW) and b.get("/site/office-a/report?year=x").status == 400
+
+
+def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    for k in range(120):
+        alarm(ing, clock.now + k, cid="E110" if k >= 115 else "E130", zone=f"z{k:03d}")
+    b = Browser(srv.url)
+    first = b.login("lan", PW).body
+    assert "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
+    assert "page 1 of 3" in first and 'rel="next" href="/?page=2"' in first and 'rel="prev"' not in first
+    assert "office-a</a> <small>120 open</small>" in first
+    zones = [re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)]
+    assert [len(z) for z in zones] == [50, 50, 20]
+    want = [f"z{k:03d}" for k in [*range(115, 120), *range(115)]]  # fires first, then by age
+    assert [z for page in zones for z in page] == want
+    last = b.get("/?page=3").body
+    assert 'rel="prev" href="/?page=2"' in last and 'rel="next"' not in last
+    assert "No incidents on this page." in b.get("/?page=9").body
+    assert b.get("/?page=x").status == 200
+
+
+def test_an_open_live_stream_brings_the_queue_with_a_new_alarm_when_it_is_stored(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    with b.opener.open(srv.url + "/live", timeout=10) as stream:
+
+        def next_event() -> tuple[str, str, str]:
+            """The event's name, its first data line and the rest of its data."""
+            lines: list[str] = []
+            while not lines or lines[-1] != "":
+                lines.append(stream.readline().decode().rstrip("\n"))
+            name = next((x[7:] for x in lines if x.startswith("event: ")), "")
+            data = [x[6:] for x in lines if x.startswith("data: ")]
+            return name, (data or [""])[0], "\n".join(data[1:])
+
+        assert next_event() == ("", "", "")  # the retry hint
+        name, head, html = next_event()
+        assert (name, head) == ("queue", "0 ") and "0 open incident(s)" in html
+        eid = alarm(ing, clock.now, cid="E120")  # a panic: priority 1
+        name, head, html = next_event()
+        assert (name, head) == ("queue", f"1 {eid}")
+        assert f'id="inc-{eid}"' in html and "1 open incident(s)" in html
+
+
+def _reviewed_site(site: tuple[Server, Ingest, Clock]) -> Browser:
+    """Three alarms on two nights of 2026, one incident closed as a false alarm after 40 s; a
+    supervisor's browser."""
+    srv, ing, clock = site
+    clock.now = datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp()
+    base = {"site": "office-a", "kind": "alarm", "cid": "E130", "text": "x", "detail": {}}
+    for seq, (ts, zone) in enumerate(
+        [
+            ("2026-02-17T01:20:00+07:00", "a"),
+            ("2026-02-17T01:25:00+07:00", "b"),
+            ("2026-03-02T22:00:00+07:00", "a"),
+        ],
+        start=1,
+    ):
+        e = {**base, "id": uuid.uuid4().hex, "seq": seq, "ts": ts, "zone": zone}
+        ing.accept("officeguard/office-a/event", json.dumps(e).encode(), clock.now)
+    ing.flush(clock.now)
+    b = Browser(srv.url)
+    b.login("boss", PW + "!")
+    iid = re.search(r'id="inc-([0-9a-f]+)"', b.get("/").body)
+    assert iid is not None
+    tok = b.get(f"/incident/{iid.group(1)}").csrf()
+    clock.now += 40
+    b.post(f"/incident/{iid.group(1)}/close", {"csrf": tok, "resolution": "false_alarm"})
+    return b
+
+
+def _pdf_text(srv: Server, b: Browser, path: str) -> str:
+    from pypdf import PdfReader
+
+    with b.opener.open(srv.url + path, timeout=20) as r:
+        assert r.headers["Content-Type"] == "application/pdf"
+        body = r.read()
+    assert body.startswith(b"%PDF-")
+    return "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(body)).pages)
+
+
+def test_the_station_makes_the_review_as_a_pdf_with_the_figures_of_its_page(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv = site[0]
+    b = _reviewed_site(site)
+    assert 'id="pdf" href="/site/office-a/report.pdf?year=2026"' in b.get(
+        "/site/office-a/report?year=2026"
+    ).body
+    text = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026")
+    assert "Review: office-a, 2026" in text and "Alarms by kind and month" in text
+    assert "Nights with alarms: 2" in text and "2026-02-16, 2026-03-02" in text
+    assert "alarm → acknowledged" in text and "40 s" in text
+    assert "false_alarm: 1" in text and "Incidents: 2" in text  # zone a joined its own
+    assert "communication lost: 0" in text and "Drones: 0" in text
+    march = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026&month=3")
+    assert "Review: office-a, 2026-03" in march and "Nights with alarms: 1" in march
+    op = Browser(srv.url)
+    op.login("lan", PW)
+    assert op.get("/site/office-a/report.pdf?year=2026").status == 403
+    assert Browser(srv.url).get("/site/office-a/report.pdf").url.endswith("/login")
+
+
+def test_the_review_pdf_without_a_unicode_font_drops_the_vietnamese_marks_and_says_so() -> None:
+    from controller.station.report import review
+    from controller.station.report_pdf import review_pdf
+
+    rev = review("văn-phòng", 2026, None, [], [])
+    vi = {"Review": "Đánh giá", "Drones": "Thiết bị bay"}
+    body = review_pdf(rev, lambda s: vi.get(s, s), str, font=None)
+    from pypdf import PdfReader
+
+    text = PdfReader(io.BytesIO(body)).pages[0].extract_text()
+    assert "Danh gia: van-phong, 2026" in text and "Thiet bi bay: 0" in text
+    assert "no Unicode font found" in text

@@ -1,0 +1,167 @@
+"""The station's settings file (`officeguard station serve --settings station.yaml`): YAML
+validated with pydantic as the site's config is (controller/config.py), every problem reported
+at once with its line. A command-line flag wins over the file; the file over the defaults.
+Every key is in docs/station.md ("Settings file").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+
+from controller.config import (
+    ConfigError,
+    Duration,
+    Mqtt,
+    Problem,
+    _format_loc,
+    _friendly,
+    _LineMap,
+    _Model,
+)
+
+UL1610_MAX = timedelta(seconds=200)  # a silent site is "communication lost" within 200 s
+
+
+class Broker(_Model):
+    """Where the sites' messages are and how to log in (what the console's `-c` takes from a
+    site's `mqtt:` section)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    client_id: str | None = None
+    topic_prefix: str = "officeguard"
+    share: str = "officeguard-station"  # the MQTT 5 shared-subscription group
+    keepalive: Duration = timedelta(seconds=30)
+
+    @field_validator("url", "topic_prefix")
+    @classmethod
+    def _as_the_site_does(cls, v: str, info: ValidationInfo) -> str:
+        """The site's own check of the same key (controller/config.py)."""
+        try:
+            Mqtt.model_validate({info.field_name: v})
+        except ValidationError as e:
+            raise ValueError(_friendly(dict(e.errors()[0]))) from None
+        return v
+
+    @field_validator("share")
+    @classmethod
+    def _share(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", v):
+            raise ValueError("a share group is letters, digits, _ . - (at most 100)")
+        return v
+
+    def mqtt(self) -> Mqtt:
+        """As the site's `mqtt:` section, which the console's MQTT client takes."""
+        fields = ("url", "username", "password_file", "ca_file", "cert_file", "key_file",
+                  "client_id", "topic_prefix", "keepalive")  # fmt: skip
+        return Mqtt.model_validate({k: getattr(self, k) for k in fields})
+
+
+class StationSettings(_Model):
+    database: str = "station.db"  # a SQLite path or sqlite:///..., or postgresql://...
+    broker: Broker = Broker()
+    listen: str = "127.0.0.1:8080"
+    secret_file: str | None = None
+    https: bool = False
+    language: Literal["vi", "en"] = "vi"
+    command_keys: str | None = None
+    buffer_limit: int = Field(default=200_000, ge=1000)
+    heartbeat_margin: Duration = timedelta(seconds=30)
+    write_every: Duration = timedelta(milliseconds=200)
+    supervisor_limit: Duration = timedelta(minutes=15)
+    pdf_font: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad listen address {v!r}: use HOST:PORT, like 127.0.0.1:8080")
+        return v
+
+    @field_validator("heartbeat_margin")
+    @classmethod
+    def _margin(cls, v: timedelta) -> timedelta:
+        if not timedelta(0) < v < UL1610_MAX:
+            raise ValueError("the margin is more than 0 s and less than 200 s (UL 1610)")
+        return v
+
+    @field_validator("write_every")
+    @classmethod
+    def _every(cls, v: timedelta) -> timedelta:
+        if not timedelta(milliseconds=10) <= v <= timedelta(seconds=5):
+            raise ValueError("write every 10ms to 5s")
+        return v
+
+    @field_validator("supervisor_limit")
+    @classmethod
+    def _limit(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("the limit is more than 0")
+        return v
+
+    @field_validator("pdf_font")
+    @classmethod
+    def _font(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no font file {v}")
+        return v
+
+
+def parse_settings(text: str, source: str = "<settings>") -> StationSettings:
+    """Validate YAML text; ConfigError with every problem found, each with its line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, [Problem("", f"YAML syntax error: {e.problem or e}", line)]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [Problem("", "the file must be a YAML mapping (database:, broker: ...)", 1)])
+    lines = _LineMap(node)
+    try:
+        return StationSettings.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(
+            source,
+            sorted(
+                (
+                    Problem(_format_loc(tuple(err["loc"])), _station_friendly(dict(err)),
+                            lines.line(tuple(err["loc"])))
+                    for err in e.errors()
+                ),
+                key=lambda p: (p.line or 0, p.path),
+            ),  # fmt: skip
+        ) from None
+
+
+def _station_friendly(err: dict[str, Any]) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown key (check the spelling; every key is in docs/station.md)"
+    return _friendly(err)
+
+
+def load_settings(path: str | Path) -> StationSettings:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), [Problem("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), [Problem("", f"cannot read the file: {e}")]) from None
+    return parse_settings(text, str(p))
