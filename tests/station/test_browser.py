@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -75,7 +76,11 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
     station.start()
     site = Site(tmp_path / "site", config=site_config(tmp_path, broker.url))
     site.start(WEDNESDAY_NOON)
-    wait = WebDriverWait(chrome, 20)
+    # a click that posts a form loads a new page: a node looked at meanwhile can vanish under
+    # chromedriver ("does not belong to the document"); the wait looks again
+    wait = WebDriverWait(
+        chrome, 20, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+    )
     try:
         assert wait_for(lambda: site.status()["broker"]["connected"], timeout=15)
         login(chrome, station.url, "lan", "wrong password, surely")
