@@ -100,6 +100,7 @@ class Ingest:
         self._states: deque[tuple[str, str, float, str]] = deque()
         self._bad: deque[tuple[float, str, str, bytes]] = deque()
         self._versions: dict[str, str] = {}
+        self._saved_sites: dict[str, tuple[Any, ...]] = {}  # each site's row as last written
         self.db_down: str | None = None  # why the last write failed, while it keeps failing
         self.messages = 0
         self.stored_events = 0
@@ -320,12 +321,27 @@ class Ingest:
                 for site, lost, why in changes:
                     if lost:
                         opened.append(self.store.comm_lost(site, why, now))
-                self.store.save_sites(self.liveness.sites.values(), self._versions)
+                self._save_sites()
             except SQLAlchemyError as e:
                 self.db_down = _why(e)
         if changes:
             self.changed()
         return opened
+
+    def _save_sites(self) -> None:
+        """Write the sites whose liveness or version changed since they were last written: an
+        idle station writes nothing, where it committed every site five times a second."""
+        rows = {
+            s.site: (s.online, s.last_seen, s.heartbeat_s, s.reason, s.comm_lost_since,
+                     self._versions.get(s.site))  # fmt: skip
+            for s in self.liveness.sites.values()
+        }
+        dirty = [s for s in self.liveness.sites.values() if self._saved_sites.get(s.site) != rows[s.site]]
+        if not dirty:
+            return
+        self.store.save_sites(dirty, self._versions)
+        for s in dirty:
+            self._saved_sites[s.site] = rows[s.site]
 
     def run(self, stop: threading.Event, every: float = 0.2, urgent_every: float = 0.05) -> None:
         """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm

@@ -6,6 +6,7 @@ import json
 import uuid
 
 import psycopg
+import pytest
 
 from controller.station.ingest import Ingest, check_event
 from controller.station.store import Store
@@ -83,6 +84,32 @@ def test_a_silent_site_opens_one_comm_lost_incident(store: Store) -> None:
     assert inc.what == "comm_lost"
     [row] = store.sites()
     assert row["comm_lost_since"] == 91.0 and row["version"] == "0.1.0"
+
+
+def test_an_idle_station_writes_a_site_only_when_its_liveness_changed(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[list[str]] = []
+    save = store.save_sites
+    monkeypatch.setattr(
+        store, "save_sites", lambda lives, v=None: (written.append([s.site for s in lives]),
+                                                    save(lives, v))[1]
+    )  # fmt: skip
+    ing = Ingest(store, P)
+    ing.accept(f"{P}/office-a/heartbeat", j({"seq": 1, "interval_s": 60}), 0.0)
+    ing.accept(f"{P}/office-b/heartbeat", j({"seq": 1, "interval_s": 60}), 0.0)
+    ing.tick(0.2)
+    assert written == [["office-a", "office-b"]]
+    for k in range(1, 50):  # ten quiet seconds of ticks
+        ing.tick(0.2 + k * 0.2)
+    assert written == [["office-a", "office-b"]]
+    ing.accept(f"{P}/office-b/heartbeat", j({"seq": 2, "interval_s": 60}), 30.0)
+    ing.tick(30.2)
+    assert written[-1] == ["office-b"]
+    ing.tick(91.0)  # office-a fell silent: communication lost
+    ing.tick(91.2)
+    assert written[-1] == ["office-a"] and len(written) == 3
+    assert {r["site"]: r["comm_lost_since"] for r in store.sites()}["office-a"] == 91.0
 
 
 def test_a_database_that_goes_away_is_buffered_for_and_caught_up_with(pg_url: str) -> None:
