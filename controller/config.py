@@ -850,10 +850,10 @@ class _LineMap:
         node = self.root
         best: int | None = node.start_mark.line + 1 if node is not None else None
         for part in loc:
-            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            if isinstance(node, yaml.MappingNode):  # a key may be a number (`1:`) too
                 nxt = None
                 for k, v in node.value:
-                    if isinstance(k, yaml.ScalarNode) and k.value == part:
+                    if isinstance(k, yaml.ScalarNode) and k.value == str(part):
                         nxt, best = v, k.start_mark.line + 1
                         break
                 node = nxt

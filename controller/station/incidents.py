@@ -193,11 +193,12 @@ class Incident:
     def age(self, now: float) -> float:
         return max(0.0, now - self.opened_at)
 
-    def colour(self, now: float) -> str:
-        """green, amber or red by how long the incident has waited for an operator."""
+    def colour(self, now: float, ageing: Mapping[int, tuple[float, float]] = AGEING_S) -> str:
+        """green, amber or red by how long the incident has waited for an operator (`ageing`:
+        seconds to amber and to red by priority, the station's `ageing` setting)."""
         if self.state == "closed":
             return "grey"
-        amber, red = AGEING_S[self.priority]
+        amber, red = ageing.get(self.priority, AGEING_S[self.priority])
         waited = (self.acknowledged_at or now) - self.opened_at
         if waited >= red:
             return "red"

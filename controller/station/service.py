@@ -194,6 +194,7 @@ def serve(args: argparse.Namespace) -> int:
         language=args.language or s.language, commander=commander,
         overdue_s=s.supervisor_limit.total_seconds(),
         pdf_font=Path(s.pdf_font) if s.pdf_font else None,
+        ageing=s.ageing_seconds(),
     )  # fmt: skip
     config = uvicorn.Config(
         station.app(),

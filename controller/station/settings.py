@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from controller.config import (
     ConfigError,
@@ -24,6 +24,7 @@ from controller.config import (
     _LineMap,
     _Model,
 )
+from controller.station.incidents import AGEING_S
 
 UL1610_MAX = timedelta(seconds=200)  # a silent site is "communication lost" within 200 s
 
@@ -67,6 +68,31 @@ class Broker(_Model):
         return Mqtt.model_validate({k: getattr(self, k) for k in fields})
 
 
+class Ageing(_Model):
+    """How long an incident of one priority may wait for an operator: its row turns amber after
+    `amber`, red after `red`."""
+
+    amber: Duration
+    red: Duration
+
+    @model_validator(mode="after")
+    def _order(self) -> Ageing:
+        if not timedelta(0) < self.amber < self.red:
+            raise ValueError("amber comes first: 0 < amber < red")
+        return self
+
+
+Priority = Literal[1, 2, 3]
+
+
+def _default_ageing() -> dict[Priority, Ageing]:
+    def ageing(p: Priority) -> Ageing:
+        amber, red = AGEING_S[p]
+        return Ageing(amber=timedelta(seconds=amber), red=timedelta(seconds=red))
+
+    return {1: ageing(1), 2: ageing(2), 3: ageing(3)}
+
+
 class StationSettings(_Model):
     database: str = "station.db"  # a SQLite path or sqlite:///..., or postgresql://...
     broker: Broker = Broker()
@@ -80,6 +106,17 @@ class StationSettings(_Model):
     write_every: Duration = timedelta(milliseconds=200)
     supervisor_limit: Duration = timedelta(minutes=15)
     pdf_font: str | None = None
+    ageing: dict[Priority, Ageing] = Field(default_factory=_default_ageing)
+
+    @field_validator("ageing")
+    @classmethod
+    def _ageing(cls, v: dict[Priority, Ageing]) -> dict[Priority, Ageing]:
+        """A priority the file leaves out keeps its default."""
+        return {**_default_ageing(), **v}
+
+    def ageing_seconds(self) -> dict[int, tuple[float, float]]:
+        """Seconds to amber and to red by priority, as the console takes them."""
+        return {p: (a.amber.total_seconds(), a.red.total_seconds()) for p, a in self.ageing.items()}
 
     @field_validator("listen")
     @classmethod

@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -45,7 +45,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.station import auth, pictures
-from controller.station.incidents import PRIORITY_NAMES, RESOLUTIONS, Incident, IncidentError
+from controller.station.incidents import (
+    AGEING_S,
+    PRIORITY_NAMES,
+    RESOLUTIONS,
+    Incident,
+    IncidentError,
+)
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
 from controller.station.report import Review, review
@@ -95,8 +101,10 @@ class Station:
         language: str = DEFAULT_LANGUAGE,
         commander: Commander | None = None,
         pdf_font: Path | None = None,
+        ageing: Mapping[int, tuple[float, float]] = AGEING_S,
     ) -> None:
         self.commander = commander
+        self.ageing = ageing  # seconds to amber and to red by priority (the `ageing` setting)
         self.pdf_font = find_font(pdf_font)
         self.store = store
         self.ingest = ingest
@@ -170,6 +178,7 @@ class Station:
             csrf=_csrf_token(request),
             banner=banner,
             now=self.clock(),
+            ageing=self.ageing,
             **ctx,
         )
 
@@ -251,7 +260,7 @@ class Station:
         now = self.clock()
         groups: dict[str, list[dict[str, str]]] = {}
         for inc in qp.incidents:
-            groups.setdefault(inc.site, []).append(queue_row(inc, now, _))
+            groups.setdefault(inc.site, []).append(queue_row(inc, now, _, self.ageing))
         return {
             "groups": groups,
             "q": qp,
@@ -545,12 +554,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def queue_row(inc: Incident, now: float, _: Callable[[str], str]) -> dict[str, str]:
+def queue_row(
+    inc: Incident,
+    now: float,
+    _: Callable[[str], str],
+    ageing: Mapping[int, tuple[float, float]] = AGEING_S,
+) -> dict[str, str]:
     """An incident's row of the queue as the texts the page shows (the template only prints
     them: 50 rows of calls and attribute look-ups in Jinja cost more than the database)."""
     return {
         "id": inc.id,
-        "cls": f"incident {inc.colour(now)}{' p1' if inc.priority == 1 else ''}",
+        "cls": f"incident {inc.colour(now, ageing)}{' p1' if inc.priority == 1 else ''}",
         "state": inc.state,
         "priority": f"P{inc.priority} {_(PRIORITY_NAMES[inc.priority])}",
         "what": f"{_(inc.what)} · {inc.zone}" if inc.zone else _(inc.what),

@@ -9,6 +9,7 @@ import pytest
 
 from controller.cli import build_parser
 from controller.config import ConfigError
+from controller.station.incidents import Incident
 from controller.station.service import broker_of, db_url, settings_of
 from controller.station.settings import load_settings, parse_settings
 from tests.station.proc import og_station
@@ -33,6 +34,8 @@ buffer_limit: 50000
 heartbeat_margin: 45s
 write_every: 100ms
 supervisor_limit: 10m
+ageing:
+  1: {amber: 10s, red: 40s}
 """
 
 
@@ -44,7 +47,26 @@ def test_a_settings_file_with_every_key_is_read() -> None:
     assert s.buffer_limit == 50_000 and s.heartbeat_margin == timedelta(seconds=45)
     assert s.write_every == timedelta(milliseconds=100)
     assert s.supervisor_limit == timedelta(minutes=10)
+    # priority 1 as the file says; 2 and 3 keep their defaults
+    assert s.ageing_seconds() == {1: (10.0, 40.0), 2: (60.0, 300.0), 3: (300.0, 1800.0)}
     assert parse_settings("").database == "station.db"  # an empty file: the defaults
+
+
+def test_ageing_that_turns_red_before_amber_or_names_no_priority_is_refused_with_its_line() -> None:
+    text = "ageing:\n  1: {amber: 5m, red: 1m}\n  4: {amber: 1m, red: 2m}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_settings(text, "station.yaml")
+    msg = str(err.value)
+    assert "amber comes first" in msg and "line 2" in msg
+    assert "line 3" in msg and "must be 1, 2 or 3" in msg
+
+
+def test_the_console_colours_an_incident_by_the_stations_ageing() -> None:
+    inc = Incident(id="e1", site="office-a", priority=1, what="burglary", zone=None,
+                   opened_at=0.0, title="Alarm")  # fmt: skip
+    assert inc.colour(20.0) == "green"  # the default: amber after 30 s
+    fast = parse_settings("ageing:\n  1: {amber: 10s, red: 15s}\n").ageing_seconds()
+    assert inc.colour(12.0, fast) == "amber" and inc.colour(20.0, fast) == "red"
 
 
 def test_every_problem_of_a_settings_file_is_told_with_its_line() -> None:
