@@ -20,7 +20,8 @@ def test_command_results_never_take_the_window_from_an_event(tmp_path: Path) -> 
         async def main() -> None:
             link = make_link(broker.url)
             link.start()
-            assert await until(lambda: link.connected)
+            # connected, and the link's own "online" status acknowledged: nothing in flight
+            assert await until(lambda: link.connected and not link._pending)  # noqa: SLF001
             assert link.bulk_limit == 2  # a quarter of the broker's 8
             results = [
                 link.publish(f"officeguard/{SITE}/cmd/result", f"r{i}", bulk=True)
