@@ -145,6 +145,8 @@ def _check_delivered(site: Site, rec: Recorder, alarm_id: str) -> None:
         first.setdefault(t.rsplit("/", 1)[1], t)
     assert list(first) == ids  # in the order they were taken
     assert all(f"/snapshot/{alarm_id}/" in t for t in first.values())
+    # the snapshot event comes through the events' path, the images on their own link
+    assert wait_for(lambda: any(e["kind"] == "snapshot" for e in _events(rec)), timeout=20)
     snap = next(e for e in _events(rec) if e["kind"] == "snapshot")["detail"]
     assert isinstance(snap, dict) and snap["event"] == alarm_id
     sizes = {i["id"]: i["size"] for i in snap["images"]}
