@@ -1237,8 +1237,9 @@ def _warnings(cfg: SiteConfig) -> list[tuple[tuple[int | str, ...], str]]:
     return out
 
 
-def parse_config(text: str, source: str = "<config>") -> Loaded:
-    """Validate YAML text; raise ConfigError with every problem found."""
+def read_yaml(text: str, source: str) -> tuple[Any, _LineMap]:
+    """The YAML text's data and the line of each key in it; ConfigError, with the line, when
+    it is not YAML (the site's config and the station's settings read their files alike)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -1254,7 +1255,23 @@ def parse_config(text: str, source: str = "<config>") -> Loaded:
         ) from None
     except yaml.YAMLError as e:
         raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
-    lines = _LineMap(node)
+    return data, _LineMap(node)
+
+
+def read_text(path: str | Path) -> str:
+    """A config file's text; ConfigError (no such file, cannot read it) otherwise."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), [Problem("", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(p), [Problem("", f"cannot read the file: {e}")]) from None
+
+
+def parse_config(text: str, source: str = "<config>") -> Loaded:
+    """Validate YAML text; raise ConfigError with every problem found."""
+    data, lines = read_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(
             source,
@@ -1289,14 +1306,7 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 
 def load_config(path: str | Path) -> Loaded:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(p), [Problem("", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [Problem("", f"cannot read the file: {e}")]) from None
-    return parse_config(text, str(p))
+    return parse_config(read_text(path), str(path))
 
 
 def summary(cfg: SiteConfig) -> str:

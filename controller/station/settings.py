@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from controller.config import (
@@ -21,8 +20,9 @@ from controller.config import (
     Problem,
     _format_loc,
     _friendly,
-    _LineMap,
     _Model,
+    read_text,
+    read_yaml,
 )
 from controller.station.incidents import AGEING_S
 
@@ -157,20 +157,11 @@ class StationSettings(_Model):
 
 def parse_settings(text: str, source: str = "<settings>") -> StationSettings:
     """Validate YAML text; ConfigError with every problem found, each with its line."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, [Problem("", f"YAML syntax error: {e.problem or e}", line)]) from None
-    except yaml.YAMLError as e:
-        raise ConfigError(source, [Problem("", f"YAML error: {e}")]) from None
-    if data is None:
+    data, lines = read_yaml(text, source)
+    if data is None:  # an empty file: the defaults
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [Problem("", "the file must be a YAML mapping (database:, broker: ...)", 1)])
-    lines = _LineMap(node)
     try:
         return StationSettings.model_validate(data)
     except ValidationError as e:
@@ -194,11 +185,4 @@ def _station_friendly(err: dict[str, Any]) -> str:
 
 
 def load_settings(path: str | Path) -> StationSettings:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(p), [Problem("", "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(p), [Problem("", f"cannot read the file: {e}")]) from None
-    return parse_settings(text, str(p))
+    return parse_settings(read_text(path), str(path))
