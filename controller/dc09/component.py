@@ -120,6 +120,8 @@ class Dc09Reporting(Component):
     def clock_stepped(self, delta: timedelta) -> None:
         if self.sender is not None:
             self.sender.clock_stepped(delta)
+        if self.outbox is not None:
+            self.outbox.clock_stepped(delta)
 
     def close(self) -> None:
         if self.outbox is not None:

@@ -285,6 +285,7 @@ class Reporting(Component):
     def clock_stepped(self, delta: timedelta) -> None:
         """A step of the time of day must not hold a sensor's state back (a step back would
         leave its window's end in the future): whatever waits goes out now."""
+        self.outbox.clock_stepped(delta)
         waiting = list(self._sensor_window)
         self._end_sensor_windows()
         if self.link.connected:

@@ -187,6 +187,7 @@ class Outbox:
         self._tick_scheduled = False
         self._retry: TimerHandle | asyncio.TimerHandle | None = None
         self._clock = clock  # the daemon's: a retry waits on its time (asyncio's without one)
+        self._retry_at: datetime | None = None  # when, on that clock
         self._closed = False
         self.published = 0
         self.delivered = 0
@@ -523,15 +524,24 @@ class Outbox:
         self._restart_round()
         if self.link.connected and not self._closed and self._retry is None:
             if self._clock is not None:
-                when = self._clock.now() + timedelta(seconds=self.retry_delay)
-                self._retry = self._clock.call_at(when, self._retry_now)
+                self._retry_at = self._clock.now() + timedelta(seconds=self.retry_delay)
+                self._retry = self._clock.call_at(self._retry_at, self._retry_now)
             else:
                 self._retry = asyncio.get_running_loop().call_later(
                     self.retry_delay, self._retry_now
                 )
 
+    def clock_stepped(self, delta: timedelta) -> None:
+        """The time of day stepped: a pause under way keeps its length (a step back must not
+        hold delivery up for as long as the step)."""
+        if self._clock is not None and self._retry is not None and self._retry_at is not None:
+            self._retry.cancel()
+            self._retry_at += delta
+            self._retry = self._clock.call_at(self._retry_at, self._retry_now)
+
     def _retry_now(self) -> None:
         self._retry = None
+        self._retry_at = None
         self._schedule_tick()
 
     def _on_disconnect(self) -> None:

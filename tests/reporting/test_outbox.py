@@ -200,6 +200,28 @@ def test_a_pause_after_a_lost_message_follows_the_daemons_clock(tmp_path: Path) 
     asyncio.run(main())
 
 
+def test_a_pause_keeps_its_length_when_the_clock_steps_back(tmp_path: Path) -> None:
+    j = journal_with(tmp_path, 1)
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        link = FakeLink()
+        ob = Outbox(j, link, TOPIC, window=10, retry_delay=5.0, clock=clock)
+        link.up()
+        await settle()
+        link.sent[0][2].set_result(False)  # lost: a pause of 5 s begins
+        await settle()
+        step = timedelta(hours=-1)  # NTP sets the clock an hour back
+        clock.jump(clock.now() + step)
+        ob.clock_stepped(step)
+        clock.advance(timedelta(seconds=5))
+        await settle()
+        assert link.seqs()[1:] == [1]  # resent after 5 s, not after an hour
+        ob.close()
+
+    asyncio.run(main())
+
+
 def test_bad_arguments_refused(tmp_path: Path) -> None:
     j = journal_with(tmp_path, 0)
     with pytest.raises(ValueError, match="window"):
