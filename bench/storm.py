@@ -34,7 +34,8 @@ from bench.common import (
     workspace,
 )
 
-TARGET_RATE = 5000.0
+# issue 15: three times the physical ceiling of one Pi (~830 input changes/s)
+TARGET_RATE = 2500.0
 N_SENSORS = 25
 
 
