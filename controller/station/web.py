@@ -67,6 +67,7 @@ OVERDUE_S = 15 * 60.0
 # are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
 QUEUE_ROWS = 50
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
+STEPS = ("acknowledge", "note", "close")  # what an operator's POST /incident/{id}/{step} does
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -291,13 +292,17 @@ class Station:
         form = await request.form()
         user = request.session["user"]
         kw = {k: str(form.get(k, "")) for k in ("text", "resolution")}
+        _ = self.gettext(request)
+        if action not in STEPS:
+            return self.render(request, "error.html", 404, error=_("No such step."))
         try:
             await self.db(self.store.act, iid, action, user, self.clock(), **kw)
         except (IncidentError, StoreError) as e:
             inc = await self.db(self.store.incident, iid)
             if inc is None:
-                return self.render(request, "error.html", 404, error=str(e))
-            return self.render(request, "incident.html", 409, inc=inc, error=str(e))
+                return self.render(request, "error.html", 404, error=_("No such incident."))
+            why = e.translated(_) if isinstance(e, IncidentError) else str(e)
+            return self.render(request, "incident.html", 409, inc=inc, error=why)
         if self.ingest is not None:
             self.ingest.changed()
         back = "/" if action == "close" else f"/incident/{iid}"

@@ -382,3 +382,23 @@ def test_the_review_pdf_without_a_unicode_font_drops_the_vietnamese_marks_and_sa
     text = PdfReader(io.BytesIO(body)).pages[0].extract_text()
     assert "Danh gia: van-phong, 2026" in text and "Thiet bi bay: 0" in text
     assert "no Unicode font found" in text
+
+
+def test_a_step_that_does_not_fit_is_refused_in_the_operators_language(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    tok = b.get(f"/incident/{eid}").csrf()
+    b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "test"})
+    p = b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "test"})
+    assert p.status == 409 and f"incident {eid} is closed already" in p.body
+    b.get("/?lang=vi")
+    p = b.post(f"/incident/{eid}/note", {"csrf": tok, "text": "muộn"})
+    assert p.status == 409 and f"sự cố {eid} đã đóng: không thể thêm ghi chú" in p.body
+    p = b.post(f"/incident/{eid}/reopen", {"csrf": tok})
+    assert p.status == 404 and "Không có bước xử lý này." in p.body
+    p = b.post("/incident/nope/acknowledge", {"csrf": tok})
+    assert p.status == 404 and "Không có sự cố này." in p.body
