@@ -54,7 +54,7 @@ from controller.station.incidents import (
 )
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
-from controller.station.report import Review, review
+from controller.station.report import Review, chart, period_events, review
 from controller.station.report_pdf import find_font, review_pdf
 from controller.station.store import Store, StoreError
 
@@ -381,7 +381,7 @@ class Station:
         rev = await self.review(request)
         if rev is None:
             return PlainTextResponse("bad year or month", status_code=400)
-        return self.render(request, "report.html", r=rev, months=range(1, 13))
+        return self.render(request, "report.html", r=rev, c=chart(rev), months=range(1, 13))
 
     async def report_pdf(self, request: Request) -> Response:
         """The same review as a PDF the station makes (report_pdf.py)."""
@@ -415,9 +415,7 @@ class Station:
         end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
         end = datetime(end_y, end_m, 1).astimezone()
         since, until = start.timestamp(), end.timestamp()
-        events = await self.db(
-            self.store.search, site=site, since=since, until=until, limit=1_000_000
-        )
+        events = await self.db(period_events, self.store, site, since, until)
         incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
         return review(site, year, month, events, incidents)
 

@@ -256,7 +256,7 @@ def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
     b.post(f"/incident/{iid.group(1)}/close", {"csrf": tok, "resolution": "false_alarm"})
     page = b.get("/site/office-a/report?year=2026").body
     assert "2026-02-16, 2026-03-02" in page
-    row = re.search(r"<tr><td>alarm</td>(.*?)</tr>", page, re.S)
+    row = re.search(r"<tr><th scope=\"row\">alarm</th>(.*?)</tr>", page, re.S)
     assert row is not None
     cells = re.findall(r"<td>([^<]*)", row.group(1))
     assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
@@ -272,10 +272,18 @@ def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
         alarm(ing, clock.now + k, cid="E110" if k >= 115 else "E130", zone=f"z{k:03d}")
     b = Browser(srv.url)
     first = b.login("lan", PW).body
-    assert "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
-    assert "page 1 of 3" in first and 'rel="next" href="/?page=2"' in first and 'rel="prev"' not in first
+    assert (
+        "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
+    )
+    assert (
+        "page 1 of 3" in first
+        and 'rel="next" href="/?page=2"' in first
+        and 'rel="prev"' not in first
+    )
     assert "office-a</a> <small>120 open</small>" in first
-    zones = [re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)]
+    zones = [
+        re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)
+    ]
     assert [len(z) for z in zones] == [50, 50, 20]
     want = [f"z{k:03d}" for k in [*range(115, 120), *range(115)]]  # fires first, then by age
     assert [z for page in zones for z in page] == want
@@ -353,9 +361,10 @@ def test_the_station_makes_the_review_as_a_pdf_with_the_figures_of_its_page(
 ) -> None:
     srv = site[0]
     b = _reviewed_site(site)
-    assert 'id="pdf" href="/site/office-a/report.pdf?year=2026"' in b.get(
-        "/site/office-a/report?year=2026"
-    ).body
+    assert (
+        'id="pdf" href="/site/office-a/report.pdf?year=2026"'
+        in b.get("/site/office-a/report?year=2026").body
+    )
     text = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026")
     assert "Review: office-a, 2026" in text and "Alarms by kind and month" in text
     assert "Nights with alarms: 2" in text and "2026-02-16, 2026-03-02" in text
@@ -402,3 +411,41 @@ def test_a_step_that_does_not_fit_is_refused_in_the_operators_language(
     assert p.status == 404 and "Không có bước xử lý này." in p.body
     p = b.post("/incident/nope/acknowledge", {"csrf": tok})
     assert p.status == 404 and "Không có sự cố này." in p.body
+
+
+def test_the_review_draws_its_alarms_as_an_svg_chart_and_counts_drone_tracks_and_missed_rounds(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = _reviewed_site(site)
+    seq = iter(range(10, 100))
+
+    def send(kind: str, ts: str, cid: str, **detail: object) -> None:
+        e = {"id": uuid.uuid4().hex, "seq": next(seq), "site": "office-a", "ts": ts,
+             "kind": kind, "cid": cid, "text": kind, "detail": detail}  # fmt: skip
+        ing.accept("officeguard/office-a/event", json.dumps(e).encode(), clock.now)
+
+    for update, ts in ((False, "22:00:00"), (True, "22:00:10"), (True, "22:00:20")):
+        send(
+            "drone", f"2026-02-20T{ts}+07:00", "E150", track="rid.aa", detector="rid", update=update
+        )
+    send("drone", "2026-02-20T22:01:00+07:00", "E150", track="rid.bb", detector="rid", update=False)
+    send("patrol", "2026-02-21T02:30:00+07:00", "E102", patrol="missed", plan="đêm",
+         night="2026-02-20", due="2026-02-21T02:00:00+07:00")  # fmt: skip
+    send("patrol", "2026-02-22T02:30:00+07:00", "R458", patrol="completed", plan="đêm")
+    ing.flush(clock.now)
+    page = b.get("/site/office-a/report?year=2026").body
+    svg = re.search(r'<svg id="chart".*?</svg>', page, re.S)
+    assert svg is not None and 'role="img"' in svg.group(0)
+    bars = re.findall(r'<rect class="bar" data-kind="(\w+)" data-month="(\d+)"', svg.group(0))
+    assert sorted(bars) == [("alarm", "2"), ("alarm", "3"), ("drone", "2")]
+    assert re.search(r'class="total"[^>]*>4</text>', svg.group(0))  # February: 2 alarms, 2 drones
+    drones = re.search(r'<tr><th scope="row">drone</th>(.*?)</tr>', page, re.S)
+    assert drones is not None and re.findall(r"<td>([^<]*)", drones.group(1))[1] == "2"
+    assert 'id="drones">2</span> (tracks; 4 reports)' in page
+    assert 'id="patrols-missed">1<' in page and "2026-02-20 · đêm · 2026-02-21T02:00" in page
+    text = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026")
+    assert "Drones: 2 (tracks; 4 reports)" in text and "patrol rounds missed: 1" in text
+    assert "2026-02-20 · đêm" in text
+    vi = b.get("/site/office-a/report?year=2026&lang=vi").body
+    assert "lượt tuần tra bị bỏ lỡ" in vi and "Các con số của biểu đồ" in vi
