@@ -18,7 +18,6 @@ import asyncio
 import csv
 import hmac
 import io
-import json
 import re
 import secrets
 import time
@@ -44,7 +43,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.station import auth, pictures
+from controller.station import auth, board, pictures
 from controller.station.incidents import (
     AGEING_S,
     PRIORITY_NAMES,
@@ -107,6 +106,7 @@ class Station:
         self.commander = commander
         self.ageing = ageing  # seconds to amber and to red by priority (the `ageing` setting)
         self.pdf_font = find_font(pdf_font)
+        self.board_states = board.LatestStates()  # the site board's zones, troubles...
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -309,7 +309,14 @@ class Station:
         return RedirectResponse(back, status_code=303)
 
     async def sites(self, request: Request) -> Response:
+        """The site board: each site's link, heartbeat, open incidents, and (board.py) its
+        zones' armed state, open troubles, drones and patrol plans."""
         rows = await self.db(self.store.sites)
+        states = await self.db(self.board_states.read, self.store)
+        drones = await self.db(board.recent_drones, self.store, self.clock())
+        for r in rows:
+            r["board"] = board.summary(board.site_board(states.get(r["site"], [])))
+            r["drones"] = drones.get(r["site"])
         qn, _ = await self.db(self.store.quarantined, 0)
         counters = self.ingest.counters() if self.ingest else {}
         return self.render(request, "sites.html", sites=rows, quarantined=qn, counters=counters)
@@ -323,7 +330,7 @@ class Station:
             request,
             "site.html",
             site=site,
-            board=site_board(state),
+            board=board.site_board(state),
             commands=await self.db(self.store.commands, site, 10),
             remote=self.commander is not None,
             incidents=incidents,
@@ -589,40 +596,6 @@ def pager(page: int, pages: int, around: int = 3) -> list[int | None]:
         elif out and out[-1] is not None:
             out.append(None)
     return out
-
-
-def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:
-    """A site's latest retained messages (one per topic) read into its board: zones with their
-    state and alarm, troubles, drones tracked now, patrols, heartbeat and status; what does not
-    parse is listed raw under `other`."""
-    board: dict[str, Any] = {
-        "zones": {}, "troubles": [], "drones": {}, "patrols": {}, "status": None,
-        "heartbeat": None, "other": [],
-    }  # fmt: skip
-    for row in state:
-        topic, body = str(row["topic"]), str(row["body"])
-        parts = topic.split("/")
-        try:
-            d = json.loads(body) if body else None
-        except ValueError:
-            d = None
-        if d is None or not isinstance(d, dict):
-            if body:
-                board["other"].append(row)
-            continue  # a cleared retained topic: the zone, drone or trouble is gone
-        if len(parts) == 3 and parts[0] == "zone" and parts[2] == "state":
-            board["zones"][parts[1]] = d
-        elif topic == "trouble/state" and isinstance(d.get("troubles"), list):
-            board["troubles"] = [t for t in d["troubles"] if isinstance(t, dict)]
-        elif len(parts) == 2 and parts[0] == "drone":
-            board["drones"][parts[1]] = d
-        elif len(parts) == 2 and parts[0] == "patrol":
-            board["patrols"][parts[1]] = d
-        elif topic in ("status", "heartbeat"):
-            board[topic] = d
-        else:
-            board["other"].append(row)
-    return board
 
 
 @lru_cache(maxsize=1)

@@ -202,6 +202,10 @@ def test_every_text_the_pages_translate_has_a_vietnamese_translation() -> None:
         "comm_lost",
     }
     used |= {"opened", "event", "acknowledged", "note", "closed"}
+    # the site board's zone states, patrol states and round outcomes (docs/mqtt.md, patrol.md)
+    used |= {"disarmed", "arming", "armed_away", "armed_home", "armed_night", "pending"}
+    used |= {"triggered", "waiting", "due", "late", "in_round", "silent", "no_sign_of_life"}
+    used |= {"idle", "missed", "completed", "incomplete"}
     assert sorted(u for u in used if u not in vi) == []
 
 
@@ -449,3 +453,54 @@ def test_the_review_draws_its_alarms_as_an_svg_chart_and_counts_drone_tracks_and
     assert "2026-02-20 · đêm" in text
     vi = b.get("/site/office-a/report?year=2026&lang=vi").body
     assert "lượt tuần tra bị bỏ lỡ" in vi and "Các con số của biểu đồ" in vi
+
+
+def test_the_site_board_shows_each_sites_zones_troubles_drones_and_patrols(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    P, Q = "officeguard/office-a", "officeguard/office-b"
+    ing.accept(f"{P}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{Q}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{P}/heartbeat", b'{"interval_s": 60}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "disarmed", "alarm": false}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "armed_away", "alarm": false}', clock.now + 1)
+    ing.accept(f"{P}/zone/lobby/state", b'{"state": "triggered", "alarm": true}', clock.now)
+    ing.accept(
+        f"{P}/trouble/state",
+        b'{"troubles": [{"source": "siren.hall", "cid": "E321", "what": "siren fault"}]}',
+        clock.now,
+    )
+    ing.accept(f"{P}/drone/rid.aa", b'{"uas_id": "1596F3504570"}', clock.now)
+    ing.accept(f"{P}/drone/rid.bb", b'{"uas_id": "gone"}', clock.now)
+    ing.accept(f"{P}/drone/rid.bb", b"", clock.now + 1)  # that track was lost
+    patrol = {"state": "late", "next_due": None, "round": None,
+              "last_round": {"due": "2026-02-17T02:00:00+07:00", "outcome": "missed", "at": "x"}}  # fmt: skip
+    ing.accept(f"{P}/patrol/night", json.dumps(patrol).encode(), clock.now)
+    ing.accept(f"{Q}/zone/store/state", b'{"state": "armed_night", "alarm": false}', clock.now)
+    ing.accept(f"{Q}/trouble/state", b'{"troubles": []}', clock.now)
+    for n, (track, update) in enumerate((("rid.aa", False), ("rid.aa", True), ("rid.cc", False))):
+        e = {"id": uuid.uuid4().hex, "seq": n + 1, "site": "office-a", "ts": "2027-01-15T08:00:00+07:00",
+             "kind": "drone", "cid": "E150", "text": "drone", "detail": {"track": track, "detector": "rid", "update": update}}  # fmt: skip
+        ing.accept(f"{P}/event", json.dumps(e).encode(), clock.now - 3600)
+    old = {"id": uuid.uuid4().hex, "seq": 9, "site": "office-b", "ts": "2027-01-13T08:00:00+07:00",
+           "kind": "drone", "cid": "E150", "text": "drone", "detail": {"track": "x", "detector": "rid"}}  # fmt: skip
+    ing.accept(f"{Q}/event", json.dumps(old).encode(), clock.now - 3 * 86400)  # too old to show
+    ing.flush(clock.now + 1)
+    ing.tick(clock.now + 1)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/sites").body
+    a = re.search(r'<tr class="\w+" id="site-office-a">(.*?)</tr>', page, re.S)
+    bb = re.search(r'<tr class="\w+" id="site-office-b">(.*?)</tr>', page, re.S)
+    assert a is not None and bb is not None
+    row_a, row_b = a.group(1), bb.group(1)
+    assert 'class="chip green" data-state="armed_away">finance: armed_away' in row_a
+    assert 'class="chip red" data-state="triggered">lobby: triggered' in row_a
+    assert "siren fault" in row_a and "1 tracked now" in row_a and "2 tracks in 24 h" in row_a
+    assert 'class="bad" data-state="late">night: late · last round missed' in row_a
+    assert 'data-state="armed_night">store: armed_night' in row_b and "None." in row_b
+    assert "tracked now" not in row_b and "tracks in 24 h" not in row_b
+    assert 'data-label="Zones"' in row_a  # the phone's layout labels each cell
+    vi = b.get("/sites?lang=vi").body
+    assert "finance: bật (vắng người)" in vi and "night: trễ · lượt trước bỏ lỡ" in vi
