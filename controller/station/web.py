@@ -462,8 +462,10 @@ class Station:
         """Server-Sent Events: `queue` whenever the queue may have changed, at once (ingest
         and the operators' steps wake the stream), carrying the page's queue (`?page=N`) as
         HTML after a first line with the generation and the most urgent open priority-1
-        incident, so the page needs no request of its own to show a new alarm."""
+        incident, so the page needs no request of its own to show a new alarm. With `?head=1`
+        (every other page, for the priority-1 sound) only that first line."""
         loop = self._loop = asyncio.get_running_loop()
+        head_only = request.query_params.get("head") == "1"  # the pages but the queue: no HTML
 
         async def stream() -> AsyncIterator[str]:
             last = -1
@@ -472,14 +474,16 @@ class Station:
                 woken = loop.create_future()  # before reading the generation: no change missed
                 self._waiters.add(woken)
                 gen = self.ingest.generation if self.ingest else 0
-                if gen != last:
+                if gen != last and head_only:
+                    top = _open_p1(await self.db(self.store.open_incidents, 1))
+                    yield f"event: queue\ndata: {gen} {top}\n\n"
+                    last = gen
+                elif gen != last:
                     ctx = await self.queue_context(request)
                     first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
                     if first is None:
                         first = await self.db(self.store.open_incidents, 1)
-                    top = first[0].id if first and first[0].priority == 1 else ""
-                    if first and first[0].state != "open":
-                        top = ""
+                    top = _open_p1(first)
                     frag = self.html(request, "queue_frag.html", **ctx)
                     data = "".join(f"data: {line}\n" for line in frag.split("\n"))
                     yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
@@ -611,6 +615,14 @@ def catalogues() -> dict[str, dict[str, str]]:
             str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str) and m.string
         }
     return out
+
+
+def _open_p1(first: list[Incident]) -> str:
+    """The id of the queue's most urgent incident when it is priority 1 and nobody has
+    acknowledged it yet (a new one makes the pages beep), else ""."""
+    if first and first[0].priority == 1 and first[0].state == "open":
+        return first[0].id
+    return ""
 
 
 def _csrf_token(request: Request) -> str:

@@ -504,3 +504,27 @@ def test_the_site_board_shows_each_sites_zones_troubles_drones_and_patrols(
     assert 'data-label="Zones"' in row_a  # the phone's layout labels each cell
     vi = b.get("/sites?lang=vi").body
     assert "finance: bật (vắng người)" in vi and "night: trễ · lượt trước bỏ lỡ" in vi
+
+
+def test_the_other_pages_live_stream_says_only_which_priority_1_is_new_without_the_queue(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    with b.opener.open(srv.url + "/live?head=1", timeout=10) as stream:
+
+        def next_event() -> list[str]:
+            lines: list[str] = []
+            while not lines or lines[-1] != "":
+                lines.append(stream.readline().decode().rstrip("\n"))
+            return lines[:-1]
+
+        assert next_event() == ["retry: 2000"]
+        assert next_event() == ["event: queue", "data: 0 "]
+        alarm(ing, clock.now)  # a burglary: priority 2, nothing to beep for
+        assert next_event() == ["event: queue", "data: 1 "]
+        eid = alarm(ing, clock.now, cid="E120", zone="hall")  # a panic: priority 1
+        assert next_event() == ["event: queue", f"data: 2 {eid}"]
+    page = b.get("/sites").body
+    assert 'id="sound-off"' in page and 'EventSource("/live?head=1")' in page
