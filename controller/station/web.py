@@ -323,7 +323,10 @@ class Station:
 
     async def site(self, request: Request) -> Response:
         site = request.path_params["site"]
-        state = await self.db(self.store.site_state, site)
+        recent = await self.db(self.store.site_state, site)  # its last 5,000 messages
+        kept = (await self.db(self.board_states.read, self.store)).get(site, [])
+        # the board's topics from the whole log: a zone armed a week ago is still on the page
+        state = list({r["topic"]: r for r in [*recent, *kept]}.values())
         incidents = await self.db(self.store.incidents_of, site)
         events = await self.db(self.store.search, site=site, limit=100)
         return self.render(

@@ -528,3 +528,21 @@ def test_the_other_pages_live_stream_says_only_which_priority_1_is_new_without_t
         assert next_event() == ["event: queue", f"data: 2 {eid}"]
     page = b.get("/sites").body
     assert 'id="sound-off"' in page and 'EventSource("/live?head=1")' in page
+
+
+def test_a_sites_page_keeps_a_zone_state_older_than_its_last_5000_messages(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    from controller.station import schema
+
+    srv, ing, clock = site
+    P = "officeguard/office-a"
+    ing.accept(f"{P}/zone/vault/state", b'{"state": "armed_away", "alarm": false}', clock.now)
+    ing.flush(clock.now)
+    beats = [{"site": "office-a", "topic": "heartbeat", "received_at": clock.now, "body": "{}"}]
+    with ing.store.tx() as conn:
+        conn.execute(schema.site_log.insert(), beats * 5001)  # ~3.5 days of heartbeats
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/site/office-a").body
+    assert '<td>vault</td><td data-state="armed_away">' in page
