@@ -126,22 +126,23 @@ def recent_drones(store: Store, now: float, window_s: float = RECENT_DRONES_S) -
     return {s: {"tracks": len(k), "last": last[s]} for s, k in tracks.items()}
 
 
+def _zone_colour(d: dict[str, Any]) -> str:
+    """red in alarm, green armed, amber arming or waiting for a code, grey disarmed."""
+    if d.get("alarm") or d.get("state") == "triggered":
+        return "red"
+    if d.get("state") in ARMED:
+        return "green"
+    if d.get("state") in ("arming", "pending"):
+        return "amber"
+    return "grey"
+
+
 def summary(board: dict[str, Any]) -> dict[str, Any]:
     """What the site board shows of one site's board: each zone with its state and whether it
     is armed or in alarm, the open troubles, the drones tracked now, each patrol plan's state
     and its last round's outcome."""
     zones = [
-        {
-            "zone": z,
-            "state": str(d.get("state") or "?"),
-            "cls": "red"
-            if d.get("alarm") or d.get("state") == "triggered"
-            else "green"
-            if d.get("state") in ARMED
-            else "amber"
-            if d.get("state") in ("arming", "pending")
-            else "grey",
-        }
+        {"zone": z, "state": str(d.get("state") or "?"), "cls": _zone_colour(d)}
         for z, d in sorted(board["zones"].items())
     ]
     patrols = []
@@ -155,7 +156,6 @@ def summary(board: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "zones": zones,
-        "armed": sum(1 for z in zones if z["state"] in ARMED),
         "troubles": board["troubles"],
         "drones_now": len(board["drones"]),
         "patrols": patrols,
