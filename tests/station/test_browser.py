@@ -4,10 +4,12 @@ processes. An alarm at the site appears in the open queue page by itself (Server
 an operator acknowledges it, writes a note and closes it, the note survives a station restart,
 and a wrong password is refused. And the priority-1 sound: blocked by the autoplay rules until
 a gesture, the "sound is off" bar shows; a click on it starts the sound and the bar goes; with
-the kiosk's autoplay flag the bar never shows."""
+the kiosk's autoplay flag the bar never shows. And the site board and the review fit a phone's
+width and grow on the big screen."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import uuid
@@ -150,6 +152,7 @@ def chromium(profile: Path, *flags: str) -> webdriver.Chrome:
 def local_station(tmp_path: Path) -> Iterator[tuple[Server, Ingest]]:
     store = Store.open(f"sqlite:///{tmp_path}/station.db")
     auth.set_operator(store, "lan", "operator", PW)
+    auth.set_operator(store, "boss", "supervisor", PW)
     ing = Ingest(store)
     with Server(Station(store, ing, secret_key="k" * 40, language="en")) as srv:
         yield srv, ing
@@ -177,7 +180,7 @@ def test_the_sound_off_bar_shows_while_the_browser_blocks_sound_and_a_click_enab
     local_station: tuple[Server, Ingest], tmp_path: Path
 ) -> None:
     srv, ing = local_station
-    driver = chromium(tmp_path / "profile")  # Chromium's own autoplay rules: sound after a gesture on the page
+    driver = chromium(tmp_path / "profile")  # Chromium's own rules: sound after a gesture
     try:
         wait = WebDriverWait(driver, 15)
         login(driver, srv.url, "lan", PW)
@@ -213,5 +216,48 @@ def test_with_the_kiosks_autoplay_flag_the_sound_is_on_without_a_click(
         driver.get(srv.url + "/sites")  # loaded afresh: without the flag, blocked (above)
         WebDriverWait(driver, 15).until(lambda d: sound(d) == "on")
         assert not driver.find_element(By.ID, "sound-off").is_displayed()
+    finally:
+        driver.quit()
+
+
+def test_the_site_board_and_the_review_fit_a_phone_and_grow_on_the_big_screen(
+    local_station: tuple[Server, Ingest], tmp_path: Path
+) -> None:
+    srv, ing = local_station
+    P = "officeguard/văn-phòng-chi-nhánh-đà-nẵng"
+    ing.accept(f"{P}/status", b'{"online": true, "version": "0.4.0"}', 0.0)
+    for n in range(6):
+        ing.accept(f"{P}/zone/khu-vuc-{n}/state", b'{"state": "armed_away", "alarm": false}', 0.0)
+    ing.accept(
+        f"{P}/trouble/state",
+        '{"troubles": [{"source": "siren.hall", "cid": "E321", "what": "còi hành lang hỏng"}]}'.encode(),
+        0.0,
+    )
+    ing.accept(f"{P}/patrol/đêm", b'{"state": "late", "last_round": {"outcome": "missed"}}', 0.0)
+    for n in range(40):
+        e = {"id": uuid.uuid4().hex, "seq": n + 1, "site": "văn-phòng-chi-nhánh-đà-nẵng",
+             "ts": f"2026-{n % 12 + 1:02d}-10T22:00:00+07:00", "kind": ("alarm", "tamper")[n // 12 % 2],
+             "cid": "E130", "zone": "z", "text": "x", "detail": {}}  # fmt: skip
+        ing.accept(f"{P}/event", json.dumps(e).encode(), 0.0)
+    ing.flush(0.0)
+    ing.tick(0.0)
+    driver = chromium(tmp_path / "profile")
+    try:
+        login(driver, srv.url, "boss", PW)
+        WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.ID, "count")))
+        report = "/site/văn-phòng-chi-nhánh-đà-nẵng/report?year=2026"
+        sizes = {}
+        for width, height in ((390, 844), (1920, 1080)):
+            driver.set_window_size(width, height)
+            for path in ("/sites", report):
+                driver.get(srv.url + path)
+                overflow = driver.execute_script(
+                    "return document.documentElement.scrollWidth - window.innerWidth"
+                )
+                assert overflow <= 0, f"{path} is {overflow} px wider than a {width} px screen"
+            label = driver.find_element(By.CSS_SELECTOR, "#chart text")
+            sizes[width] = label.rect["height"]
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#chart rect.bar")) == 24
+        assert sizes[390] >= 10 and sizes[1920] >= 2 * sizes[390]  # legible, and grows
     finally:
         driver.quit()
