@@ -465,10 +465,8 @@ class Station:
         """Server-Sent Events: `queue` whenever the queue may have changed, at once (ingest
         and the operators' steps wake the stream), carrying the page's queue (`?page=N`) as
         HTML after a first line with the generation and the most urgent open priority-1
-        incident, so the page needs no request of its own to show a new alarm. With `?head=1`
-        (every other page, for the priority-1 sound) only that first line."""
+        incident, so the page needs no request of its own to show a new alarm."""
         loop = self._loop = asyncio.get_running_loop()
-        head_only = request.query_params.get("head") == "1"  # the pages but the queue: no HTML
 
         async def stream() -> AsyncIterator[str]:
             last = -1
@@ -477,19 +475,45 @@ class Station:
                 woken = loop.create_future()  # before reading the generation: no change missed
                 self._waiters.add(woken)
                 gen = self.ingest.generation if self.ingest else 0
-                if gen != last and head_only:
-                    top = _open_p1(await self.db(self.store.open_incidents, 1))
-                    yield f"event: queue\ndata: {gen} {top}\n\n"
-                    last = gen
-                elif gen != last:
+                if gen != last:
                     ctx = await self.queue_context(request)
                     first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
                     if first is None:
                         first = await self.db(self.store.open_incidents, 1)
-                    top = _open_p1(first)
+                    top = first[0].id if first and first[0].priority == 1 else ""
+                    if first and first[0].state != "open":
+                        top = ""
                     frag = self.html(request, "queue_frag.html", **ctx)
                     data = "".join(f"data: {line}\n" for line in frag.split("\n"))
                     yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
+                    last = gen
+                try:  # and every second, to notice a page that went away
+                    await asyncio.wait_for(woken, 1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    self._waiters.discard(woken)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    async def live_p1(self, request: Request) -> Response:
+        """Server-Sent Events for every page but the queue, for the priority-1 sound: `queue`
+        whenever the queue may have changed, with only the generation and the most urgent
+        open priority-1 incident (as the first line of `/live`), no HTML."""
+        loop = self._loop = asyncio.get_running_loop()
+
+        async def stream() -> AsyncIterator[str]:
+            last = -1
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                woken = loop.create_future()  # before reading the generation: no change missed
+                self._waiters.add(woken)
+                gen = self.ingest.generation if self.ingest else 0
+                if gen != last:
+                    top = _open_p1(await self.db(self.store.open_incidents, 1))
+                    yield f"event: queue\ndata: {gen} {top}\n\n"
                     last = gen
                 try:  # and every second, to notice a page that went away
                     await asyncio.wait_for(woken, 1.0)
@@ -524,6 +548,7 @@ class Station:
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),
             Route("/live", g()(self.live)),
+            Route("/live/p1", g()(self.live_p1)),
             Route("/health", self.health),
         ]
         middleware = [

@@ -512,7 +512,7 @@ def test_the_other_pages_live_stream_says_only_which_priority_1_is_new_without_t
     srv, ing, clock = site
     b = Browser(srv.url)
     b.login("lan", PW)
-    with b.opener.open(srv.url + "/live?head=1", timeout=10) as stream:
+    with b.opener.open(srv.url + "/live/p1", timeout=10) as stream:
 
         def next_event() -> list[str]:
             lines: list[str] = []
@@ -527,7 +527,7 @@ def test_the_other_pages_live_stream_says_only_which_priority_1_is_new_without_t
         eid = alarm(ing, clock.now, cid="E120", zone="hall")  # a panic: priority 1
         assert next_event() == ["event: queue", f"data: 2 {eid}"]
     page = b.get("/sites").body
-    assert 'id="sound-off"' in page and 'EventSource("/live?head=1")' in page
+    assert 'id="sound-off"' in page and 'EventSource("/live/p1")' in page
 
 
 def test_a_sites_page_keeps_a_zone_state_older_than_its_last_5000_messages(
