@@ -23,7 +23,7 @@ database, `ingest.py` for MQTT, `web.py` for the console) feed it and persist wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,21 @@ DEFAULT_HEARTBEAT_S = 60.0
 
 
 class IncidentError(OfficeGuardError, ValueError):
-    """An operator's step that does not fit the incident (the message says why)."""
+    """An operator's step that does not fit the incident (the message says why).
+
+    The message is a gettext msgid with `%(name)s` fields (`msgid`, `params`), so the console
+    shows it in the operator's language (`translated`); `str()` is the English text. A `state`
+    field is itself translated (it is one of STATES)."""
+
+    def __init__(self, msgid: str, **params: str) -> None:
+        super().__init__(msgid % params if params else msgid)
+        self.msgid, self.params = msgid, params
+
+    def translated(self, _: Callable[[str], str]) -> str:
+        """The message in the language of `_` (a gettext function)."""
+        if not self.params:
+            return _(self.msgid)
+        return _(self.msgid) % {k: _(v) if k == "state" else v for k, v in self.params.items()}
 
 
 def priority_of(event: Mapping[str, Any]) -> int | None:
@@ -127,7 +141,9 @@ class Incident:
     def open(cls, event: Mapping[str, Any], site: str, now: float) -> Incident:
         prio = priority_of(event)
         if prio is None:
-            raise IncidentError(f"an event of kind {event.get('kind')!r} opens no incident")
+            raise IncidentError(
+                "an event of kind %(kind)s opens no incident", kind=repr(event.get("kind"))
+            )
         eid = str(event["id"])
         zone = event.get("zone") if isinstance(event.get("zone"), str) else None
         zone = zone.replace("\x00", "\ufffd") if zone is not None else None
@@ -149,7 +165,9 @@ class Incident:
 
     def acknowledge(self, who: str, now: float) -> Step:
         if self.state != "open":
-            raise IncidentError(f"incident {self.id} is {self.state}, not open")
+            raise IncidentError(
+                "incident %(id)s is %(state)s, not open", id=self.id, state=self.state
+            )
         s = self._step(now, who, "acknowledged")
         self.state, self.acknowledged_at, self.acknowledged_by = "acknowledged", s.at, who
         return s
@@ -159,14 +177,18 @@ class Incident:
         if not text:
             raise IncidentError("an empty note")
         if self.state == "closed":
-            raise IncidentError(f"incident {self.id} is closed: its notes are final")
+            raise IncidentError("incident %(id)s is closed: its notes are final", id=self.id)
         return self._step(now, who, "note", text)
 
     def close(self, who: str, resolution: str, now: float, text: str = "") -> Step:
         if resolution not in RESOLUTIONS:
-            raise IncidentError(f"{resolution!r} is not a resolution ({', '.join(RESOLUTIONS)})")
+            raise IncidentError(
+                "%(what)s is not a resolution (%(known)s)",
+                what=repr(resolution),
+                known=", ".join(RESOLUTIONS),
+            )
         if self.state == "closed":
-            raise IncidentError(f"incident {self.id} is closed already")
+            raise IncidentError("incident %(id)s is closed already", id=self.id)
         if self.state == "open":
             self.acknowledge(who, now)  # closing is also acknowledging
         s = self._step(

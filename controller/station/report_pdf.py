@@ -1,5 +1,6 @@
 """The yearly (or monthly) review as a PDF the station makes (fpdf2): the figures of the review
-page (`report.py`), with the alarms by month as a stacked bar chart.
+page (`report.py`), with the alarms by month as a stacked bar chart in the page's colours
+(`report.COLOURS`), drones counted by track and the patrol rounds missed.
 
 Vietnamese needs a Unicode TrueType font: the station's `pdf_font` setting, else the first of
 FONTS found (DejaVu Sans or Liberation Sans from the system's packages). Without one the PDF is
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controller.station.report import Review
+from controller.station.report import COLOURS, Review
 
 if TYPE_CHECKING:  # fpdf is imported when a PDF is made: every `officeguard` command reads this
     from fpdf import FPDF
@@ -25,15 +26,6 @@ FONTS = (
     Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
     Path("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"),
 )
-# one colour for each kind of the chart, as on the page: alarm, duress, tamper, drone, trouble
-COLOURS = {
-    "alarm": (220, 120, 0),
-    "duress": (190, 30, 30),
-    "tamper": (120, 80, 160),
-    "drone": (30, 110, 180),
-    "trouble": (120, 120, 120),
-}
-
 
 def find_font(setting: Path | None = None) -> Path | None:
     """The font to set the PDF in: the setting, else the first of FONTS found, else None."""
@@ -95,7 +87,7 @@ def review_pdf(
 
     heading(t("Alarms by kind and month"))
     _chart(pdf, r, t, family)
-    widths = [28] + [11] * 12 + [14]
+    widths = [36] + [11] * 12 + [14]
     pdf.set_font(family, "B", 9)
     for w, h in zip(widths, ["", *[str(m) for m in range(1, 13)], "Σ" if font else "Sum"], strict=True):
         pdf.cell(w, 6, h, border=1, align="C")
@@ -103,7 +95,10 @@ def review_pdf(
     pdf.set_font(family, "", 9)
     if not r.by_kind_month:
         pdf.cell(sum(widths), 6, t("None."), border=1, new_x="LMARGIN", new_y="NEXT")
-    for kind, counts in r.by_kind_month.items():
+    rows = list(r.by_kind_month.items())
+    if sum(r.patrols_missed):  # as on the page: under the alarms, not in the chart
+        rows.append(("patrol rounds missed", r.patrols_missed))
+    for kind, counts in rows:
         pdf.cell(widths[0], 6, t(kind), border=1)
         for c in counts:
             pdf.cell(11, 6, str(c) if c else "", border=1, align="C")
@@ -130,11 +125,13 @@ def review_pdf(
     lines = [
         f"{t('Incidents')}: {r.incidents}",
         f"{t('communication lost')}: {r.comm_losses}",
-        f"{t('Drones')}: {r.drones}",
+        f"{t('Drones')}: {r.drones} ({t('tracks; %(n)d reports') % {'n': r.drone_reports}})",
+        f"{t('patrol rounds missed')}: {sum(r.patrols_missed)}",
     ]
+    lines += [f"    {m['night']} · {m['plan']} · {m['due']}" for m in r.missed_rounds]
     lines += [f"{t(res)}: {n}" for res, n in r.resolutions.items()]
     for line in lines:
-        pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5, text(line), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from controller.config import EXIT_CONFIG, ConfigError
 from controller.errors import OfficeGuardError
 from controller.reporting.mqtt import MqttConfigError
@@ -196,6 +198,16 @@ def serve(args: argparse.Namespace) -> int:
         pdf_font=Path(s.pdf_font) if s.pdf_font else None,
         ageing=s.ageing_seconds(),
     )  # fmt: skip
+
+    def warm_board() -> None:
+        """The site board's first read goes through the whole site_log (seconds at a million
+        rows on SQLite): done now, the first operator to open /sites does not wait for it."""
+        try:
+            station.board_states.read(store)
+        except SQLAlchemyError as e:  # the database away: the first /sites reads them
+            log.warning("station: the site board's states were not read at start: %s", e)
+
+    threading.Thread(target=warm_board, name="station-board", daemon=True).start()
     config = uvicorn.Config(
         station.app(),
         host=host,

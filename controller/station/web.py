@@ -18,7 +18,6 @@ import asyncio
 import csv
 import hmac
 import io
-import json
 import re
 import secrets
 import time
@@ -44,7 +43,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.station import auth, pictures
+from controller.station import auth, board, pictures
 from controller.station.incidents import (
     AGEING_S,
     PRIORITY_NAMES,
@@ -54,7 +53,7 @@ from controller.station.incidents import (
 )
 from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
-from controller.station.report import Review, review
+from controller.station.report import Review, chart, period_events, review
 from controller.station.report_pdf import find_font, review_pdf
 from controller.station.store import Store, StoreError
 
@@ -67,6 +66,7 @@ OVERDUE_S = 15 * 60.0
 # are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
 QUEUE_ROWS = 50
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
+STEPS = ("acknowledge", "note", "close")  # what an operator's POST /incident/{id}/{step} does
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -106,6 +106,7 @@ class Station:
         self.commander = commander
         self.ageing = ageing  # seconds to amber and to red by priority (the `ageing` setting)
         self.pdf_font = find_font(pdf_font)
+        self.board_states = board.LatestStates()  # the site board's zones, troubles...
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -291,34 +292,48 @@ class Station:
         form = await request.form()
         user = request.session["user"]
         kw = {k: str(form.get(k, "")) for k in ("text", "resolution")}
+        _ = self.gettext(request)
+        if action not in STEPS:
+            return self.render(request, "error.html", 404, error=_("No such step."))
         try:
             await self.db(self.store.act, iid, action, user, self.clock(), **kw)
         except (IncidentError, StoreError) as e:
             inc = await self.db(self.store.incident, iid)
             if inc is None:
-                return self.render(request, "error.html", 404, error=str(e))
-            return self.render(request, "incident.html", 409, inc=inc, error=str(e))
+                return self.render(request, "error.html", 404, error=_("No such incident."))
+            why = e.translated(_) if isinstance(e, IncidentError) else str(e)
+            return self.render(request, "incident.html", 409, inc=inc, error=why)
         if self.ingest is not None:
             self.ingest.changed()
         back = "/" if action == "close" else f"/incident/{iid}"
         return RedirectResponse(back, status_code=303)
 
     async def sites(self, request: Request) -> Response:
+        """The site board: each site's link, heartbeat, open incidents, and (board.py) its
+        zones' armed state, open troubles, drones and patrol plans."""
         rows = await self.db(self.store.sites)
+        states = await self.db(self.board_states.read, self.store)
+        drones = await self.db(board.recent_drones, self.store, self.clock())
+        for r in rows:
+            r["board"] = board.summary(board.site_board(states.get(r["site"], [])))
+            r["drones"] = drones.get(r["site"])
         qn, _ = await self.db(self.store.quarantined, 0)
         counters = self.ingest.counters() if self.ingest else {}
         return self.render(request, "sites.html", sites=rows, quarantined=qn, counters=counters)
 
     async def site(self, request: Request) -> Response:
         site = request.path_params["site"]
-        state = await self.db(self.store.site_state, site)
+        recent = await self.db(self.store.site_state, site)  # its last 5,000 messages
+        kept = (await self.db(self.board_states.read, self.store)).get(site, [])
+        # the board's topics from the whole log: a zone armed a week ago is still on the page
+        state = list({r["topic"]: r for r in [*recent, *kept]}.values())
         incidents = await self.db(self.store.incidents_of, site)
         events = await self.db(self.store.search, site=site, limit=100)
         return self.render(
             request,
             "site.html",
             site=site,
-            board=site_board(state),
+            board=board.site_board(state),
             commands=await self.db(self.store.commands, site, 10),
             remote=self.commander is not None,
             incidents=incidents,
@@ -376,7 +391,7 @@ class Station:
         rev = await self.review(request)
         if rev is None:
             return PlainTextResponse("bad year or month", status_code=400)
-        return self.render(request, "report.html", r=rev, months=range(1, 13))
+        return self.render(request, "report.html", r=rev, c=chart(rev), months=range(1, 13))
 
     async def report_pdf(self, request: Request) -> Response:
         """The same review as a PDF the station makes (report_pdf.py)."""
@@ -410,9 +425,7 @@ class Station:
         end_y, end_m = (year, month + 1) if month and month < 12 else (year + 1, 1)
         end = datetime(end_y, end_m, 1).astimezone()
         since, until = start.timestamp(), end.timestamp()
-        events = await self.db(
-            self.store.search, site=site, since=since, until=until, limit=1_000_000
-        )
+        events = await self.db(period_events, self.store, site, since, until)
         incidents = await self.db(self.store.incidents_of, site, 1_000_000, since, until)
         return review(site, year, month, events, incidents)
 
@@ -485,6 +498,34 @@ class Station:
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
 
+    async def live_p1(self, request: Request) -> Response:
+        """Server-Sent Events for every page but the queue, for the priority-1 sound: `queue`
+        whenever the queue may have changed, with only the generation and the most urgent
+        open priority-1 incident (as the first line of `/live`), no HTML."""
+        loop = self._loop = asyncio.get_running_loop()
+
+        async def stream() -> AsyncIterator[str]:
+            last = -1
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                woken = loop.create_future()  # before reading the generation: no change missed
+                self._waiters.add(woken)
+                gen = self.ingest.generation if self.ingest else 0
+                if gen != last:
+                    top = _open_p1(await self.db(self.store.open_incidents, 1))
+                    yield f"event: queue\ndata: {gen} {top}\n\n"
+                    last = gen
+                try:  # and every second, to notice a page that went away
+                    await asyncio.wait_for(woken, 1.0)
+                except TimeoutError:
+                    pass
+                finally:
+                    self._waiters.discard(woken)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
     async def health(self, request: Request) -> Response:
         counters = self.ingest.counters() if self.ingest else {}
         return JSONResponse({"ok": not counters.get("db_down"), **counters})
@@ -507,6 +548,7 @@ class Station:
             Route("/supervisor", g("supervisor")(self.supervisor)),
             Route("/admin", g("admin")(self.admin), methods=["GET", "POST"]),
             Route("/live", g()(self.live)),
+            Route("/live/p1", g()(self.live_p1)),
             Route("/health", self.health),
         ]
         middleware = [
@@ -588,40 +630,6 @@ def pager(page: int, pages: int, around: int = 3) -> list[int | None]:
     return out
 
 
-def site_board(state: list[dict[str, Any]]) -> dict[str, Any]:
-    """A site's latest retained messages (one per topic) read into its board: zones with their
-    state and alarm, troubles, drones tracked now, patrols, heartbeat and status; what does not
-    parse is listed raw under `other`."""
-    board: dict[str, Any] = {
-        "zones": {}, "troubles": [], "drones": {}, "patrols": {}, "status": None,
-        "heartbeat": None, "other": [],
-    }  # fmt: skip
-    for row in state:
-        topic, body = str(row["topic"]), str(row["body"])
-        parts = topic.split("/")
-        try:
-            d = json.loads(body) if body else None
-        except ValueError:
-            d = None
-        if d is None or not isinstance(d, dict):
-            if body:
-                board["other"].append(row)
-            continue  # a cleared retained topic: the zone, drone or trouble is gone
-        if len(parts) == 3 and parts[0] == "zone" and parts[2] == "state":
-            board["zones"][parts[1]] = d
-        elif topic == "trouble/state" and isinstance(d.get("troubles"), list):
-            board["troubles"] = [t for t in d["troubles"] if isinstance(t, dict)]
-        elif len(parts) == 2 and parts[0] == "drone":
-            board["drones"][parts[1]] = d
-        elif len(parts) == 2 and parts[0] == "patrol":
-            board["patrols"][parts[1]] = d
-        elif topic in ("status", "heartbeat"):
-            board[topic] = d
-        else:
-            board["other"].append(row)
-    return board
-
-
 @lru_cache(maxsize=1)
 def catalogues() -> dict[str, dict[str, str]]:
     """The gettext catalogues in locale/ (`<lang>.po`), read with Babel: no compile step."""
@@ -635,6 +643,14 @@ def catalogues() -> dict[str, dict[str, str]]:
             str(m.id): str(m.string) for m in cat if m.id and isinstance(m.string, str) and m.string
         }
     return out
+
+
+def _open_p1(first: list[Incident]) -> str:
+    """The id of the queue's most urgent incident when it is priority 1 and nobody has
+    acknowledged it yet (a new one makes the pages beep), else ""."""
+    if first and first[0].priority == 1 and first[0].state == "open":
+        return first[0].id
+    return ""
 
 
 def _csrf_token(request: Request) -> str:

@@ -83,6 +83,38 @@ def test_steps_that_do_not_fit_the_state_are_refused() -> None:
         Incident.open(ev(), "s", 0.0).note("", "who?", 1.0)
 
 
+def test_every_refusal_of_the_model_reads_in_vietnamese_and_in_english() -> None:
+    from controller.station.web import catalogues
+
+    vi = catalogues()["vi"]
+    closed = Incident.open(ev(), "s", 0.0)
+    closed.close("lan", "test", 1.0)
+    refusals = [
+        lambda: Incident.open(ev("arm"), "s", 0.0),
+        lambda: Incident.open(ev(), "s", 0.0).note("", "who?", 1.0),
+        lambda: Incident.open(ev(), "s", 0.0).note("lan", "  ", 1.0),
+        lambda: Incident.open(ev(), "s", 0.0).close("lan", "nope", 1.0),
+        lambda: closed.acknowledge("lan", 2.0),
+        lambda: closed.note("lan", "late", 2.0),
+        lambda: closed.close("lan", "test", 2.0),
+    ]
+    seen = set()
+    for refuse in refusals:
+        with pytest.raises(IncidentError) as caught:
+            refuse()
+        e = caught.value
+        seen.add(e.msgid)
+        assert e.msgid in vi, e.msgid
+        assert e.translated(lambda s: s) == str(e)  # English: the message itself
+        said = e.translated(lambda s: vi.get(s, s))
+        assert "%(" not in said and said != str(e)
+    assert len(seen) == len(refusals)
+    with pytest.raises(IncidentError) as caught:
+        closed.acknowledge("lan", 3.0)
+    said = caught.value.translated(lambda s: vi.get(s, s))
+    assert said == f"sự cố {closed.id} đã đóng, không còn mở"  # the state is translated too
+
+
 def test_a_restore_does_not_close_an_incident() -> None:
     q = Queue()
     q.offer(ev(), "s", 0.0)

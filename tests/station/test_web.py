@@ -202,6 +202,10 @@ def test_every_text_the_pages_translate_has_a_vietnamese_translation() -> None:
         "comm_lost",
     }
     used |= {"opened", "event", "acknowledged", "note", "closed"}
+    # the site board's zone states, patrol states and round outcomes (docs/mqtt.md, patrol.md)
+    used |= {"disarmed", "arming", "armed_away", "armed_home", "armed_night", "pending"}
+    used |= {"triggered", "waiting", "due", "late", "in_round", "silent", "no_sign_of_life"}
+    used |= {"idle", "missed", "completed", "incomplete"}
     assert sorted(u for u in used if u not in vi) == []
 
 
@@ -256,7 +260,7 @@ def test_a_sites_yearly_review_counts_alarms_by_month_nights_and_response_times(
     b.post(f"/incident/{iid.group(1)}/close", {"csrf": tok, "resolution": "false_alarm"})
     page = b.get("/site/office-a/report?year=2026").body
     assert "2026-02-16, 2026-03-02" in page
-    row = re.search(r"<tr><td>alarm</td>(.*?)</tr>", page, re.S)
+    row = re.search(r"<tr><th scope=\"row\">alarm</th>(.*?)</tr>", page, re.S)
     assert row is not None
     cells = re.findall(r"<td>([^<]*)", row.group(1))
     assert cells[1] == "2" and cells[2] == "1" and cells[-1] == "3"
@@ -272,10 +276,18 @@ def test_the_queue_pages_past_its_first_fifty_keeping_order_and_sites(
         alarm(ing, clock.now + k, cid="E110" if k >= 115 else "E130", zone=f"z{k:03d}")
     b = Browser(srv.url)
     first = b.login("lan", PW).body
-    assert "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
-    assert "page 1 of 3" in first and 'rel="next" href="/?page=2"' in first and 'rel="prev"' not in first
+    assert (
+        "120 open incident(s)" in first and "P1 life: 5" in first and "P2 intrusion: 115" in first
+    )
+    assert (
+        "page 1 of 3" in first
+        and 'rel="next" href="/?page=2"' in first
+        and 'rel="prev"' not in first
+    )
     assert "office-a</a> <small>120 open</small>" in first
-    zones = [re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)]
+    zones = [
+        re.findall(r"(?:burglary|fire) · (z\d+)", b.get(f"/?page={p}").body) for p in (1, 2, 3)
+    ]
     assert [len(z) for z in zones] == [50, 50, 20]
     want = [f"z{k:03d}" for k in [*range(115, 120), *range(115)]]  # fires first, then by age
     assert [z for page in zones for z in page] == want
@@ -353,9 +365,10 @@ def test_the_station_makes_the_review_as_a_pdf_with_the_figures_of_its_page(
 ) -> None:
     srv = site[0]
     b = _reviewed_site(site)
-    assert 'id="pdf" href="/site/office-a/report.pdf?year=2026"' in b.get(
-        "/site/office-a/report?year=2026"
-    ).body
+    assert (
+        'id="pdf" href="/site/office-a/report.pdf?year=2026"'
+        in b.get("/site/office-a/report?year=2026").body
+    )
     text = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026")
     assert "Review: office-a, 2026" in text and "Alarms by kind and month" in text
     assert "Nights with alarms: 2" in text and "2026-02-16, 2026-03-02" in text
@@ -382,3 +395,154 @@ def test_the_review_pdf_without_a_unicode_font_drops_the_vietnamese_marks_and_sa
     text = PdfReader(io.BytesIO(body)).pages[0].extract_text()
     assert "Danh gia: van-phong, 2026" in text and "Thiet bi bay: 0" in text
     assert "no Unicode font found" in text
+
+
+def test_a_step_that_does_not_fit_is_refused_in_the_operators_language(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    eid = alarm(ing, clock.now)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    tok = b.get(f"/incident/{eid}").csrf()
+    b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "test"})
+    p = b.post(f"/incident/{eid}/close", {"csrf": tok, "resolution": "test"})
+    assert p.status == 409 and f"incident {eid} is closed already" in p.body
+    b.get("/?lang=vi")
+    p = b.post(f"/incident/{eid}/note", {"csrf": tok, "text": "muộn"})
+    assert p.status == 409 and f"sự cố {eid} đã đóng: không thể thêm ghi chú" in p.body
+    p = b.post(f"/incident/{eid}/reopen", {"csrf": tok})
+    assert p.status == 404 and "Không có bước xử lý này." in p.body
+    p = b.post("/incident/nope/acknowledge", {"csrf": tok})
+    assert p.status == 404 and "Không có sự cố này." in p.body
+
+
+def test_the_review_draws_its_alarms_as_an_svg_chart_and_counts_drone_tracks_and_missed_rounds(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = _reviewed_site(site)
+    seq = iter(range(10, 100))
+
+    def send(kind: str, ts: str, cid: str, **detail: object) -> None:
+        e = {"id": uuid.uuid4().hex, "seq": next(seq), "site": "office-a", "ts": ts,
+             "kind": kind, "cid": cid, "text": kind, "detail": detail}  # fmt: skip
+        ing.accept("officeguard/office-a/event", json.dumps(e).encode(), clock.now)
+
+    for update, ts in ((False, "22:00:00"), (True, "22:00:10"), (True, "22:00:20")):
+        send(
+            "drone", f"2026-02-20T{ts}+07:00", "E150", track="rid.aa", detector="rid", update=update
+        )
+    send("drone", "2026-02-20T22:01:00+07:00", "E150", track="rid.bb", detector="rid", update=False)
+    send("patrol", "2026-02-21T02:30:00+07:00", "E102", patrol="missed", plan="đêm",
+         night="2026-02-20", due="2026-02-21T02:00:00+07:00")  # fmt: skip
+    send("patrol", "2026-02-22T02:30:00+07:00", "R458", patrol="completed", plan="đêm")
+    ing.flush(clock.now)
+    page = b.get("/site/office-a/report?year=2026").body
+    svg = re.search(r'<svg id="chart".*?</svg>', page, re.S)
+    assert svg is not None and 'role="img"' in svg.group(0)
+    bars = re.findall(r'<rect class="bar" data-kind="(\w+)" data-month="(\d+)"', svg.group(0))
+    assert sorted(bars) == [("alarm", "2"), ("alarm", "3"), ("drone", "2")]
+    assert re.search(r'class="total"[^>]*>4</text>', svg.group(0))  # February: 2 alarms, 2 drones
+    drones = re.search(r'<tr><th scope="row">drone</th>(.*?)</tr>', page, re.S)
+    assert drones is not None and re.findall(r"<td>([^<]*)", drones.group(1))[1] == "2"
+    assert 'id="drones">2</span> (tracks; 4 reports)' in page
+    assert 'id="patrols-missed">1<' in page and "2026-02-20 · đêm · 2026-02-21T02:00" in page
+    text = _pdf_text(srv, b, "/site/office-a/report.pdf?year=2026")
+    assert "Drones: 2 (tracks; 4 reports)" in text and "patrol rounds missed: 1" in text
+    assert "2026-02-20 · đêm" in text
+    vi = b.get("/site/office-a/report?year=2026&lang=vi").body
+    assert "lượt tuần tra bị bỏ lỡ" in vi and "Các con số của biểu đồ" in vi
+
+
+def test_the_site_board_shows_each_sites_zones_troubles_drones_and_patrols(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    P, Q = "officeguard/office-a", "officeguard/office-b"
+    ing.accept(f"{P}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{Q}/status", b'{"online": true, "version": "0.1.0"}', clock.now)
+    ing.accept(f"{P}/heartbeat", b'{"interval_s": 60}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "disarmed", "alarm": false}', clock.now)
+    ing.accept(f"{P}/zone/finance/state", b'{"state": "armed_away", "alarm": false}', clock.now + 1)
+    ing.accept(f"{P}/zone/lobby/state", b'{"state": "triggered", "alarm": true}', clock.now)
+    ing.accept(
+        f"{P}/trouble/state",
+        b'{"troubles": [{"source": "siren.hall", "cid": "E321", "what": "siren fault"}]}',
+        clock.now,
+    )
+    ing.accept(f"{P}/drone/rid.aa", b'{"uas_id": "1596F3504570"}', clock.now)
+    ing.accept(f"{P}/drone/rid.bb", b'{"uas_id": "gone"}', clock.now)
+    ing.accept(f"{P}/drone/rid.bb", b"", clock.now + 1)  # that track was lost
+    patrol = {"state": "late", "next_due": None, "round": None,
+              "last_round": {"due": "2026-02-17T02:00:00+07:00", "outcome": "missed", "at": "x"}}  # fmt: skip
+    ing.accept(f"{P}/patrol/night", json.dumps(patrol).encode(), clock.now)
+    ing.accept(f"{Q}/zone/store/state", b'{"state": "armed_night", "alarm": false}', clock.now)
+    ing.accept(f"{Q}/trouble/state", b'{"troubles": []}', clock.now)
+    for n, (track, update) in enumerate((("rid.aa", False), ("rid.aa", True), ("rid.cc", False))):
+        e = {"id": uuid.uuid4().hex, "seq": n + 1, "site": "office-a", "ts": "2027-01-15T08:00:00+07:00",
+             "kind": "drone", "cid": "E150", "text": "drone", "detail": {"track": track, "detector": "rid", "update": update}}  # fmt: skip
+        ing.accept(f"{P}/event", json.dumps(e).encode(), clock.now - 3600)
+    old = {"id": uuid.uuid4().hex, "seq": 9, "site": "office-b", "ts": "2027-01-13T08:00:00+07:00",
+           "kind": "drone", "cid": "E150", "text": "drone", "detail": {"track": "x", "detector": "rid"}}  # fmt: skip
+    ing.accept(f"{Q}/event", json.dumps(old).encode(), clock.now - 3 * 86400)  # too old to show
+    ing.flush(clock.now + 1)
+    ing.tick(clock.now + 1)
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/sites").body
+    a = re.search(r'<tr class="\w+" id="site-office-a">(.*?)</tr>', page, re.S)
+    bb = re.search(r'<tr class="\w+" id="site-office-b">(.*?)</tr>', page, re.S)
+    assert a is not None and bb is not None
+    row_a, row_b = a.group(1), bb.group(1)
+    assert 'class="chip green" data-state="armed_away">finance: armed_away' in row_a
+    assert 'class="chip red" data-state="triggered">lobby: triggered' in row_a
+    assert "siren fault" in row_a and "1 tracked now" in row_a and "2 tracks in 24 h" in row_a
+    assert 'class="bad" data-state="late">night: late · last round missed' in row_a
+    assert 'data-state="armed_night">store: armed_night' in row_b and "None." in row_b
+    assert "tracked now" not in row_b and "tracks in 24 h" not in row_b
+    assert 'data-label="Zones"' in row_a  # the phone's layout labels each cell
+    vi = b.get("/sites?lang=vi").body
+    assert "finance: bật (vắng người)" in vi and "night: trễ · lượt trước bỏ lỡ" in vi
+
+
+def test_the_other_pages_live_stream_says_only_which_priority_1_is_new_without_the_queue(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    srv, ing, clock = site
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    with b.opener.open(srv.url + "/live/p1", timeout=10) as stream:
+
+        def next_event() -> list[str]:
+            lines: list[str] = []
+            while not lines or lines[-1] != "":
+                lines.append(stream.readline().decode().rstrip("\n"))
+            return lines[:-1]
+
+        assert next_event() == ["retry: 2000"]
+        assert next_event() == ["event: queue", "data: 0 "]
+        alarm(ing, clock.now)  # a burglary: priority 2, nothing to beep for
+        assert next_event() == ["event: queue", "data: 1 "]
+        eid = alarm(ing, clock.now, cid="E120", zone="hall")  # a panic: priority 1
+        assert next_event() == ["event: queue", f"data: 2 {eid}"]
+    page = b.get("/sites").body
+    assert 'id="sound-off"' in page and 'EventSource("/live/p1")' in page
+
+
+def test_a_sites_page_keeps_a_zone_state_older_than_its_last_5000_messages(
+    site: tuple[Server, Ingest, Clock],
+) -> None:
+    from controller.station import schema
+
+    srv, ing, clock = site
+    P = "officeguard/office-a"
+    ing.accept(f"{P}/zone/vault/state", b'{"state": "armed_away", "alarm": false}', clock.now)
+    ing.flush(clock.now)
+    beats = [{"site": "office-a", "topic": "heartbeat", "received_at": clock.now, "body": "{}"}]
+    with ing.store.tx() as conn:
+        conn.execute(schema.site_log.insert(), beats * 5001)  # ~3.5 days of heartbeats
+    b = Browser(srv.url)
+    b.login("lan", PW)
+    page = b.get("/site/office-a").body
+    assert '<td>vault</td><td data-state="armed_away">' in page
