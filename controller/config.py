@@ -180,7 +180,16 @@ class Hardware(_Model):
     debounce: Duration = timedelta(milliseconds=30)
 
 
-class Mqtt(_Model):
+def _topic_prefix(v: str) -> str:
+    if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
+        raise ValueError("a topic prefix has no +, # and no leading or trailing /")
+    return v
+
+
+class BrokerLogin(_Model):
+    """Where a broker is and how to log in to it: a site's `mqtt:` section and the station's
+    `broker:` settings share these keys, and so their meaning and their checks."""
+
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password_file: str | None = None
@@ -188,19 +197,8 @@ class Mqtt(_Model):
     cert_file: str | None = None
     key_file: str | None = None
     client_id: str | None = None
-    protocol: Literal["3.1.1", "5"] = "5"
     topic_prefix: str = "officeguard"
-    homeassistant_discovery: bool = True
-    discovery_prefix: str = "homeassistant"
-    heartbeat: Duration = timedelta(seconds=60)
     keepalive: Duration = timedelta(seconds=30)
-    # remote commands: the per-site HMAC-SHA256 key (made by the installer) and whether commands
-    # that lower the site's protection (disarm, bypass, silence) must be signed with it
-    command_key_file: str | None = None
-    require_signature: bool = True
-    signature_window: Duration = timedelta(seconds=60)
-    # the outbox keeps at most this many undelivered events on disk (a trouble is raised at 80 %)
-    outbox_limit: int = Field(default=500_000, ge=1000)
 
     @field_validator("url")
     @classmethod
@@ -210,12 +208,29 @@ class Mqtt(_Model):
             raise ValueError(f"bad broker URL {v!r}: use mqtt://host:1883 or mqtts://host:8883")
         return v
 
-    @field_validator("topic_prefix", "discovery_prefix")
+    @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
-        if not v or any(c in v for c in "+#\0") or v.startswith("/") or v.endswith("/"):
-            raise ValueError("a topic prefix has no +, # and no leading or trailing /")
-        return v
+        return _topic_prefix(v)
+
+
+class Mqtt(BrokerLogin):
+    protocol: Literal["3.1.1", "5"] = "5"
+    homeassistant_discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    heartbeat: Duration = timedelta(seconds=60)
+    # remote commands: the per-site HMAC-SHA256 key (made by the installer) and whether commands
+    # that lower the site's protection (disarm, bypass, silence) must be signed with it
+    command_key_file: str | None = None
+    require_signature: bool = True
+    signature_window: Duration = timedelta(seconds=60)
+    # the outbox keeps at most this many undelivered events on disk (a trouble is raised at 80 %)
+    outbox_limit: int = Field(default=500_000, ge=1000)
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _discovery_prefix(cls, v: str) -> str:
+        return _topic_prefix(v)
 
     # require_signature without command_key_file is not an error: the public reference site has
     # no key, and signed-only commands are then refused until it has one (check-config warns;

@@ -11,9 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from controller.config import (
+    BrokerLogin,
     ConfigError,
     Duration,
     Mqtt,
@@ -29,30 +30,11 @@ from controller.station.incidents import AGEING_S
 UL1610_MAX = timedelta(seconds=200)  # a silent site is "communication lost" within 200 s
 
 
-class Broker(_Model):
-    """Where the sites' messages are and how to log in (what the console's `-c` takes from a
-    site's `mqtt:` section)."""
+class Broker(BrokerLogin):
+    """Where the sites' messages are and how to log in: the keys of a site's `mqtt:` section
+    that say so (BrokerLogin, with its checks), and the station's share group."""
 
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    client_id: str | None = None
-    topic_prefix: str = "officeguard"
     share: str = "officeguard-station"  # the MQTT 5 shared-subscription group
-    keepalive: Duration = timedelta(seconds=30)
-
-    @field_validator("url", "topic_prefix")
-    @classmethod
-    def _as_the_site_does(cls, v: str, info: ValidationInfo) -> str:
-        """The site's own check of the same key (controller/config.py)."""
-        try:
-            Mqtt.model_validate({info.field_name: v})
-        except ValidationError as e:
-            raise ValueError(_friendly(dict(e.errors()[0]))) from None
-        return v
 
     @field_validator("share")
     @classmethod
@@ -63,9 +45,7 @@ class Broker(_Model):
 
     def mqtt(self) -> Mqtt:
         """As the site's `mqtt:` section, which the console's MQTT client takes."""
-        fields = ("url", "username", "password_file", "ca_file", "cert_file", "key_file",
-                  "client_id", "topic_prefix", "keepalive")  # fmt: skip
-        return Mqtt.model_validate({k: getattr(self, k) for k in fields})
+        return Mqtt.model_validate({k: getattr(self, k) for k in BrokerLogin.model_fields})
 
 
 class Ageing(_Model):
