@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import figure, print_figures
 
 # name -> module; in the order they run (the idle one last: the machine is quietest then)
-BENCHES = ["latency", "patrol", "dc09", "camera", "flood", "command", "storm", "drain", "console_ingest", "station_ingest", "station_queue", "station_browser", "storage", "keypad_idle", "adc_poll", "idle"]
+BENCHES = ["latency", "cold", "patrol", "dc09", "camera", "flood", "command", "storm", "drain", "console_ingest", "station_ingest", "station_queue", "station_browser", "storage", "keypad_idle", "adc_poll", "idle"]
 
 
 def _load(name: str) -> Any:
