@@ -36,6 +36,10 @@ def ev(
     return e
 
 
+# Alembic cannot compare an expression index (ux_incidents_open_key): test_two_writers.py checks
+# that the migrated database refuses what that index refuses
+@pytest.mark.filterwarnings("ignore:.*expression-based index ux_incidents_open_key")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_the_migrations_make_exactly_the_schema_the_code_uses(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -194,7 +198,7 @@ def test_the_queue_counts_migration_counts_the_incidents_already_open(db_url: st
     migrate(eng, "0002")
     rows = [
         {"id": f"i{k}", "site": f"office-{k % 2}", "priority": 1 + k % 3, "what": "burglary",
-         "zone": None, "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
+         "zone": f"z{k}", "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
         for k in range(9)
     ]  # fmt: skip
     with eng.begin() as conn:
