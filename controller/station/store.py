@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     event,
     func,
@@ -146,6 +147,19 @@ class Store:
             .on_conflict_do_nothing(index_elements=list(t.OPEN_KEY), index_where=OPEN)
             .returning(t.incidents.c.id)
         )
+        # the statements of an alarm's write and of a queue page, built once too: building one
+        # and its cache key cost SQLAlchemy more than SQLite takes to run it (docs/station.md)
+        c = t.incidents.c
+        self._open_stmt = select(c.id, c.site, c.priority, c.what, c.zone).where(
+            c.site.in_(bindparam("sites", expanding=True)), OPEN
+        )
+        if self.pg:
+            self._open_stmt = self._open_stmt.with_for_update()
+        self._inserts = {tb.name: tb.insert() for tb in t.metadata.sorted_tables}
+        self._rows_stmt = select(t.incidents).where(c.id.in_(bindparam("ids", expanding=True)))
+        oc = t.open_counts.c
+        self._counts_q = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
+        self._page_q: dict[tuple[int, int], Any] = {}
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -296,13 +310,8 @@ class Store:
     def _open_map(self, conn: Connection, sites: Iterable[str]) -> dict[OpenKey, str]:
         """The open incidents of these sites by key (locked on PostgreSQL, so an operator's
         close waits for the join, and the join for the close)."""
-        c = t.incidents.c
-        q = select(c.id, c.site, c.priority, c.what, c.zone).where(
-            c.site.in_(sorted(sites)), OPEN
-        )
-        if self.pg:
-            q = q.with_for_update()
-        return {(r.site, r.priority, r.what, r.zone): r.id for r in conn.execute(q)}
+        rows = conn.execute(self._open_stmt, {"sites": sorted(sites)})
+        return {(r.site, r.priority, r.what, r.zone): r.id for r in rows}
 
     def _insert_incidents(self, conn: Connection, incs: list[Incident]) -> set[str]:
         """Insert the incidents whose key has no open incident, in the keys' order (two
@@ -345,7 +354,7 @@ class Store:
         if not rows:
             return
         if not self.pg:
-            conn.execute(table.insert(), rows)
+            conn.execute(self._inserts[table.name], rows)
             return
         cols = list(rows[0])
         names = ", ".join(f'"{c}"' for c in cols)
@@ -385,7 +394,7 @@ class Store:
     def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
         rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
         if rows:
-            conn.execute(t.incident_steps.insert(), rows)  # a few rows: no COPY
+            conn.execute(self._inserts["incident_steps"], rows)  # a few rows: no COPY
 
     # ------------------------------------------------------------------ incidents
 
@@ -456,30 +465,34 @@ class Store:
         its counts agree."""
         page = max(1, page)
         rows = self.queue_page_query(page, per_page)
-        oc = t.open_counts.c
-        counts = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
         by_site: dict[str, int] = {}
         by_priority: dict[int, int] = {}
         with self.tx() as conn:
             ids = list(conn.execute(rows).scalars())
-            found = conn.execute(select(t.incidents).where(t.incidents.c.id.in_(ids))).mappings()
+            found = conn.execute(self._rows_stmt, {"ids": ids}).mappings()
             incidents = sorted((_incident(r) for r in found), key=Incident.sort_key)
-            for site, prio, n in conn.execute(counts):
+            for site, prio, n in conn.execute(self._counts_q):
                 by_site[site] = by_site.get(site, 0) + n
                 by_priority[prio] = by_priority.get(prio, 0) + n
         return QueuePage(incidents, page, per_page, by_site, dict(sorted(by_priority.items())))
 
     def queue_page_query(self, page: int = 1, per_page: int = 50) -> Any:
         """The ids of a page of the open queue, read from ix_incidents_open_queue alone (the
-        earlier pages skipped there, without reading their rows)."""
-        c = t.incidents.c
-        return (
-            select(c.id)
-            .where(OPEN)
-            .order_by(c.priority, c.opened_at, c.id)
-            .offset((max(1, page) - 1) * per_page)
-            .limit(per_page)
-        )
+        earlier pages skipped there, without reading their rows); built once per page."""
+        key = (max(1, page), per_page)
+        q = self._page_q.get(key)
+        if q is None:
+            c = t.incidents.c
+            q = (
+                select(c.id)
+                .where(OPEN)
+                .order_by(c.priority, c.opened_at, c.id)
+                .offset((key[0] - 1) * per_page)
+                .limit(per_page)
+            )
+            if len(self._page_q) < 1000:
+                self._page_q[key] = q
+        return q
 
     def queue_counts_query(self) -> Any:
         """The open incidents counted from the incidents themselves (what open_counts keeps)."""
