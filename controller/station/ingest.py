@@ -343,21 +343,24 @@ class Ingest:
         return opened
 
     def tick(self, now: float) -> list[Opened]:
-        """Flush, then open an incident for every site whose communication was just lost."""
+        """Flush, then open an incident for every site whose communication was just lost. All
+        its writes are one `_writing` turn: an alarm arriving meanwhile goes to the writer
+        instead of waiting on SQLite's lock (whose busy handler sleeps milliseconds)."""
         changes = self.liveness.check(now)
         with self._lock:
             for site, lost, why in changes:
                 topic = "station/comm_lost" if lost else "station/comm_restored"
                 self._states.append((site, topic, now, json.dumps({"why": why})))
-        opened = self.flush(now)
-        if self.db_down is None:
-            try:
-                for site, lost, why in changes:
-                    if lost:
-                        opened.append(self.store.comm_lost(site, why, now))
-                self._save_sites()
-            except SQLAlchemyError as e:
-                self.db_down = _why(e)
+        with self._writing:
+            opened = self._flush(now)
+            if self.db_down is None:
+                try:
+                    for site, lost, why in changes:
+                        if lost:
+                            opened.append(self.store.comm_lost(site, why, now))
+                    self._save_sites()
+                except SQLAlchemyError as e:
+                    self.db_down = _why(e)
         if changes:
             self.changed()
         return opened

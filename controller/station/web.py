@@ -68,6 +68,7 @@ OVERDUE_S = 15 * 60.0
 # the queue page shows the most urgent incidents, this many at most (the count says how many
 # are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
 QUEUE_ROWS = 50
+HAND_OVER_S = 0.005  # how long ingest's thread waits for a live page to send its change
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -131,6 +132,7 @@ class Station:
         # the live streams showing page 1 (how many: _first_page_streams)
         self._first_page: tuple[int, QueuePage] | None = None
         self._first_page_streams = 0
+        self._sent = threading.Event()  # set by a live stream once it has sent a page
         if ingest is not None:
             ingest.watchers.append(self.changed)
 
@@ -148,9 +150,15 @@ class Station:
                 self._first_page = (gen, self.store.queue_page(1, QUEUE_ROWS))
             except SQLAlchemyError:
                 self._first_page = None  # the streams read it themselves
+        if threading.get_ident() == self._loop_thread:
+            loop.call_soon_threadsafe(self._wake)
+            return
+        # and wait (a few ms at most) until a live page has sent it: this thread, ingest's,
+        # would otherwise keep the GIL from the console's until it next blocks
+        self._sent.clear()
         loop.call_soon_threadsafe(self._wake)
-        if threading.get_ident() != self._loop_thread:
-            time.sleep(0)  # let the console's thread take the GIL now, not at the next switch
+        if self._first_page_streams:
+            self._sent.wait(HAND_OVER_S)
 
     def _wake(self) -> None:
         for f in self._waiters:
@@ -481,7 +489,7 @@ class Station:
             yield "retry: 2000\n\n"
             self._first_page_streams += first_page
             try:
-                while not await request.is_disconnected():
+                while True:
                     woken = loop.create_future()  # before reading the generation: no change missed
                     self._waiters.add(woken)
                     gen = self.ingest.generation if self.ingest else 0
@@ -498,13 +506,18 @@ class Station:
                         frag = self.html(request, "queue_frag.html", **ctx)
                         data = "".join(f"data: {line}\n" for line in frag.split("\n"))
                         yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
+                        self._sent.set()
                         last = gen
-                    try:  # and every second, to notice a page that went away
-                        await asyncio.wait_for(woken, 1.0)
-                    except TimeoutError:
-                        pass
+                    # woken (awaited as it is: wait_for would cost a turn of the loop), and every
+                    # second, to notice a page that went away: after the send, not before it
+                    timer = loop.call_later(1.0, _settle, woken)
+                    try:
+                        await woken
                     finally:
+                        timer.cancel()
                         self._waiters.discard(woken)
+                    if await request.is_disconnected():
+                        break
             finally:
                 self._first_page_streams -= first_page
 
@@ -579,6 +592,11 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _settle(f: asyncio.Future[None]) -> None:
+    if not f.done():
+        f.set_result(None)
 
 
 def _page_of(request: Request) -> int:
