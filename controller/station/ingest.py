@@ -177,8 +177,8 @@ class Ingest:
         with self._lock:
             self._events.append((site, e, now, text))
             self._bound()
-        if priority_of(e) is not None and not self._write_here():
-            self.urgent.set()
+        if priority_of(e) is not None and not self._write_here() and not self.urgent.is_set():
+            self.urgent.set()  # (set() takes a lock and notifies even when set: a flood's cost)
 
     def _write_here(self) -> bool:
         """Write an alarm on the thread that received it (the MQTT loop's), sparing it the
