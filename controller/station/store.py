@@ -46,6 +46,8 @@ COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
 OPEN = t.incidents.c.state != literal_column("'closed'")
 
 
+FEW_KEYS = 4  # alarms of at most so many keys in a write: their incidents inserted first
+
 # what makes two alarms "the same" incident: site, priority, alarm class, zone (schema.OPEN_KEY)
 OpenKey = tuple[str, int, str, str | None]
 
@@ -277,7 +279,10 @@ class Store:
                 (site, e, now)
             )
         sites = {k[0] for k in keyed}
-        winner = self._open_map(conn, sites)
+        # an alarm or a few: try the insert first, and look up only the keys it found open (a
+        # new incident, the case an operator waits for, then costs no look-up); a larger batch
+        # looks up first, most of its keys being open already
+        winner = {} if len(keyed) <= FEW_KEYS else self._open_map(conn, sites)
         new: dict[OpenKey, Incident] = {}
         for _ in range(3):  # a winner closed between the insert and the look-up: try again
             todo = {k: keyed[k][0] for k in keyed if k not in winner and k not in new}

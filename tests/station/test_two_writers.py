@@ -2,9 +2,9 @@
 its own engine and connections, in two threads): alarms of the same zone, and the same site's
 loss of communication, open exactly one incident between them, on PostgreSQL and on SQLite.
 
-On PostgreSQL both writers are held right after their look-up of the open incidents until the
-other has made its own, so that neither sees the other's incident: the interleaving that opened
-two before the unique index on the open incident's key (migration 0005). SQLite lets one
+On PostgreSQL both writers are held right before they insert an incident until the other is
+there too, so that neither has seen the other's: the interleaving that opened two before the
+unique index on the open incident's key (migration 0005). SQLite lets one
 writer at a time into a write transaction (the first statement writes), so there the two only
 start together."""
 
@@ -39,14 +39,14 @@ def race(
     stores: tuple[Store, Store], work: Callable[[Store, int], Opened | list[Opened]]
 ) -> list[Any]:
     """Run work(store, i) in two threads that start together; on PostgreSQL each then waits,
-    after its first look-up of incidents, for the other's look-up. The two results."""
+    before it first inserts an incident, for the other to get there. The two results."""
     start = threading.Barrier(2, timeout=20)
     looked = threading.Barrier(2, timeout=20)
     local = threading.local()
 
-    def after(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
-        lookup = statement.lstrip().startswith("SELECT") and "FROM incidents" in statement
-        if lookup and not getattr(local, "waited", False):
+    def before(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        insert = statement.lstrip().startswith("INSERT INTO incidents ")
+        if insert and not getattr(local, "waited", False):
             local.waited = True
             looked.wait()
 
@@ -63,7 +63,7 @@ def race(
 
     hooked = [s.engine for s in stores if s.pg]
     for eng in hooked:
-        event.listen(eng, "after_cursor_execute", after)
+        event.listen(eng, "before_cursor_execute", before)
     try:
         threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
         for th in threads:
@@ -72,7 +72,7 @@ def race(
             th.join(60)
     finally:
         for eng in hooked:
-            event.remove(eng, "after_cursor_execute", after)
+            event.remove(eng, "before_cursor_execute", before)
     assert not errors, errors
     return results
 
