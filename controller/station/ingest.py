@@ -37,6 +37,7 @@ MAX_PAYLOAD = 64 * 1024
 BATCH = 2000
 BUFFER_LIMIT = 200_000
 FLOOD = 100  # events in one write: alarms then wait for the writer's tick (Ingest.run)
+HERE_MAX = 50  # queued messages past which an alarm is left to the writer (Ingest._write_here)
 STATE_KINDS = ("status", "heartbeat", "zone", "sensor", "detector", "trouble", "drone", "patrol")
 
 
@@ -92,6 +93,12 @@ class Ingest:
         self.liveness = liveness or Liveness()
         self.buffer_limit = buffer_limit
         self._lock = threading.Lock()
+        # one write at a time: the writer's, or an alarm's on the thread that received it
+        self._writing = threading.Lock()
+        self._writer_runs = False  # Ingest.run is on: alarms may be written where they arrive
+        self._urgent_every = 0.05
+        self._last_flush = 0.0  # time.monotonic() of the last urgent write
+        self._last_batch = 0  # events in the last write (FLOOD or more: a flood is on)
         # set when an alarm-class event arrives: the flusher writes at once instead of at its
         # next tick (service.py), so the queue shows it within milliseconds
         self.urgent = threading.Event()
@@ -170,8 +177,31 @@ class Ingest:
         with self._lock:
             self._events.append((site, e, now, text))
             self._bound()
-        if priority_of(e) is not None:
-            self.urgent.set()
+        if priority_of(e) is not None and not self._write_here() and not self.urgent.is_set():
+            self.urgent.set()  # (set() takes a lock and notifies even when set: a flood's cost)
+
+    def _write_here(self) -> bool:
+        """Write an alarm on the thread that received it (the MQTT loop's), sparing it the
+        hand-over to the writer's thread (0.6-1.7 ms under load, docs/station.md: Speed), when
+        the writer runs, the database answers, no flood is on, little is queued, the last
+        urgent write is `urgent_every` old and no other write is under way; else the writer
+        writes it. Whether it wrote."""
+        if not self._writer_runs or self.db_down is not None or self._last_batch >= FLOOD:
+            return False
+        if self.buffered > HERE_MAX or time.monotonic() < self._last_flush + self._urgent_every:
+            return False
+        if not self._writing.acquire(blocking=False):
+            return False
+        try:
+            self._last_flush = time.monotonic()
+            before = self.stored_events
+            self._flush(time.time())
+            self._last_batch = self.stored_events - before
+        except Exception:  # noqa: BLE001 - the MQTT loop must outlive any one failure
+            log.exception("station: writing an alarm failed")
+        finally:
+            self._writing.release()
+        return True
 
     def _state(self, site: str, rest: str, payload: bytes, now: float) -> None:
         body = payload[:MAX_PAYLOAD].decode("utf-8", "replace")
@@ -215,6 +245,10 @@ class Ingest:
 
     def flush(self, now: float) -> list[Opened]:
         """Write what is queued, in batches; on a database error keep it and say why."""
+        with self._writing:
+            return self._flush(now)
+
+    def _flush(self, now: float) -> list[Opened]:
         opened: list[Opened] = []
         while True:
             with self._lock:
@@ -309,21 +343,24 @@ class Ingest:
         return opened
 
     def tick(self, now: float) -> list[Opened]:
-        """Flush, then open an incident for every site whose communication was just lost."""
+        """Flush, then open an incident for every site whose communication was just lost. All
+        its writes are one `_writing` turn: an alarm arriving meanwhile goes to the writer
+        instead of waiting on SQLite's lock (whose busy handler sleeps milliseconds)."""
         changes = self.liveness.check(now)
         with self._lock:
             for site, lost, why in changes:
                 topic = "station/comm_lost" if lost else "station/comm_restored"
                 self._states.append((site, topic, now, json.dumps({"why": why})))
-        opened = self.flush(now)
-        if self.db_down is None:
-            try:
-                for site, lost, why in changes:
-                    if lost:
-                        opened.append(self.store.comm_lost(site, why, now))
-                self._save_sites()
-            except SQLAlchemyError as e:
-                self.db_down = _why(e)
+        with self._writing:
+            opened = self._flush(now)
+            if self.db_down is None:
+                try:
+                    for site, lost, why in changes:
+                        if lost:
+                            opened.append(self.store.comm_lost(site, why, now))
+                    self._save_sites()
+                except SQLAlchemyError as e:
+                    self.db_down = _why(e)
         if changes:
             self.changed()
         return opened
@@ -347,33 +384,45 @@ class Ingest:
         """The station's writer: `tick` every `every` seconds, and a flush as soon as an alarm
         arrives (such flushes at most every `urgent_every`), unless the last write held FLOOD
         events or more: then alarms wait for the tick too, so a flood is written in fewer,
-        larger transactions. Until `stop` is set; then a last tick."""
-        last_tick = last_flush = 0.0
-        last_batch = 0
-        while not stop.is_set():
-            due = last_tick + every - time.monotonic()
-            urgent = self.urgent.wait(min(max(due, 0.0), 0.25))  # and look at `stop` often
-            if not urgent and last_tick + every > time.monotonic():
-                continue
-            self.urgent.clear()
-            before = self.stored_events
-            try:
+        larger transactions. While it runs, an alarm that finds nothing else to write is
+        written by the thread that received it (`_write_here`). Until `stop` is set; then a
+        last tick."""
+        self._urgent_every = urgent_every
+        last_tick = time.monotonic()
+        before = self.stored_events
+        try:
+            self.tick(time.time())  # the first tick before alarms may be written elsewhere
+        except Exception:  # noqa: BLE001 - the writer must outlive any one failure
+            log.exception("station: flush failed")
+        self._last_batch = self.stored_events - before
+        self._writer_runs = True
+        try:
+            while not stop.is_set():
                 due = last_tick + every - time.monotonic()
-                if urgent and due > 0 and last_batch < FLOOD:
-                    wait = last_flush + urgent_every - time.monotonic()
-                    if wait > 0 and stop.wait(wait):
-                        break
-                    last_flush = time.monotonic()
-                    self.flush(time.time())
-                else:
-                    if due > 0 and stop.wait(due):  # a flood's alarms wait for the tick
-                        break
-                    last_tick = time.monotonic()
-                    self.tick(time.time())
-            except Exception:  # noqa: BLE001 - the writer must outlive any one failure
-                log.exception("station: flush failed")
-            finally:
-                last_batch = self.stored_events - before
+                urgent = self.urgent.wait(min(max(due, 0.0), 0.25))  # and look at `stop` often
+                if not urgent and last_tick + every > time.monotonic():
+                    continue
+                self.urgent.clear()
+                before = self.stored_events
+                try:
+                    due = last_tick + every - time.monotonic()
+                    if urgent and due > 0 and self._last_batch < FLOOD:
+                        wait = self._last_flush + urgent_every - time.monotonic()
+                        if wait > 0 and stop.wait(wait):
+                            break
+                        self._last_flush = time.monotonic()
+                        self.flush(time.time())
+                    else:
+                        if due > 0 and stop.wait(due):  # a flood's alarms wait for the tick
+                            break
+                        last_tick = time.monotonic()
+                        self.tick(time.time())
+                except Exception:  # noqa: BLE001 - the writer must outlive any one failure
+                    log.exception("station: flush failed")
+                finally:
+                    self._last_batch = self.stored_events - before
+        finally:
+            self._writer_runs = False
         self.tick(time.time())
 
     def counters(self) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    literal_column,
     text,
 )
 
@@ -104,6 +106,23 @@ incidents = Table(
         postgresql_where=text("state <> 'closed'"),
         sqlite_where=text("state <> 'closed'"),
     ),
+)
+
+# at most one open incident per site, priority, alarm class and zone (the key `store.py` joins
+# alarms on; a zone-less incident's zone is ''), so that two station processes taking alarms of
+# the same zone at once open one incident (migrations/versions/0005_one_open_incident_per_key.py)
+OPEN_KEY = (
+    incidents.c.site,
+    incidents.c.priority,
+    incidents.c.what,
+    func.coalesce(incidents.c.zone, literal_column("''")),
+)
+Index(
+    "ux_incidents_open_key",
+    *OPEN_KEY,
+    unique=True,
+    postgresql_where=text("state <> 'closed'"),
+    sqlite_where=text("state <> 'closed'"),
 )
 
 # the open incidents counted by site and priority, kept by the store in the transactions that

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     event,
     func,
@@ -43,6 +44,12 @@ COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
 # the open queue, written as the partial indexes' own predicate (a literal, not a bound
 # parameter) so that SQLite and PostgreSQL both read those indexes for it
 OPEN = t.incidents.c.state != literal_column("'closed'")
+
+
+FEW_KEYS = 4  # alarms of at most so many keys in a write: their incidents inserted first
+
+# what makes two alarms "the same" incident: site, priority, alarm class, zone (schema.OPEN_KEY)
+OpenKey = tuple[str, int, str, str | None]
 
 
 class StoreError(OfficeGuardError, RuntimeError):
@@ -137,6 +144,25 @@ class Store:
         self._counts_stmt = counts.on_conflict_do_update(
             index_elements=["site", "priority"], set_={"n": t.open_counts.c.n + counts.excluded.n}
         )
+        self._new_incident_stmt = (
+            self._insert(t.incidents)
+            .on_conflict_do_nothing(index_elements=list(t.OPEN_KEY), index_where=OPEN)
+            .returning(t.incidents.c.id)
+        )
+        # the statements of an alarm's write and of a queue page, built once too: building one
+        # and its cache key cost SQLAlchemy more than SQLite takes to run it (docs/station.md)
+        c = t.incidents.c
+        self._open_stmt = select(c.id, c.site, c.priority, c.what, c.zone).where(
+            c.site.in_(bindparam("sites", expanding=True)), OPEN
+        )
+        if self.pg:
+            self._open_stmt = self._open_stmt.with_for_update()
+        self._inserts = {tb.name: tb.insert() for tb in t.metadata.sorted_tables}
+        oc = t.open_counts.c
+        self._counts_q = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
+        self._rows_stmt = select(t.incidents).where(c.id.in_(bindparam("ids", expanding=True)))
+        self._page_q: dict[tuple[int, int], Any] = {}
+        self._page_rows_q: dict[tuple[int, int], Any] = {}
 
     @classmethod
     def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
@@ -239,50 +265,73 @@ class Store:
         self, conn: Connection, fresh: Sequence[tuple[str, Mapping[str, Any], float]]
     ) -> list[Opened]:
         """Open or join incidents for a batch's alarm-class events with a few statements: one
-        look-up of the open incidents of the batch's sites, then bulk inserts."""
-        c = t.incidents.c
-        q = select(c.id, c.site, c.priority, c.what, c.zone).where(
-            c.site.in_(sorted({site for site, _, _ in fresh})), c.state != "closed"
-        )
-        if self.pg:
-            q = q.with_for_update()
-        open_map: dict[tuple[str, int, str, str | None], str] = {}
-        for r in conn.execute(q):
-            open_map.setdefault((r.site, r.priority, r.what, r.zone), r.id)
-        new_incidents: list[dict[str, Any]] = []
-        links: list[dict[str, Any]] = []
-        steps: list[dict[str, Any]] = []
-        opened: list[Opened] = []
+        look-up of the open incidents of the batch's sites, then bulk inserts.
+
+        A new incident is inserted only if no open one has its key (ux_incidents_open_key, the
+        insert doing nothing on conflict): when another station process opened the same key
+        since the look-up, its incident wins and these events join it, so exactly one opens
+        whatever the interleaving (on PostgreSQL the insert waits for the other's commit)."""
+        keyed: dict[OpenKey, list[tuple[str, Mapping[str, Any], float]]] = {}
         for site, e, now in fresh:
             prio = priority_of(e)
             assert prio is not None
-            eid = str(e["id"])
-            key = (site, prio, alarm_class(e), _s(e.get("zone")))
-            found = open_map.get(key)
-            if found is not None:
+            keyed.setdefault((site, prio, alarm_class(e), _s(e.get("zone"))), []).append(
+                (site, e, now)
+            )
+        sites = {k[0] for k in keyed}
+        # an alarm or a few: try the insert first, and look up only the keys it found open (a
+        # new incident, the case an operator waits for, then costs no look-up); a larger batch
+        # looks up first, most of its keys being open already
+        winner = {} if len(keyed) <= FEW_KEYS else self._open_map(conn, sites)
+        new: dict[OpenKey, Incident] = {}
+        for _ in range(3):  # a winner closed between the insert and the look-up: try again
+            todo = {k: keyed[k][0] for k in keyed if k not in winner and k not in new}
+            if not todo:
+                break
+            cands = {k: Incident.open(e, site, now) for k, (site, e, now) in todo.items()}
+            ins = self._insert_incidents(conn, list(cands.values()))
+            new |= {k: inc for k, inc in cands.items() if inc.id in ins}
+            if len(ins) < len(cands):
+                winner = self._open_map(conn, sites)
+        links: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []
+        by_event: dict[str, Opened] = {}
+        for key, items in keyed.items():
+            inc = new.get(key)
+            iid = inc.id if inc is not None else winner[key]
+            for site, e, now in items:
+                eid = str(e["id"])
+                links.append({"event_id": eid, "incident_id": iid})
+                if inc is not None and eid == inc.id:
+                    steps += [{"incident_id": iid, **st.as_dict()} for st in inc.steps]
+                    by_event[eid] = Opened(iid, True, key[1], site)
+                    continue
                 text = _clean(str(e.get("text") or e.get("kind")))
-                steps.append(
-                    {"incident_id": found, **Step(now, "station", "event", text).as_dict()}
-                )
-                links.append({"event_id": eid, "incident_id": found})
-                opened.append(Opened(found, False, prio, site))
-                continue
-            inc = Incident.open(e, site, now)
-            open_map[key] = inc.id
-            new_incidents.append(_incident_row(inc))
-            links.append({"event_id": eid, "incident_id": inc.id})
-            steps += [{"incident_id": inc.id, **st.as_dict()} for st in inc.steps]
-            opened.append(Opened(inc.id, True, prio, site))
-        if new_incidents:
-            conn.execute(t.incidents.insert(), new_incidents)
-            deltas: dict[tuple[str, int], int] = {}
-            for row in new_incidents:
-                sp = (row["site"], row["priority"])
-                deltas[sp] = deltas.get(sp, 0) + 1
-            self._count_open(conn, deltas)
+                steps.append({"incident_id": iid, **Step(now, "station", "event", text).as_dict()})
+                by_event[eid] = Opened(iid, False, key[1], site)
         self._bulk(conn, t.incident_events, links)
         self._bulk(conn, t.incident_steps, steps)
-        return opened
+        return [by_event[str(e["id"])] for _, e, _ in fresh]
+
+    def _open_map(self, conn: Connection, sites: Iterable[str]) -> dict[OpenKey, str]:
+        """The open incidents of these sites by key (locked on PostgreSQL, so an operator's
+        close waits for the join, and the join for the close)."""
+        rows = conn.execute(self._open_stmt, {"sites": sorted(sites)})
+        return {(r.site, r.priority, r.what, r.zone): r.id for r in rows}
+
+    def _insert_incidents(self, conn: Connection, incs: list[Incident]) -> set[str]:
+        """Insert the incidents whose key has no open incident, in the keys' order (two
+        processes then wait on each other's keys in one order, never in a cycle), and count
+        them open; the ids inserted."""
+        incs = sorted(incs, key=lambda i: (i.site, i.priority, i.what, i.zone or ""))
+        rows = [_incident_row(i) for i in incs]
+        ins = set(conn.execute(self._new_incident_stmt, rows).scalars())
+        deltas: dict[tuple[str, int], int] = {}
+        for i in incs:
+            if i.id in ins:
+                deltas[(i.site, i.priority)] = deltas.get((i.site, i.priority), 0) + 1
+        self._count_open(conn, deltas)
+        return ins
 
     # PostgreSQL: COPY, since parsing a large multi-row INSERT costs psycopg more than the
     # server's work (bench/station_ingest.py: 2,100 events/s with INSERT, see docs/station.md)
@@ -311,7 +360,7 @@ class Store:
         if not rows:
             return
         if not self.pg:
-            conn.execute(table.insert(), rows)
+            conn.execute(self._inserts[table.name], rows)
             return
         cols = list(rows[0])
         names = ", ".join(f'"{c}"' for c in cols)
@@ -322,26 +371,23 @@ class Store:
 
     def comm_lost(self, site: str, why: str, now: float) -> Opened:
         """A site silent past its heartbeat (or its last will): an incident of the station's own,
-        joined by later losses while it stays open."""
+        joined by later losses while it stays open (one, as for alarms, when two station
+        processes both see the loss: _offer_all)."""
+        text = f"communication lost: {why}"
+        key: OpenKey = (site, COMM_LOST_PRIORITY, "comm_lost", None)
         with self.tx() as conn:
-            found = conn.execute(
-                select(t.incidents.c.id).where(
-                    t.incidents.c.site == site,
-                    t.incidents.c.state != "closed",
-                    t.incidents.c.what == "comm_lost",
-                )
-            ).scalar()
-            text = f"communication lost: {why}"
-            if found is not None:
-                self._steps(conn, found, [Step(now, "station", "event", text)])
-                return Opened(found, False, COMM_LOST_PRIORITY, site)
-            iid = uuid.uuid4().hex
-            inc = Incident(iid, site, COMM_LOST_PRIORITY, "comm_lost", None, now, text)
-            inc.steps.append(Step(now, "station", "opened", text))
-            conn.execute(t.incidents.insert().values(**_incident_row(inc)))
-            self._count_open(conn, {(site, COMM_LOST_PRIORITY): 1})
-            self._steps(conn, iid, inc.steps)
-            return Opened(iid, True, COMM_LOST_PRIORITY, site)
+            for _ in range(3):
+                found = self._open_map(conn, [site]).get(key)
+                if found is not None:
+                    self._steps(conn, found, [Step(now, "station", "event", text)])
+                    return Opened(found, False, COMM_LOST_PRIORITY, site)
+                iid = uuid.uuid4().hex
+                inc = Incident(iid, site, COMM_LOST_PRIORITY, "comm_lost", None, now, text)
+                inc.steps.append(Step(now, "station", "opened", text))
+                if self._insert_incidents(conn, [inc]):
+                    self._steps(conn, inc.id, inc.steps)
+                    return Opened(inc.id, True, COMM_LOST_PRIORITY, site)
+        raise StoreError(f"{site}: its communication-lost incident kept closing under the join")
 
     def _count_open(self, conn: Connection, deltas: Mapping[tuple[str, int], int]) -> None:
         """Add to the open queue's counts (open_counts), in the caller's transaction; the rows
@@ -354,7 +400,7 @@ class Store:
     def _steps(self, conn: Connection, incident: str, steps: Iterable[Step]) -> None:
         rows = [{"incident_id": incident, **s.as_dict()} for s in steps]
         if rows:
-            conn.execute(t.incident_steps.insert(), rows)  # a few rows: no COPY
+            conn.execute(self._inserts["incident_steps"], rows)  # a few rows: no COPY
 
     # ------------------------------------------------------------------ incidents
 
@@ -422,33 +468,54 @@ class Store:
     def queue_page(self, page: int = 1, per_page: int = 50) -> QueuePage:
         """Page `page` (from 1) of the open queue, read along ix_incidents_open_queue, and the
         open incidents by site and priority from open_counts; one transaction, so the page and
-        its counts agree."""
+        its counts agree. On SQLite the page's ids and their rows in one statement (one trip
+        fewer, the same plans); PostgreSQL's planner would join that sub-query by reading the
+        whole table, so there the ids come first and then their rows by key."""
         page = max(1, page)
-        rows = self.queue_page_query(page, per_page)
-        oc = t.open_counts.c
-        counts = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
         by_site: dict[str, int] = {}
         by_priority: dict[int, int] = {}
         with self.tx() as conn:
-            ids = list(conn.execute(rows).scalars())
-            found = conn.execute(select(t.incidents).where(t.incidents.c.id.in_(ids))).mappings()
+            if self.pg:
+                ids = list(conn.execute(self.queue_page_query(page, per_page)).scalars())
+                found = conn.execute(self._rows_stmt, {"ids": ids}).mappings()
+            else:
+                found = conn.execute(self.queue_rows_query(page, per_page)).mappings()
             incidents = sorted((_incident(r) for r in found), key=Incident.sort_key)
-            for site, prio, n in conn.execute(counts):
+            for site, prio, n in conn.execute(self._counts_q):
                 by_site[site] = by_site.get(site, 0) + n
                 by_priority[prio] = by_priority.get(prio, 0) + n
         return QueuePage(incidents, page, per_page, by_site, dict(sorted(by_priority.items())))
 
+    def queue_rows_query(self, page: int = 1, per_page: int = 50) -> Any:
+        """The rows of a page of the open queue: those of `queue_page_query`'s ids, found by
+        key (in no order: the caller sorts them); built once per page. SQLite's plan only
+        (queue_page)."""
+        key = (max(1, page), per_page)
+        rows = self._page_rows_q.get(key)
+        if rows is None:
+            c = t.incidents.c
+            rows = select(t.incidents).where(c.id.in_(self.queue_page_query(*key)))
+            if len(self._page_rows_q) < 1000:
+                self._page_rows_q[key] = rows
+        return rows
+
     def queue_page_query(self, page: int = 1, per_page: int = 50) -> Any:
         """The ids of a page of the open queue, read from ix_incidents_open_queue alone (the
-        earlier pages skipped there, without reading their rows)."""
-        c = t.incidents.c
-        return (
-            select(c.id)
-            .where(OPEN)
-            .order_by(c.priority, c.opened_at, c.id)
-            .offset((max(1, page) - 1) * per_page)
-            .limit(per_page)
-        )
+        earlier pages skipped there, without reading their rows); built once per page."""
+        key = (max(1, page), per_page)
+        q = self._page_q.get(key)
+        if q is None:
+            c = t.incidents.c
+            q = (
+                select(c.id)
+                .where(OPEN)
+                .order_by(c.priority, c.opened_at, c.id)
+                .offset((key[0] - 1) * per_page)
+                .limit(per_page)
+            )
+            if len(self._page_q) < 1000:
+                self._page_q[key] = q
+        return q
 
     def queue_counts_query(self) -> Any:
         """The open incidents counted from the incidents themselves (what open_counts keeps)."""

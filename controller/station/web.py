@@ -20,6 +20,7 @@ import hmac
 import io
 import re
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -55,7 +57,7 @@ from controller.station.ingest import Ingest
 from controller.station.remote import MODES, Commander, CommandError
 from controller.station.report import Review, chart, period_events, review
 from controller.station.report_pdf import find_font, review_pdf
-from controller.station.store import Store, StoreError
+from controller.station.store import QueuePage, Store, StoreError
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOCALE = Path(__file__).parent / "locale"
@@ -65,6 +67,7 @@ OVERDUE_S = 15 * 60.0
 # the queue page shows the most urgent incidents, this many at most (the count says how many
 # are open in all): a screen of 10,000 rows helps nobody and costs every open page a reload
 QUEUE_ROWS = 50
+HAND_OVER_S = 0.005  # how long ingest's thread waits for a live page to send its change
 ROLE_RANK = {r: i for i, r in enumerate(auth.ROLES)}
 STEPS = ("acknowledge", "note", "close")  # what an operator's POST /incident/{id}/{step} does
 
@@ -125,14 +128,38 @@ class Station:
         # the live pages' streams wait on these; `changed` (from any thread) wakes them
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: set[asyncio.Future[None]] = set()
+        self._loop_thread: int | None = None
+        # page 1 of the queue as read by the thread that changed it (generation, page), for
+        # the live streams showing page 1 (how many: _first_page_streams)
+        self._first_page: tuple[int, QueuePage] | None = None
+        self._first_page_streams = 0
+        self._sent = threading.Event()  # set by a live stream once it has sent a page
         if ingest is not None:
             ingest.watchers.append(self.changed)
 
     def changed(self) -> None:
-        """The queue may have changed (called from any thread): wake every live page."""
+        """The queue may have changed (called from any thread): wake every live page. From a
+        thread of ingest's (after a write), that thread first reads page 1 of the queue for
+        the live pages showing it, which then only render it: one read for them all, and no
+        hand-over to a worker thread and back on the way to the browser (docs/station.md)."""
         loop = self._loop
-        if loop is not None and not loop.is_closed():
+        if loop is None or loop.is_closed():
+            return
+        if self._first_page_streams and threading.get_ident() != self._loop_thread:
+            gen = self.ingest.generation if self.ingest else 0  # before the read: never newer
+            try:
+                self._first_page = (gen, self.store.queue_page(1, QUEUE_ROWS))
+            except SQLAlchemyError:
+                self._first_page = None  # the streams read it themselves
+        if threading.get_ident() == self._loop_thread:
             loop.call_soon_threadsafe(self._wake)
+            return
+        # and wait (a few ms at most) until a live page has sent it: this thread, ingest's,
+        # would otherwise keep the GIL from the console's until it next blocks
+        self._sent.clear()
+        loop.call_soon_threadsafe(self._wake)
+        if self._first_page_streams:
+            self._sent.wait(HAND_OVER_S)
 
     def _wake(self) -> None:
         for f in self._waiters:
@@ -251,12 +278,12 @@ class Station:
         ctx = await self.queue_context(request)
         return self.render(request, name, **ctx)
 
-    async def queue_context(self, request: Request) -> dict[str, Any]:
-        try:
-            page = max(1, int(request.query_params.get("page") or 1))
-        except ValueError:
-            page = 1
-        qp = await self.db(self.store.queue_page, page, QUEUE_ROWS)
+    async def queue_context(
+        self, request: Request, qp: QueuePage | None = None
+    ) -> dict[str, Any]:
+        """The queue page's context: page `?page=N`, read here unless `qp` is that page."""
+        if qp is None:
+            qp = await self.db(self.store.queue_page, _page_of(request), QUEUE_ROWS)
         _ = self.gettext(request)
         now = self.clock()
         groups: dict[str, list[dict[str, str]]] = {}
@@ -467,32 +494,45 @@ class Station:
         HTML after a first line with the generation and the most urgent open priority-1
         incident, so the page needs no request of its own to show a new alarm."""
         loop = self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        first_page = _page_of(request) == 1
 
         async def stream() -> AsyncIterator[str]:
             last = -1
             yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
-                woken = loop.create_future()  # before reading the generation: no change missed
-                self._waiters.add(woken)
-                gen = self.ingest.generation if self.ingest else 0
-                if gen != last:
-                    ctx = await self.queue_context(request)
-                    first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
-                    if first is None:
-                        first = await self.db(self.store.open_incidents, 1)
-                    top = first[0].id if first and first[0].priority == 1 else ""
-                    if first and first[0].state != "open":
-                        top = ""
-                    frag = self.html(request, "queue_frag.html", **ctx)
-                    data = "".join(f"data: {line}\n" for line in frag.split("\n"))
-                    yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
-                    last = gen
-                try:  # and every second, to notice a page that went away
-                    await asyncio.wait_for(woken, 1.0)
-                except TimeoutError:
-                    pass
-                finally:
-                    self._waiters.discard(woken)
+            self._first_page_streams += first_page
+            try:
+                while True:
+                    woken = loop.create_future()  # before reading the generation: no change missed
+                    self._waiters.add(woken)
+                    gen = self.ingest.generation if self.ingest else 0
+                    if gen != last:
+                        ready = self._first_page if first_page else None
+                        qp = ready[1] if ready is not None and ready[0] == gen else None
+                        ctx = await self.queue_context(request, qp)
+                        first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
+                        if first is None:
+                            first = await self.db(self.store.open_incidents, 1)
+                        top = first[0].id if first and first[0].priority == 1 else ""
+                        if first and first[0].state != "open":
+                            top = ""
+                        frag = self.html(request, "queue_frag.html", **ctx)
+                        data = "".join(f"data: {line}\n" for line in frag.split("\n"))
+                        yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
+                        self._sent.set()
+                        last = gen
+                    # woken (awaited as it is: wait_for would cost a turn of the loop), and every
+                    # second, to notice a page that went away: after the send, not before it
+                    timer = loop.call_later(1.0, _settle, woken)
+                    try:
+                        await woken
+                    finally:
+                        timer.cancel()
+                        self._waiters.discard(woken)
+                    if await request.is_disconnected():
+                        break
+            finally:
+                self._first_page_streams -= first_page
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
@@ -594,6 +634,19 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _settle(f: asyncio.Future[None]) -> None:
+    if not f.done():
+        f.set_result(None)
+
+
+def _page_of(request: Request) -> int:
+    """The queue page asked for (`?page=N`, from 1)."""
+    try:
+        return max(1, int(request.query_params.get("page") or 1))
+    except ValueError:
+        return 1
 
 
 def queue_row(

@@ -238,3 +238,28 @@ def test_the_writer_stores_an_alarm_at_once_but_lets_a_flood_wait_for_its_tick(
         stop.set()
         writer.join(10)
     assert flood.stored_events == FLOOD + 1  # the last tick wrote it
+
+
+def test_while_the_writer_runs_an_alarm_is_written_by_the_thread_that_receives_it(
+    store: Store,
+) -> None:
+    """No hand-over to the writer's thread: the alarm is stored when `accept` returns (on the
+    MQTT loop's thread in the station), the writer's tick being an hour away."""
+    import threading
+    import time
+
+    ing = Ingest(store, P)
+    stop = threading.Event()
+    writer = threading.Thread(target=ing.run, args=(stop, 3600.0, 0.0))  # no rate limit
+    writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not ing._writer_runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for k in (1, 2, 3):
+            ing.accept(f"{P}/office-a/event", j({**event(seq=k), "zone": f"z{k}"}), float(k))
+            assert ing.stored_events == k
+            assert len(store.open_incidents()) == k
+    finally:
+        stop.set()
+        writer.join(10)

@@ -36,6 +36,10 @@ def ev(
     return e
 
 
+# Alembic cannot compare an expression index (ux_incidents_open_key): test_two_writers.py checks
+# that the migrated database refuses what that index refuses
+@pytest.mark.filterwarnings("ignore:.*expression-based index ux_incidents_open_key")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based")
 def test_the_migrations_make_exactly_the_schema_the_code_uses(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -166,24 +170,25 @@ def test_the_queue_pages_in_order_and_its_counts_match_the_incidents(store: Stor
 
 def test_a_page_of_the_queue_is_read_from_the_open_queue_index(store: Store) -> None:
     store.ingest(events=[("office-a", ev(zone=f"z{k}"), float(k)) for k in range(30)])
-    if store.pg:
+
+    def plan_of(query: object) -> str:
+        if not store.pg:
+            return store.explain(query)
         with store.tx() as conn:  # a table this small is read whole unless told otherwise
             conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
             conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            plan = "\n".join(
-                str(r[0])
-                for r in conn.exec_driver_sql(
-                    "EXPLAIN "
-                    + str(
-                        store.queue_page_query(2, 10).compile(
-                            conn, compile_kwargs={"literal_binds": True}
-                        )
-                    )
-                )
-            )
-    else:
-        plan = store.explain(store.queue_page_query(2, 10))
+            sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))  # type: ignore[attr-defined]
+            return "\n".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql))
+
+    plan = plan_of(store.queue_page_query(2, 10))
     assert "ix_incidents_open_queue" in plan and "Sort" not in plan and "TEMP B-TREE" not in plan
+    if not store.pg:  # one statement for the page's rows: its ids from that index, then by key
+        plan = plan_of(store.queue_rows_query(2, 10))
+        assert "ix_incidents_open_queue" in plan and "TEMP B-TREE" not in plan
+        assert "sqlite_autoindex_incidents_1" in plan
+    assert [i.id for i in store.queue_page(2, 10).incidents] == [
+        i.id for i in store.open_incidents()[10:20]
+    ]
 
 
 def test_the_queue_counts_migration_counts_the_incidents_already_open(db_url: str) -> None:
@@ -194,7 +199,7 @@ def test_the_queue_counts_migration_counts_the_incidents_already_open(db_url: st
     migrate(eng, "0002")
     rows = [
         {"id": f"i{k}", "site": f"office-{k % 2}", "priority": 1 + k % 3, "what": "burglary",
-         "zone": None, "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
+         "zone": f"z{k}", "title": "x", "opened_at": float(k), "state": "closed" if k < 2 else "open"}
         for k in range(9)
     ]  # fmt: skip
     with eng.begin() as conn:
