@@ -96,6 +96,10 @@ class Ingest:
         # one write at a time: the writer's, or an alarm's on the thread that received it
         self._writing = threading.Lock()
         self._writer_runs = False  # Ingest.run is on: alarms may be written where they arrive
+        # only into SQLite, a local file: a PostgreSQL server that stops answering (a network
+        # gone quiet) would hold the MQTT loop until TCP gives up, where the writer's thread
+        # waits and the loop goes on buffering (docs/station.md: Database away)
+        self._here_ok = not store.pg
         self._urgent_every = 0.05
         self._last_flush = 0.0  # time.monotonic() of the last urgent write
         self._last_batch = 0  # events in the last write (FLOOD or more: a flood is on)
@@ -183,10 +187,12 @@ class Ingest:
     def _write_here(self) -> bool:
         """Write an alarm on the thread that received it (the MQTT loop's), sparing it the
         hand-over to the writer's thread (0.6-1.7 ms under load, docs/station.md: Speed), when
-        the writer runs, the database answers, no flood is on, little is queued, the last
-        urgent write is `urgent_every` old and no other write is under way; else the writer
-        writes it. Whether it wrote."""
-        if not self._writer_runs or self.db_down is not None or self._last_batch >= FLOOD:
+        the writer runs, the database is SQLite and answers, no flood is on, little is queued,
+        the last urgent write is `urgent_every` old and no other write is under way; else the
+        writer writes it. Whether it wrote."""
+        if not (self._writer_runs and self._here_ok) or self._last_batch >= FLOOD:
+            return False
+        if self.db_down is not None:
             return False
         if self.buffered > HERE_MAX or time.monotonic() < self._last_flush + self._urgent_every:
             return False
