@@ -493,9 +493,49 @@ class Station:
         and the operators' steps wake the stream), carrying the page's queue (`?page=N`) as
         HTML after a first line with the generation and the most urgent open priority-1
         incident, so the page needs no request of its own to show a new alarm."""
+        first_page = _page_of(request) == 1
+
+        async def event(gen: int) -> str:
+            ready = self._first_page if first_page else None
+            qp = ready[1] if ready is not None and ready[0] == gen else None
+            ctx = await self.queue_context(request, qp)
+            first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
+            if first is None:
+                first = await self.db(self.store.open_incidents, 1)
+            top = first[0].id if first and first[0].priority == 1 else ""
+            if first and first[0].state != "open":
+                top = ""
+            frag = self.html(request, "queue_frag.html", **ctx)
+            data = "".join(f"data: {line}\n" for line in frag.split("\n"))
+            return f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
+
+        return self._event_stream(request, event, first_page=first_page, tells_writer=True)
+
+    async def live_p1(self, request: Request) -> Response:
+        """Server-Sent Events for every page but the queue, for the priority-1 sound: `queue`
+        whenever the queue may have changed, with only the generation and the most urgent
+        open priority-1 incident (as the first line of `/live`), no HTML."""
+
+        async def event(gen: int) -> str:
+            top = _open_p1(await self.db(self.store.open_incidents, 1))
+            return f"event: queue\ndata: {gen} {top}\n\n"
+
+        return self._event_stream(request, event)
+
+    def _event_stream(
+        self,
+        request: Request,
+        event: Callable[[int], Awaitable[str]],
+        *,
+        first_page: bool = False,
+        tells_writer: bool = False,
+    ) -> Response:
+        """A live page's stream: `event(generation)` sent at once and again whenever the queue
+        may have changed (`changed()` wakes it), and a look every second for a page that went
+        away. `first_page`: counted among the streams showing page 1, which the writing
+        thread reads for them; `tells_writer`: each send lets the writing thread go on."""
         loop = self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        first_page = _page_of(request) == 1
 
         async def stream() -> AsyncIterator[str]:
             last = -1
@@ -507,19 +547,9 @@ class Station:
                     self._waiters.add(woken)
                     gen = self.ingest.generation if self.ingest else 0
                     if gen != last:
-                        ready = self._first_page if first_page else None
-                        qp = ready[1] if ready is not None and ready[0] == gen else None
-                        ctx = await self.queue_context(request, qp)
-                        first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
-                        if first is None:
-                            first = await self.db(self.store.open_incidents, 1)
-                        top = first[0].id if first and first[0].priority == 1 else ""
-                        if first and first[0].state != "open":
-                            top = ""
-                        frag = self.html(request, "queue_frag.html", **ctx)
-                        data = "".join(f"data: {line}\n" for line in frag.split("\n"))
-                        yield f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
-                        self._sent.set()
+                        yield await event(gen)
+                        if tells_writer:
+                            self._sent.set()
                         last = gen
                     # woken (awaited as it is: wait_for would cost a turn of the loop), and every
                     # second, to notice a page that went away: after the send, not before it
@@ -533,34 +563,6 @@ class Station:
                         break
             finally:
                 self._first_page_streams -= first_page
-
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-        )
-
-    async def live_p1(self, request: Request) -> Response:
-        """Server-Sent Events for every page but the queue, for the priority-1 sound: `queue`
-        whenever the queue may have changed, with only the generation and the most urgent
-        open priority-1 incident (as the first line of `/live`), no HTML."""
-        loop = self._loop = asyncio.get_running_loop()
-
-        async def stream() -> AsyncIterator[str]:
-            last = -1
-            yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
-                woken = loop.create_future()  # before reading the generation: no change missed
-                self._waiters.add(woken)
-                gen = self.ingest.generation if self.ingest else 0
-                if gen != last:
-                    top = _open_p1(await self.db(self.store.open_incidents, 1))
-                    yield f"event: queue\ndata: {gen} {top}\n\n"
-                    last = gen
-                try:  # and every second, to notice a page that went away
-                    await asyncio.wait_for(woken, 1.0)
-                except TimeoutError:
-                    pass
-                finally:
-                    self._waiters.discard(woken)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
