@@ -157,12 +157,15 @@ def test_two_stations_share_the_event_load_and_one_can_die(
     pub.loop_start()
     store = Store.open(pg_url, migrate_schema=False)
 
-    def publish(first: int, n: int) -> None:
+    def publish(first: int, n: int, kind: str = "arm", cid: str = "R401", one_site: bool = False) -> None:
+        sent = []
         for seq in range(first, first + n):
-            site = f"site-{seq % 10}"
+            site = "site-0" if one_site else f"site-{seq % 10}"
             e = {"id": uuid.uuid4().hex, "seq": seq, "site": site, "ts": "2026-02-17T01:20:00+07:00",
-                 "kind": "arm", "cid": "R401", "zone": "main", "text": "armed", "detail": {}}  # fmt: skip
-            pub.publish(f"officeguard/{site}/event", json.dumps(e), qos=1).wait_for_publish(5)
+                 "kind": kind, "cid": cid, "zone": "main", "text": kind, "detail": {}}  # fmt: skip
+            sent.append(pub.publish(f"officeguard/{site}/event", json.dumps(e), qos=1))
+        for info in sent:  # all in flight at once: both stations take them at the same moment
+            info.wait_for_publish(5)
 
     try:
         publish(1, 200)
@@ -173,11 +176,20 @@ def test_two_stations_share_the_event_load_and_one_can_die(
 
         assert wait_for(lambda: sum(stored()) == 200, timeout=10), stored()
         assert all(h > 0 for h in stored())  # each took a share
+        # a burst of burglary alarms of one zone, shared between the two at once: one incident
+        before = stored()
+        publish(1001, 40, kind="alarm", cid="E130", one_site=True)
+        assert wait_for(lambda: sum(stored()) == 240, timeout=20), stored()
+        assert all(now > then for now, then in zip(stored(), before, strict=True))
+        opened = [i for i in store.incidents_of("site-0") if i.what == "burglary"]
+        assert len(opened) == 1, [(i.id, i.zone, i.state) for i in opened]
+        whole = store.incident(opened[0].id)
+        assert whole is not None and len(whole.events) == 40
         assert a.proc is not None
         a.proc.send_signal(signal.SIGKILL)
         a.proc.wait(10)
         publish(201, 200)
-        assert wait_for(lambda: store.count_events() == 400, timeout=20), store.count_events()
+        assert wait_for(lambda: store.count_events() == 440, timeout=20), store.count_events()
     finally:
         pub.loop_stop()
         pub.disconnect()
