@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -158,6 +159,17 @@ class Store:
         if self.pg:
             self._open_stmt = self._open_stmt.with_for_update()
         self._inserts = {tb.name: tb.insert() for tb in t.metadata.sorted_tables}
+        # the newest message of each retained topic: a row only replaced by a newer one by n
+        state = self._insert(t.site_state)
+        self._state_stmt = state.on_conflict_do_update(
+            index_elements=["site", "topic"],
+            set_={k: state.excluded[k] for k in ("n", "received_at", "body")},
+            where=state.excluded.n > t.site_state.c.n,
+        )
+        self._log_numbers_stmt = text(
+            "SELECT nextval(pg_get_serial_sequence('site_log', 'n')) FROM generate_series(1, :k)"
+        )
+        self._last_rowid_stmt = text("SELECT last_insert_rowid()")
         oc = t.open_counts.c
         self._counts_q = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
         self._rows_stmt = select(t.incidents).where(c.id.in_(bindparam("ids", expanding=True)))
@@ -232,9 +244,8 @@ class Store:
                 if fresh:
                     opened = self._offer_all(conn, fresh)
             if states:
-                self._bulk(
+                self._log_states(
                     conn,
-                    t.site_log,
                     [
                         {
                             "site": _clean(s),
@@ -355,6 +366,43 @@ class Store:
                 "ON CONFLICT (id) DO NOTHING RETURNING id"
             )
             return {str(r[0]) for r in cur.fetchall()}
+
+    def _log_states(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Append retained-state messages to site_log and keep the newest of each topic in
+        site_state, in the caller's transaction. The rows' log numbers are known without a
+        read back: PostgreSQL's are taken from the sequence before the COPY, SQLite's are the
+        last rowid's run (the transaction holds the only write lock)."""
+        if not rows:
+            return
+        kept = any(not r["topic"].startswith("station/") for r in rows)
+        if self.pg and kept:
+            ns = sorted(conn.execute(self._log_numbers_stmt, {"k": len(rows)}).scalars())
+            rows = [{"n": n, **r} for n, r in zip(ns, rows, strict=True)]
+        self._bulk(conn, t.site_log, rows)
+        if not kept:
+            return
+        if not self.pg:
+            last = int(conn.execute(self._last_rowid_stmt).scalar_one())
+            rows = [{"n": last - len(rows) + 1 + i, **r} for i, r in enumerate(rows)]
+        self.keep_state(conn, rows)
+
+    def keep_state(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Upsert site_log rows (n, site, topic, received_at, body) into site_state, a topic's
+        row replaced only by a newer one by n: on PostgreSQL a row numbered earlier can commit
+        after a later one (two station processes). One row per topic, in the keys' order, so
+        two processes lock the same rows in the same order and never deadlock."""
+        newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for r in rows:
+            key = (r["site"], r["topic"])
+            if not key[1].startswith("station/") and (
+                key not in newest or r["n"] > newest[key]["n"]
+            ):
+                newest[key] = r
+        if newest:
+            cols = ("site", "topic", "n", "received_at", "body")
+            conn.execute(
+                self._state_stmt, [{c: newest[k][c] for c in cols} for k in sorted(newest)]
+            )
 
     def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -641,19 +689,18 @@ class Store:
             r["open_incidents"] = open_by_site.get(r["site"], 0)
         return rows
 
-    def site_state(self, site: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The latest retained-state message of each topic of a site (zones, troubles, drones)."""
+    def site_state(self, site: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest message of each retained topic of a site (status, heartbeat, zones,
+        sensors, troubles, drones, patrols), by topic, from site_state: however old."""
+        c = t.site_state.c
         with self.tx() as conn:
             rows = conn.execute(
-                select(t.site_log)
-                .where(t.site_log.c.site == site)
-                .order_by(t.site_log.c.n.desc())
-                .limit(5000)
+                select(c.n, c.site, c.topic, c.received_at, c.body)
+                .where(c.site == site)
+                .order_by(c.topic)
+                .limit(limit)
             ).mappings()
-            latest: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                latest.setdefault(r["topic"], dict(r))
-        return sorted(latest.values(), key=lambda r: r["topic"])[:limit]
+            return [dict(r) for r in rows]
 
     def log_command(
         self, site: str, who: str, command: dict[str, Any], result: dict[str, Any], now: float

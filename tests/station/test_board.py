@@ -1,51 +1,116 @@
-"""The site board's latest states: read whole once, then only what was added since."""
+"""The site board's latest states: site_state, kept by ingest beside site_log (the newest
+message of each topic by log number) and filled by migration 0006 from the log already there."""
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
 from controller.station import schema as t
-from controller.station.board import LatestStates, site_board, summary
-from controller.station.store import Store
+from controller.station.board import latest_states, site_board, summary
+from controller.station.store import Store, engine_for, migrate
 
 
-def log(store: Store, *rows: tuple[int, str, str, str]) -> None:
+def log(store: Store, *rows: tuple[str, str, str]) -> None:
+    """site_log rows written as an older station wrote them, numbered 1, 2, ... by the database."""
     with store.tx() as conn:
-        conn.execute(
-            t.site_log.insert(),
-            [
-                {"n": n, "site": s, "topic": tp, "received_at": float(n), "body": b}
-                for n, s, tp, b in rows
-            ],
-        )
+        for i, (s, tp, b) in enumerate(rows):
+            conn.execute(
+                t.site_log.insert(), {"site": s, "topic": tp, "received_at": float(i), "body": b}
+            )
 
 
-def test_the_latest_states_keep_the_newest_message_of_each_topic_across_reads(store: Store) -> None:
-    log(
-        store,
-        (1, "a", "zone/z/state", '{"state": "disarmed"}'),
-        (2, "a", "zone/z/state", '{"state": "armed_away"}'),
-        (3, "a", "heartbeat", "{}"),
-        (4, "a", "station/command", "{}"),
-        (5, "b", "patrol/night", '{"state": "waiting"}'),
+def newest_in_log(store: Store, site: str, topic: str) -> int:
+    c = t.site_log.c
+    with store.tx() as conn:
+        n = conn.execute(select(func.max(c.n)).where(c.site == site, c.topic == topic)).scalar()
+    return int(n)
+
+
+def test_the_site_state_follows_the_newest_message_of_each_topic_including_a_cleared_one(
+    store: Store,
+) -> None:
+    store.ingest(
+        states=[
+            ("a", "zone/z/state", 1.0, '{"state": "disarmed"}'),
+            ("a", "heartbeat", 1.0, "{}"),
+            ("a", "zone/z/state", 2.0, '{"state": "armed_away"}'),  # same batch, later: wins
+            ("b", "patrol/night", 2.0, '{"state": "waiting"}'),
+            ("a", "station/comm_lost", 2.0, '{"why": "x"}'),  # the station's note: not a state
+        ]
     )
-    states = LatestStates(margin=10)
-    assert states.read(store) == {
+    assert latest_states(store) == {
         "a": [{"topic": "zone/z/state", "body": '{"state": "armed_away"}'}],
         "b": [{"topic": "patrol/night", "body": '{"state": "waiting"}'}],
     }
-    log(store, (7, "a", "zone/z/state", '{"state": "triggered"}'), (8, "a", "drone/t1", "{}"))
-    log(store, (6, "a", "zone/z/state", '{"state": "armed_home"}'))  # older than 7: not taken
-    log(store, (9, "b", "patrol/night", ""))  # a cleared topic is kept as cleared
-    got = states.read(store)
+    store.ingest(
+        states=[("a", "zone/z/state", 3.0, '{"state": "triggered"}'), ("a", "drone/t1", 3.0, "{}")]
+    )
+    store.ingest(states=[("b", "patrol/night", 4.0, "")])  # the site cleared the retained topic
+    got = latest_states(store)
     assert got["a"] == [
         {"topic": "drone/t1", "body": "{}"},
         {"topic": "zone/z/state", "body": '{"state": "triggered"}'},
     ]
-    log(store, (5_000_000, "c", "zone/q/state", "{}"))  # the log went on far past them ...
-    assert states.read(store)["c"] == [{"topic": "zone/q/state", "body": "{}"}]
-    log(store, (4_999_995, "a", "trouble/state", "{}"))  # ... and this row committed late
-    assert states.read(store)["a"][1] == {"topic": "trouble/state", "body": "{}"}
     assert got["b"] == [{"topic": "patrol/night", "body": ""}]
     assert site_board(got["b"])["patrols"] == {}
+    # a site's page has every retained topic, heartbeat too, each with its log row
+    page = store.site_state("a")
+    assert [r["topic"] for r in page] == ["drone/t1", "heartbeat", "zone/z/state"]
+    assert all(r["n"] == newest_in_log(store, "a", r["topic"]) for r in page)
+
+
+def test_an_older_message_arriving_later_does_not_overwrite_a_newer_one(store: Store) -> None:
+    store.ingest(states=[("a", "zone/z/state", 2.0, '{"state": "armed_away"}')])
+    n = newest_in_log(store, "a", "zone/z/state")
+    older = {
+        "site": "a",
+        "topic": "zone/z/state",
+        "received_at": 1.0,
+        "body": '{"state": "disarmed"}',
+    }
+    # numbered before it, committed after it: another station process's slower transaction
+    with store.tx() as conn:
+        store.keep_state(conn, [{**older, "n": n - 1}])
+    assert latest_states(store)["a"] == [
+        {"topic": "zone/z/state", "body": '{"state": "armed_away"}'}
+    ]
+    with store.tx() as conn:
+        store.keep_state(conn, [{**older, "n": n + 1, "body": '{"state": "armed_home"}'}])
+    assert latest_states(store)["a"] == [
+        {"topic": "zone/z/state", "body": '{"state": "armed_home"}'}
+    ]
+
+
+def test_the_migration_fills_the_site_state_from_the_log_already_there(db_url: str) -> None:
+    eng = engine_for(db_url)
+    migrate(eng, "0005")
+    store = Store(eng)
+    log(
+        store,
+        ("a", "zone/z/state", '{"state": "disarmed"}'),
+        ("a", "zone/z/state", '{"state": "armed_away"}'),
+        ("a", "heartbeat", '{"n": 3}'),
+        ("a", "station/command", "{}"),
+        ("b", "drone/t1", '{"uas_id": "x"}'),
+        ("b", "drone/t1", ""),
+        ("a", "heartbeat", '{"n": 7}'),
+        ("b", "station/comm_lost", "{}"),
+    )
+    migrate(eng, "head")
+    try:
+        assert [(r["n"], r["topic"], r["body"]) for r in store.site_state("a")] == [
+            (7, "heartbeat", '{"n": 7}'),
+            (2, "zone/z/state", '{"state": "armed_away"}'),
+        ]
+        assert [(r["n"], r["topic"], r["body"]) for r in store.site_state("b")] == [
+            (6, "drone/t1", "")
+        ]
+        store.ingest(states=[("a", "zone/z/state", 9.0, '{"state": "triggered"}')])
+        assert latest_states(store)["a"] == [
+            {"topic": "zone/z/state", "body": '{"state": "triggered"}'}
+        ]
+    finally:
+        store.close()
 
 
 def test_a_boards_summary_tells_armed_zones_alarms_and_a_patrol_gone_wrong() -> None:
