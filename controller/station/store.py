@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +29,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -159,17 +158,24 @@ class Store:
         if self.pg:
             self._open_stmt = self._open_stmt.with_for_update()
         self._inserts = {tb.name: tb.insert() for tb in t.metadata.sorted_tables}
-        # the newest message of each retained topic: a row only replaced by a newer one by n
-        state = self._insert(t.site_state)
-        self._state_stmt = state.on_conflict_do_update(
-            index_elements=["site", "topic"],
-            set_={k: state.excluded[k] for k in ("n", "received_at", "body")},
-            where=state.excluded.n > t.site_state.c.n,
+        # the newest message of each retained topic: a row only replaced by a newer one by n;
+        # run on the driver's cursor (executemany: psycopg pipelines it), since SQLAlchemy's
+        # multi-row VALUES cost more than the upsert itself (docs/station.md, The site board)
+        self._state_sql = (
+            "INSERT INTO site_state (site, topic, n, received_at, body) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, topic) DO UPDATE SET "
+            "n = excluded.n, received_at = excluded.received_at, body = excluded.body "
+            "WHERE excluded.n > site_state.n"
         )
-        self._log_numbers_stmt = text(
-            "SELECT nextval(pg_get_serial_sequence('site_log', 'n')) FROM generate_series(1, :k)"
+        if self.pg:  # the rows as five arrays: one statement, not one a row
+            self._state_sql = self._state_sql.replace(
+                "VALUES (?, ?, ?, ?, ?)",
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::float8[], %s::text[])",
+            )
+        self._log_numbers_sql = (
+            "SELECT array_agg(nextval('site_log_n_seq'::regclass)) "  # site_log.n's serial
+            "FROM generate_series(1, %s)"
         )
-        self._last_rowid_stmt = text("SELECT last_insert_rowid()")
         oc = t.open_counts.c
         self._counts_q = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
         self._rows_stmt = select(t.incidents).where(c.id.in_(bindparam("ids", expanding=True)))
@@ -375,14 +381,15 @@ class Store:
         if not rows:
             return
         kept = any(not r["topic"].startswith("station/") for r in rows)
+        raw: Any = conn.connection.dbapi_connection
         if self.pg and kept:
-            ns = sorted(conn.execute(self._log_numbers_stmt, {"k": len(rows)}).scalars())
+            ns = sorted(raw.execute(self._log_numbers_sql, (len(rows),)).fetchone()[0])
             rows = [{"n": n, **r} for n, r in zip(ns, rows, strict=True)]
         self._bulk(conn, t.site_log, rows)
         if not kept:
             return
         if not self.pg:
-            last = int(conn.execute(self._last_rowid_stmt).scalar_one())
+            last = int(raw.execute("SELECT last_insert_rowid()").fetchone()[0])
             rows = [{"n": last - len(rows) + 1 + i, **r} for i, r in enumerate(rows)]
         self.keep_state(conn, rows)
 
@@ -400,9 +407,13 @@ class Store:
                 newest[key] = r
         if newest:
             cols = ("site", "topic", "n", "received_at", "body")
-            conn.execute(
-                self._state_stmt, [{c: newest[k][c] for c in cols} for k in sorted(newest)]
-            )
+            raw: Any = conn.connection.dbapi_connection
+            values = [tuple(newest[k][c] for c in cols) for k in sorted(newest)]
+            with closing(raw.cursor()) as cur:
+                if self.pg:
+                    cur.execute(self._state_sql, [list(c) for c in zip(*values, strict=True)])
+                else:
+                    cur.executemany(self._state_sql, values)
 
     def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
