@@ -3,6 +3,10 @@ message of each topic by log number) and filled by migration 0006 from the log a
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+import pytest
 from sqlalchemy import func, select
 
 from controller.station import schema as t
@@ -79,6 +83,41 @@ def test_an_older_message_arriving_later_does_not_overwrite_a_newer_one(store: S
     assert latest_states(store)["a"] == [
         {"topic": "zone/z/state", "body": '{"state": "armed_home"}'}
     ]
+
+
+def test_on_postgresql_a_message_numbered_first_but_committed_last_leaves_the_newer_one(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.open(pg_url)
+    numbered, newer_done = threading.Event(), threading.Event()
+    bulk = store._bulk
+
+    def slow_first(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+        if threading.current_thread().name == "first":
+            numbered.set()  # its log number taken: the other process writes and commits now
+            assert newer_done.wait(10)
+        bulk(conn, table, rows)
+
+    monkeypatch.setattr(store, "_bulk", slow_first)
+    first = threading.Thread(
+        target=store.ingest,
+        kwargs={"states": [("a", "zone/z/state", 1.0, '{"state": "disarmed"}')]},
+        name="first",
+    )
+    try:
+        first.start()
+        assert numbered.wait(10)
+        store.ingest(states=[("a", "zone/z/state", 2.0, '{"state": "armed_away"}')])
+        newer_done.set()
+        first.join(10)
+        assert [r["body"] for r in store.site_state("a")] == ['{"state": "armed_away"}']
+        assert store.site_state("a")[0]["n"] == newest_in_log(store, "a", "zone/z/state")
+        with store.tx() as conn:  # both are in the log, the slower one numbered first
+            logged = conn.execute(select(t.site_log.c.body).order_by(t.site_log.c.n)).scalars()
+            assert list(logged) == ['{"state": "disarmed"}', '{"state": "armed_away"}']
+    finally:
+        newer_done.set()
+        store.close()
 
 
 def test_the_migration_fills_the_site_state_from_the_log_already_there(db_url: str) -> None:
