@@ -46,6 +46,9 @@ COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
 OPEN = t.incidents.c.state != literal_column("'closed'")
 
 
+# PostgreSQL: retained-state messages in a write up to so many are logged and kept in one
+# statement, more through COPY (docs/station.md, The site board)
+FEW_STATES = 200
 FEW_KEYS = 4  # alarms of at most so many keys in a write: their incidents inserted first
 
 # what makes two alarms "the same" incident: site, priority, alarm class, zone (schema.OPEN_KEY)
@@ -172,6 +175,18 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::float8[], %s::text[])",
             )
+        self.few_states = FEW_STATES
+        self._log_and_keep_sql = (
+            "WITH logged AS (INSERT INTO site_log (site, topic, received_at, body) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[]) "
+            "RETURNING n, site, topic, received_at, body) "
+            "INSERT INTO site_state (site, topic, n, received_at, body) "
+            "SELECT DISTINCT ON (site, topic) site, topic, n, received_at, body FROM logged "
+            "WHERE topic NOT LIKE 'station/%%' ORDER BY site, topic, n DESC "
+            "ON CONFLICT (site, topic) DO UPDATE SET "
+            "n = excluded.n, received_at = excluded.received_at, body = excluded.body "
+            "WHERE excluded.n > site_state.n"
+        )
         self._log_numbers_sql = (
             "SELECT array_agg(nextval('site_log_n_seq'::regclass)) "  # site_log.n's serial
             "FROM generate_series(1, %s)"
@@ -375,13 +390,19 @@ class Store:
 
     def _log_states(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Append retained-state messages to site_log and keep the newest of each topic in
-        site_state, in the caller's transaction. The rows' log numbers are known without a
-        read back: PostgreSQL's are taken from the sequence before the COPY, SQLite's are the
-        last rowid's run (the transaction holds the only write lock)."""
+        site_state, in the caller's transaction. PostgreSQL: a tick's few messages in one
+        statement (the insert's RETURNING feeds the upsert: one round trip); a larger batch
+        takes its log numbers from the sequence, then COPY, then the upsert (COPY is faster
+        for many rows). SQLite: the rows' numbers are the run ending at the last rowid (the
+        transaction holds the only write lock)."""
         if not rows:
             return
         kept = any(not r["topic"].startswith("station/") for r in rows)
         raw: Any = conn.connection.dbapi_connection
+        if self.pg and kept and len(rows) <= self.few_states:
+            cols = ("site", "topic", "received_at", "body")
+            raw.execute(self._log_and_keep_sql, [[r[c] for r in rows] for c in cols])
+            return
         if self.pg and kept:
             ns = sorted(raw.execute(self._log_numbers_sql, (len(rows),)).fetchone()[0])
             rows = [{"n": n, **r} for n, r in zip(ns, rows, strict=True)]

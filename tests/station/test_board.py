@@ -4,10 +4,11 @@ message of each topic by log number) and filled by migration 0006 from the log a
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from controller.station import schema as t
 from controller.station.board import latest_states, site_board, summary
@@ -89,6 +90,7 @@ def test_on_postgresql_a_message_numbered_first_but_committed_last_leaves_the_ne
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store.open(pg_url)
+    store.few_states = 0  # a batch as a catch-up writes it: numbers, then COPY, then upsert
     numbered, newer_done = threading.Event(), threading.Event()
     bulk = store._bulk
 
@@ -117,6 +119,54 @@ def test_on_postgresql_a_message_numbered_first_but_committed_last_leaves_the_ne
             assert list(logged) == ['{"state": "disarmed"}', '{"state": "armed_away"}']
     finally:
         newer_done.set()
+        store.close()
+
+
+def test_on_postgresql_a_ticks_message_waiting_on_a_newer_ones_transaction_leaves_the_newer_one(
+    pg_url: str,
+) -> None:
+    store = Store.open(pg_url)
+    zone = ("a", "zone/z/state")
+    store.ingest(states=[(*zone, 0.0, '{"state": "disarmed"}')])
+    first = threading.Thread(
+        target=store.ingest, kwargs={"states": [(*zone, 1.0, '{"state": "armed_home"}')]}
+    )
+    try:
+        with store.engine.connect() as other:  # another station process, mid-transaction
+            tx = other.begin()
+            c = t.site_state.c
+            other.execute(
+                select(c.n).where(c.site == "a", c.topic == zone[1]).with_for_update()
+            ).all()
+            first.start()  # logged (numbered) in its one statement, then waits for the row
+            for _ in range(200):
+                with store.tx() as conn:
+                    if conn.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar():
+                        break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the tick's write never waited for the other transaction")
+            # the other process logs a newer message (numbered after the waiting one), commits
+            store._log_states(
+                other,
+                [
+                    {
+                        "site": "a",
+                        "topic": zone[1],
+                        "received_at": 2.0,
+                        "body": '{"state": "armed_away"}',
+                    }
+                ],
+            )
+            tx.commit()
+        first.join(10)
+        assert [r["body"] for r in store.site_state("a")] == ['{"state": "armed_away"}']
+        with store.tx() as conn:
+            logged = conn.execute(select(t.site_log.c.body).order_by(t.site_log.c.n)).scalars()
+            assert list(logged)[1:] == ['{"state": "armed_home"}', '{"state": "armed_away"}']
+    finally:
         store.close()
 
 
