@@ -1,12 +1,11 @@
 """The site board's picture of every site at once (`/sites`): zones and their armed state, open
 troubles, drones, patrol plans, beside the link, heartbeat and open incidents of
-`Store.sites`. Read from what ingest already keeps; nothing new is stored.
+`Store.sites`. Read from what ingest keeps.
 
-- Zones, troubles, drones tracked now and patrol plans: the latest retained-state message of
-  each topic in `site_log` (`P/zone/<z>/state`, `P/trouble/state`, `P/drone/<track>`,
-  `P/patrol/<plan>`), read into a board by `site_board` as a site's own page does. The newest
-  row of each (site, topic), heartbeats and commands left out, kept by `LatestStates`: one
-  grouped query over the log at the first read, then only the rows added since.
+- Zones, troubles, drones tracked now and patrol plans: the newest retained-state message of
+  each topic (`P/zone/<z>/state`, `P/trouble/state`, `P/drone/<track>`, `P/patrol/<plan>`),
+  read by `latest_states` from `site_state`, which ingest keeps beside `site_log`, and into a
+  board by `site_board` as a site's own page does.
 - Recent drones: the station keeps no track list, so the tracks of the last 24 h are counted
   from the stored `drone` events (their `detail.track`, a track's `detail.update` reports
   counted once; `docs/events.md`), along the (kind, at) index.
@@ -15,11 +14,10 @@ troubles, drones, patrol plans, beside the link, heartbeat and open incidents of
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from controller.station import schema as t
 
@@ -66,45 +64,20 @@ def site_board(state: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return board
 
 
-class LatestStates:
-    """The newest message of each board topic (zones, troubles, drones, patrols) of every
-    site, kept up to date from `site_log` a little at a time.
-
-    The first `read` finds them with one grouped query over the whole log (which grows with
-    every heartbeat: ~2 s for a million rows on SQLite); later reads fetch only the rows past
-    the newest seen, along the primary key, minus `margin` rows read again: on PostgreSQL a
-    row numbered earlier can commit after a later one (two station processes writing), and
-    a row is only taken when it is newer than the one kept for its topic."""
-
-    def __init__(self, margin: int = 5000) -> None:
-        self.margin = margin
-        self._top: int | None = None
-        self._rows: dict[tuple[str, str], tuple[int, str]] = {}
-        self._lock = threading.Lock()
-
-    def read(self, store: Store) -> dict[str, list[dict[str, Any]]]:
-        """site -> [{topic, body}] of its board topics, newest of each, by topic."""
-        c = t.site_log.c
-        shown = or_(*(c.topic.like(p) for p in BOARD_TOPICS))
-        with self._lock:
-            if self._top is None:
-                newest = select(func.max(c.n)).where(shown).group_by(c.site, c.topic)
-                q = select(c.n, c.site, c.topic, c.body).where(c.n.in_(newest))
-            else:
-                q = select(c.n, c.site, c.topic, c.body).where(
-                    c.n > self._top - self.margin, shown
-                )
-            with store.tx() as conn:
-                for n, site, topic, body in conn.execute(q):
-                    kept = self._rows.get((site, topic))
-                    if kept is None or n > kept[0]:
-                        self._rows[(site, topic)] = (n, body)
-                    self._top = max(self._top or 0, n)
-            self._top = self._top or 0
-            out: dict[str, list[dict[str, Any]]] = {}
-            for (site, topic), (_n, body) in sorted(self._rows.items()):
-                out.setdefault(site, []).append({"topic": topic, "body": body})
-        return out
+def latest_states(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """site -> [{topic, body}] of its board topics, the newest of each, by topic: read from
+    site_state (kept by ingest), a few rows a site whatever the log's length."""
+    c = t.site_state.c
+    q = (
+        select(c.site, c.topic, c.body)
+        .where(or_(*(c.topic.like(p) for p in BOARD_TOPICS)))
+        .order_by(c.site, c.topic)
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    with store.tx() as conn:
+        for site, topic, body in conn.execute(q):
+            out.setdefault(site, []).append({"topic": topic, "body": body})
+    return out
 
 
 def recent_drones(store: Store, now: float, window_s: float = RECENT_DRONES_S) -> dict[str, dict[str, Any]]:

@@ -55,6 +55,20 @@ site_log = Table(
     Index("ix_site_log_site_at", "site", "received_at"),
 )
 
+# the newest message of each retained topic of each site (everything in site_log but the
+# station's own `station/...` notes), kept by ingest in the transaction that logs it, the newer
+# by `n` winning (migrations/versions/0006_site_state.py): the site board and a site's page read
+# it in constant time, where the log grows with every heartbeat
+site_state = Table(
+    "site_state",
+    metadata,
+    Column("site", String(200), primary_key=True),
+    Column("topic", String(400), primary_key=True),
+    Column("n", Integer, nullable=False),  # its site_log row
+    Column("received_at", Double, nullable=False),
+    Column("body", Text, nullable=False),  # "" for a cleared retained topic
+)
+
 # what failed the event schema (or was not JSON): kept with the reason, never dropped
 quarantine = Table(
     "quarantine",

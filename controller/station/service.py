@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from controller.config import EXIT_CONFIG, ConfigError
 from controller.errors import OfficeGuardError
 from controller.reporting.mqtt import MqttConfigError
@@ -199,15 +197,6 @@ def serve(args: argparse.Namespace) -> int:
         ageing=s.ageing_seconds(),
     )  # fmt: skip
 
-    def warm_board() -> None:
-        """The site board's first read goes through the whole site_log (seconds at a million
-        rows on SQLite): done now, the first operator to open /sites does not wait for it."""
-        try:
-            station.board_states.read(store)
-        except SQLAlchemyError as e:  # the database away: the first /sites reads them
-            log.warning("station: the site board's states were not read at start: %s", e)
-
-    threading.Thread(target=warm_board, name="station-board", daemon=True).start()
     config = uvicorn.Config(
         station.app(),
         host=host,

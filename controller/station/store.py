@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,9 @@ COMM_LOST_PRIORITY = 2  # a site nobody can hear is a site nobody protects
 OPEN = t.incidents.c.state != literal_column("'closed'")
 
 
+# PostgreSQL: retained-state messages in a write up to so many are logged and kept in one
+# statement, more through COPY (docs/station.md, The site board)
+FEW_STATES = 200
 FEW_KEYS = 4  # alarms of at most so many keys in a write: their incidents inserted first
 
 # what makes two alarms "the same" incident: site, priority, alarm class, zone (schema.OPEN_KEY)
@@ -158,6 +161,36 @@ class Store:
         if self.pg:
             self._open_stmt = self._open_stmt.with_for_update()
         self._inserts = {tb.name: tb.insert() for tb in t.metadata.sorted_tables}
+        # the newest message of each retained topic: a row only replaced by a newer one by n;
+        # run on the driver's cursor (executemany: psycopg pipelines it), since SQLAlchemy's
+        # multi-row VALUES cost more than the upsert itself (docs/station.md, The site board)
+        self._state_sql = (
+            "INSERT INTO site_state (site, topic, n, received_at, body) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, topic) DO UPDATE SET "
+            "n = excluded.n, received_at = excluded.received_at, body = excluded.body "
+            "WHERE excluded.n > site_state.n"
+        )
+        if self.pg:  # the rows as five arrays: one statement, not one a row
+            self._state_sql = self._state_sql.replace(
+                "VALUES (?, ?, ?, ?, ?)",
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::float8[], %s::text[])",
+            )
+        self.few_states = FEW_STATES
+        self._log_and_keep_sql = (
+            "WITH logged AS (INSERT INTO site_log (site, topic, received_at, body) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[]) "
+            "RETURNING n, site, topic, received_at, body) "
+            "INSERT INTO site_state (site, topic, n, received_at, body) "
+            "SELECT DISTINCT ON (site, topic) site, topic, n, received_at, body FROM logged "
+            "WHERE topic NOT LIKE 'station/%%' ORDER BY site, topic, n DESC "
+            "ON CONFLICT (site, topic) DO UPDATE SET "
+            "n = excluded.n, received_at = excluded.received_at, body = excluded.body "
+            "WHERE excluded.n > site_state.n"
+        )
+        self._log_numbers_sql = (
+            "SELECT array_agg(nextval('site_log_n_seq'::regclass)) "  # site_log.n's serial
+            "FROM generate_series(1, %s)"
+        )
         oc = t.open_counts.c
         self._counts_q = select(oc.site, oc.priority, oc.n).where(oc.n > 0)
         self._rows_stmt = select(t.incidents).where(c.id.in_(bindparam("ids", expanding=True)))
@@ -232,9 +265,8 @@ class Store:
                 if fresh:
                     opened = self._offer_all(conn, fresh)
             if states:
-                self._bulk(
+                self._log_states(
                     conn,
-                    t.site_log,
                     [
                         {
                             "site": _clean(s),
@@ -355,6 +387,54 @@ class Store:
                 "ON CONFLICT (id) DO NOTHING RETURNING id"
             )
             return {str(r[0]) for r in cur.fetchall()}
+
+    def _log_states(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Append retained-state messages to site_log and keep the newest of each topic in
+        site_state, in the caller's transaction. PostgreSQL: a tick's few messages in one
+        statement (the insert's RETURNING feeds the upsert: one round trip); a larger batch
+        takes its log numbers from the sequence, then COPY, then the upsert (COPY is faster
+        for many rows). SQLite: the rows' numbers are the run ending at the last rowid (the
+        transaction holds the only write lock)."""
+        if not rows:
+            return
+        kept = any(not r["topic"].startswith("station/") for r in rows)
+        raw: Any = conn.connection.dbapi_connection
+        if self.pg and kept and len(rows) <= self.few_states:
+            cols = ("site", "topic", "received_at", "body")
+            raw.execute(self._log_and_keep_sql, [[r[c] for r in rows] for c in cols])
+            return
+        if self.pg and kept:
+            ns = sorted(raw.execute(self._log_numbers_sql, (len(rows),)).fetchone()[0])
+            rows = [{"n": n, **r} for n, r in zip(ns, rows, strict=True)]
+        self._bulk(conn, t.site_log, rows)
+        if not kept:
+            return
+        if not self.pg:
+            last = int(raw.execute("SELECT last_insert_rowid()").fetchone()[0])
+            rows = [{"n": last - len(rows) + 1 + i, **r} for i, r in enumerate(rows)]
+        self.keep_state(conn, rows)
+
+    def keep_state(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Upsert site_log rows (n, site, topic, received_at, body) into site_state, a topic's
+        row replaced only by a newer one by n: on PostgreSQL a row numbered earlier can commit
+        after a later one (two station processes). One row per topic, in the keys' order, so
+        two processes lock the same rows in the same order and never deadlock."""
+        newest: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for r in rows:
+            key = (r["site"], r["topic"])
+            if not key[1].startswith("station/") and (
+                key not in newest or r["n"] > newest[key]["n"]
+            ):
+                newest[key] = r
+        if newest:
+            cols = ("site", "topic", "n", "received_at", "body")
+            raw: Any = conn.connection.dbapi_connection
+            values = [tuple(newest[k][c] for c in cols) for k in sorted(newest)]
+            with closing(raw.cursor()) as cur:
+                if self.pg:
+                    cur.execute(self._state_sql, [list(c) for c in zip(*values, strict=True)])
+                else:
+                    cur.executemany(self._state_sql, values)
 
     def _bulk(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -641,19 +721,18 @@ class Store:
             r["open_incidents"] = open_by_site.get(r["site"], 0)
         return rows
 
-    def site_state(self, site: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The latest retained-state message of each topic of a site (zones, troubles, drones)."""
+    def site_state(self, site: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest message of each retained topic of a site (status, heartbeat, zones,
+        sensors, troubles, drones, patrols), by topic, from site_state: however old."""
+        c = t.site_state.c
         with self.tx() as conn:
             rows = conn.execute(
-                select(t.site_log)
-                .where(t.site_log.c.site == site)
-                .order_by(t.site_log.c.n.desc())
-                .limit(5000)
+                select(c.n, c.site, c.topic, c.received_at, c.body)
+                .where(c.site == site)
+                .order_by(c.topic)
+                .limit(limit)
             ).mappings()
-            latest: dict[str, dict[str, Any]] = {}
-            for r in rows:
-                latest.setdefault(r["topic"], dict(r))
-        return sorted(latest.values(), key=lambda r: r["topic"])[:limit]
+            return [dict(r) for r in rows]
 
     def log_command(
         self, site: str, who: str, command: dict[str, Any], result: dict[str, Any], now: float

@@ -109,7 +109,6 @@ class Station:
         self.commander = commander
         self.ageing = ageing  # seconds to amber and to red by priority (the `ageing` setting)
         self.pdf_font = find_font(pdf_font)
-        self.board_states = board.LatestStates()  # the site board's zones, troubles...
         self.store = store
         self.ingest = ingest
         self.secret_key = secret_key
@@ -339,7 +338,7 @@ class Station:
         """The site board: each site's link, heartbeat, open incidents, and (board.py) its
         zones' armed state, open troubles, drones and patrol plans."""
         rows = await self.db(self.store.sites)
-        states = await self.db(self.board_states.read, self.store)
+        states = await self.db(board.latest_states, self.store)
         drones = await self.db(board.recent_drones, self.store, self.clock())
         for r in rows:
             r["board"] = board.summary(board.site_board(states.get(r["site"], [])))
@@ -350,10 +349,7 @@ class Station:
 
     async def site(self, request: Request) -> Response:
         site = request.path_params["site"]
-        recent = await self.db(self.store.site_state, site)  # its last 5,000 messages
-        kept = (await self.db(self.board_states.read, self.store)).get(site, [])
-        # the board's topics from the whole log: a zone armed a week ago is still on the page
-        state = list({r["topic"]: r for r in [*recent, *kept]}.values())
+        state = await self.db(self.store.site_state, site)  # however old: site_state
         incidents = await self.db(self.store.incidents_of, site)
         events = await self.db(self.store.search, site=site, limit=100)
         return self.render(
