@@ -9,7 +9,7 @@ the engine's (the logbook, the broker link, a command key, example codes) go on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,7 +79,8 @@ class Analog(Protocol):
     """The ADC's channels in use (hardware.adc.AdcReader): volts per channel, or a
     `HardwareError` when the chip does not answer."""
 
-    def read_all(self) -> dict[int, float]: ...
+    def read_all(self, only: Collection[int] | None = None) -> dict[int, float]:
+        """Every channel in use, or only these of them."""
 
 
 class Site(Protocol):

@@ -19,6 +19,7 @@ Plain values only (hardware/ imports nothing of controller/).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from typing import Any, Literal
 
 from gpiozero import MCP3008, MCP3208, Device
@@ -95,9 +96,10 @@ class AdcReader:
             raise AdcError(f"channel {channel} was not opened")
         return self._raw(dev) * self.vref / self.full_scale
 
-    def read_all(self) -> dict[int, float]:
-        """Every channel in use, in volts (one transfer each)."""
-        return {ch: self.read(ch) for ch in self._devs}
+    def read_all(self, only: Collection[int] | None = None) -> dict[int, float]:
+        """Every channel in use, or only those of `only` in use, in volts (one transfer each)."""
+        chans = self._devs if only is None else [ch for ch in self._devs if ch in only]
+        return {ch: self.read(ch) for ch in chans}
 
     def close(self) -> None:
         for dev in self._devs.values():

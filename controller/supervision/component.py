@@ -108,6 +108,10 @@ def _held(site: Site, key: str, loop: str | None = None) -> bool:
 
 ARMED_PHASES = ("armed",)  # an entry delay running is still "armed" in the engine
 DEFAULT_POLL = timedelta(milliseconds=200)  # with no ADC: only the mains pin to look at
+# mains, battery and siren lines are read at most this often (the loops at every poll): their
+# conditions wait seconds (30 s, 60 s, 5 s by default) before they count, and on the simulator's
+# software SPI bus each channel read costs ~0.25 ms of CPU (bench/adc_poll.py)
+POWER_POLL = timedelta(seconds=1)
 
 
 @dataclass(slots=True)
@@ -173,6 +177,8 @@ class Supervision(Component):
             ]
         self.mains_pin = p is not None and p.mains is not None and p.mains.pin is not None
         self.poll = self.adc.poll if self.adc is not None else DEFAULT_POLL
+        self.loop_channels = frozenset(w.channel for w in self.loops.values())
+        self.power_due: datetime | None = None  # None: read the power channels at the next poll
         self.adc_ok: bool | None = None  # None: not read yet
         self.adc_error = ""
         self.polls = 0
@@ -218,6 +224,8 @@ class Supervision(Component):
     def clock_stepped(self, delta: timedelta) -> None:
         if self.next_at is not None:
             self.next_at += delta
+        if self.power_due is not None:
+            self.power_due += delta
 
     # ------------------------------------------------------------------ polling
 
@@ -230,7 +238,7 @@ class Supervision(Component):
             try:
                 if reader is None:
                     raise HardwareError("the ADC could not be opened")
-                readings = reader.read_all()
+                readings = reader.read_all(self._channels_due(now))
             except HardwareError as e:
                 readings = {}
                 self._adc_lost(now, str(e))
@@ -246,6 +254,14 @@ class Supervision(Component):
         self._power(readings, now)  # what the ADC does not read now keeps its last state
         self.next_at = now + self.poll
         self._deadline.reschedule()
+
+    def _channels_due(self, now: datetime) -> frozenset[int] | None:
+        """The channels this poll reads: every one in use (None) when the power channels are
+        due, else the loops' only."""
+        if self.power_due is None or now >= self.power_due:
+            self.power_due = now + POWER_POLL
+            return None
+        return self.loop_channels
 
     def _adc_lost(self, now: datetime, why: str) -> None:
         self.adc_error = why

@@ -127,6 +127,7 @@ def test_cut_and_shorted_loops_mains_and_battery_reach_events_sirens_status_ha_a
             timeout=10,
         )
         site.og("sim", "power", "mains", "on")
+        site.advance("1s")  # the power channels are read once a second (the loops at every poll)
         assert "R301" in [e.get("cid") for e in site.events()]
 
         # the office console sees the troubles and the events

@@ -281,5 +281,26 @@ def test_a_reload_takes_over_the_standing_troubles_without_reporting_them_twice(
     rig.after({}, "40s")
     assert rig.cids() == ["E144", "E301"]
     rig.after({ARCHIVE: 1.65, MAINS: 3.3})
-    assert rig.cids() == ["E144", "E301", "R301", "R144"]  # mains at once, the loop debounced
+    # the loop once debounced, the mains at its next reading (power channels: once a second)
+    assert sorted(rig.cids()) == ["E144", "E301", "R144", "R301"]
     assert rig.site.troubles() == []
+
+
+def test_the_loops_are_read_at_every_poll_and_mains_battery_and_siren_lines_once_a_second(
+    rig: Rig,
+) -> None:
+    reads: dict[int, int] = {}
+    real = rig.site.adc.read
+
+    def counted(channel: int) -> float:
+        reads[channel] = reads.get(channel, 0) + 1
+        return float(real(channel))
+
+    rig.site.adc.read = counted
+    rig.after({}, "3s")  # 30 polls of 100 ms
+    assert reads[ARCHIVE] == reads[VAULT] == 30
+    assert reads[MAINS] == reads[BATTERY] == reads[SIREN_LINE] == 3
+    due = rig.sup.power_due
+    assert due is not None
+    rig.sup.clock_stepped(timedelta(hours=-1))  # NTP steps back: the next reading keeps its pace
+    assert rig.sup.power_due == due - timedelta(hours=1)
