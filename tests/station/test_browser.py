@@ -184,6 +184,9 @@ def test_the_sound_off_bar_shows_while_the_browser_blocks_sound_and_a_click_enab
     try:
         wait = WebDriverWait(driver, 15)
         login(driver, srv.url, "lan", PW)
+        # the queue the login led to, loaded: a navigation started from the login page itself
+        # (clicked, so allowed to play) would carry that permission to the next page
+        wait.until(ec.presence_of_element_located((By.ID, "count")))
         driver.get(srv.url + "/")  # a page loaded afresh, as the office's screen at boot
         bar = wait.until(ec.visibility_of_element_located((By.ID, "sound-off")))
         assert bar.text.endswith("Sound is off: click to enable") and sound(driver) == "off"
