@@ -71,11 +71,20 @@ def chrome() -> Iterator[webdriver.Chrome]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def login(driver: webdriver.Chrome, base: str, user: str, password: str) -> None:
+def login(
+    driver: webdriver.Chrome, base: str, user: str, password: str, *, refused: bool = False
+) -> None:
+    """Log in through the form and wait for the queue it leads to (unless `refused`): a page
+    loaded before that would start from the clicked login page, whose permission to play
+    sound it inherits, and a node looked at meanwhile can vanish under chromedriver."""
     driver.get(base + "/login")
     driver.find_element(By.ID, "login").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "submit").click()
+    if not refused:
+        WebDriverWait(
+            driver, 20, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+        ).until(ec.presence_of_element_located((By.ID, "count")))
 
 
 def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
@@ -93,13 +102,12 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
     )
     try:
         assert wait_for(lambda: site.status()["broker"]["connected"], timeout=15)
-        login(chrome, station.url, "lan", "wrong password, surely")
+        login(chrome, station.url, "lan", "wrong password, surely", refused=True)
         assert (
             "Sai tên đăng nhập hoặc mật khẩu"  # Vietnamese by default
             in wait.until(ec.presence_of_element_located((By.ID, "error"))).text
         )
         login(chrome, station.url, "lan", PW)
-        wait.until(ec.presence_of_element_located((By.ID, "count")))
         assert chrome.find_elements(By.CSS_SELECTOR, "tr.incident") == []
 
         site.og("sim", "set", "tamper.cabinet", "active")
@@ -125,7 +133,6 @@ def test_an_operator_works_an_alarm_in_chromium_and_the_note_survives_a_restart(
         station.start()
         chrome.delete_all_cookies()
         login(chrome, station.url, "lan", PW)
-        wait.until(ec.presence_of_element_located((By.ID, "count")))
         chrome.get(incident_url)
         trail = wait.until(ec.presence_of_element_located((By.ID, "trail"))).text
         assert "Nắp tủ mở khi bảo trì" in trail and "đã đóng" in trail
@@ -184,9 +191,6 @@ def test_the_sound_off_bar_shows_while_the_browser_blocks_sound_and_a_click_enab
     try:
         wait = WebDriverWait(driver, 15)
         login(driver, srv.url, "lan", PW)
-        # the queue the login led to, loaded: a navigation started from the login page itself
-        # (clicked, so allowed to play) would carry that permission to the next page
-        wait.until(ec.presence_of_element_located((By.ID, "count")))
         driver.get(srv.url + "/")  # a page loaded afresh, as the office's screen at boot
         bar = wait.until(ec.visibility_of_element_located((By.ID, "sound-off")))
         assert bar.text.endswith("Sound is off: click to enable") and sound(driver) == "off"
@@ -247,7 +251,6 @@ def test_the_site_board_and_the_review_fit_a_phone_and_grow_on_the_big_screen(
     driver = chromium(tmp_path / "profile")
     try:
         login(driver, srv.url, "boss", PW)
-        WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.ID, "count")))
         report = "/site/văn-phòng-chi-nhánh-đà-nẵng/report?year=2026"
         sizes = {}
         for width, height in ((390, 844), (1920, 1080)):
