@@ -498,12 +498,9 @@ class Station:
             first = ctx["q"].incidents[:1] if ctx["q"].page == 1 else None
             if first is None:
                 first = await self.db(self.store.open_incidents, 1)
-            top = first[0].id if first and first[0].priority == 1 else ""
-            if first and first[0].state != "open":
-                top = ""
             frag = self.html(request, "queue_frag.html", **ctx)
             data = "".join(f"data: {line}\n" for line in frag.split("\n"))
-            return f"event: queue\ndata: {ctx['generation']} {top}\n{data}\n"
+            return f"event: queue\ndata: {ctx['generation']} {_open_p1(first)}\n{data}\n"
 
         return self._event_stream(request, event, first_page=first_page, tells_writer=True)
 
