@@ -102,7 +102,7 @@ class Ingest:
         self._here_ok = not store.pg
         self._urgent_every = 0.05
         self._last_flush = 0.0  # time.monotonic() of the last urgent write
-        self._last_batch = 0  # events in the last write (FLOOD or more: a flood is on)
+        self._last_batch = 0  # events in the last write (FLOOD or more: a flood is on; _flush)
         # set when an alarm-class event arrives: the flusher writes at once instead of at its
         # next tick (service.py), so the queue shows it within milliseconds
         self.urgent = threading.Event()
@@ -200,9 +200,7 @@ class Ingest:
             return False
         try:
             self._last_flush = time.monotonic()
-            before = self.stored_events
             self._flush(time.time())
-            self._last_batch = self.stored_events - before
         except Exception:  # noqa: BLE001 - the MQTT loop must outlive any one failure
             log.exception("station: writing an alarm failed")
         finally:
@@ -256,6 +254,7 @@ class Ingest:
 
     def _flush(self, now: float) -> list[Opened]:
         opened: list[Opened] = []
+        self._last_batch = 0  # the events this write stores (FLOOD or more: a flood is on)
         while True:
             with self._lock:
                 ev = [self._events[i] for i in range(min(BATCH, len(self._events)))]
@@ -284,6 +283,7 @@ class Ingest:
                     for _ in range(n):
                         q.popleft()
             self.stored_events += len(ev)
+            self._last_batch += len(ev)
             if self.db_down is not None:
                 log.warning("station: the database is back; caught up")
                 self.db_down = None
@@ -395,12 +395,10 @@ class Ingest:
         last tick."""
         self._urgent_every = urgent_every
         last_tick = time.monotonic()
-        before = self.stored_events
         try:
             self.tick(time.time())  # the first tick before alarms may be written elsewhere
         except Exception:  # noqa: BLE001 - the writer must outlive any one failure
             log.exception("station: flush failed")
-        self._last_batch = self.stored_events - before
         self._writer_runs = True
         try:
             while not stop.is_set():
@@ -409,7 +407,6 @@ class Ingest:
                 if not urgent and last_tick + every > time.monotonic():
                     continue
                 self.urgent.clear()
-                before = self.stored_events
                 try:
                     due = last_tick + every - time.monotonic()
                     if urgent and due > 0 and self._last_batch < FLOOD:
@@ -425,8 +422,6 @@ class Ingest:
                         self.tick(time.time())
                 except Exception:  # noqa: BLE001 - the writer must outlive any one failure
                     log.exception("station: flush failed")
-                finally:
-                    self._last_batch = self.stored_events - before
         finally:
             self._writer_runs = False
         self.tick(time.time())
