@@ -51,6 +51,10 @@ OPEN = t.incidents.c.state != literal_column("'closed'")
 FEW_STATES = 200
 FEW_KEYS = 4  # alarms of at most so many keys in a write: their incidents inserted first
 
+# the station's own notes in site_log (comm lost and restored, commands sent): logged, never a
+# site's retained state (site_state)
+STATION_NOTES = "station/"
+
 # what makes two alarms "the same" incident: site, priority, alarm class, zone (schema.OPEN_KEY)
 OpenKey = tuple[str, int, str, str | None]
 
@@ -182,7 +186,7 @@ class Store:
             "RETURNING n, site, topic, received_at, body) "
             "INSERT INTO site_state (site, topic, n, received_at, body) "
             "SELECT DISTINCT ON (site, topic) site, topic, n, received_at, body FROM logged "
-            "WHERE topic NOT LIKE 'station/%%' ORDER BY site, topic, n DESC "
+            "WHERE topic NOT LIKE 'station/%%' ORDER BY site, topic, n DESC "  # STATION_NOTES
             "ON CONFLICT (site, topic) DO UPDATE SET "
             "n = excluded.n, received_at = excluded.received_at, body = excluded.body "
             "WHERE excluded.n > site_state.n"
@@ -397,7 +401,7 @@ class Store:
         transaction holds the only write lock)."""
         if not rows:
             return
-        kept = any(not r["topic"].startswith("station/") for r in rows)
+        kept = any(not r["topic"].startswith(STATION_NOTES) for r in rows)
         raw: Any = conn.connection.dbapi_connection
         if self.pg and kept and len(rows) <= self.few_states:
             cols = ("site", "topic", "received_at", "body")
@@ -422,7 +426,7 @@ class Store:
         newest: dict[tuple[str, str], Mapping[str, Any]] = {}
         for r in rows:
             key = (r["site"], r["topic"])
-            if not key[1].startswith("station/") and (
+            if not key[1].startswith(STATION_NOTES) and (
                 key not in newest or r["n"] > newest[key]["n"]
             ):
                 newest[key] = r
