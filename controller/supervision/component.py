@@ -233,12 +233,13 @@ class Supervision(Component):
         now = self.site.clock.now()
         self.polls += 1
         readings: dict[int, float] = {}
-        if self.adc is not None:
+        due = self._channels_due(now) if self.adc is not None else frozenset()
+        if due is None or due:  # a poll with nothing to read says nothing of the ADC
             reader = self.site.analog()
             try:
                 if reader is None:
                     raise HardwareError("the ADC could not be opened")
-                readings = reader.read_all(self._channels_due(now))
+                readings = reader.read_all(due)
             except HardwareError as e:
                 readings = {}
                 self._adc_lost(now, str(e))

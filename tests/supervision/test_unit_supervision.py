@@ -55,8 +55,8 @@ def _config() -> SiteConfig:
 
 
 class Rig:
-    def __init__(self, tmp: Path) -> None:
-        self.cfg = _config()
+    def __init__(self, tmp: Path, cfg: SiteConfig | None = None) -> None:
+        self.cfg = cfg or _config()
         self.site = FakeSite(self.cfg, tmp)
         self.sim = SimulatedAdc("mcp3008", 0, 3.3)
         for ch, v in twin_volts(self.cfg).items():
@@ -165,6 +165,23 @@ def test_a_reading_outside_every_band_is_a_trouble_until_a_band_holds_it(rig: Ri
     assert rig.site.recorded[-1].kind == "trouble"
     rig.after({ARCHIVE: 1.65})
     assert rig.cids() == ["E380", "R380"]
+
+
+def test_an_adc_with_only_power_on_it_that_stops_answering_is_one_trouble_until_back(
+    tmp_path: Path,
+) -> None:
+    data = _config().model_dump()
+    data["sensors"] = [s for s in data["sensors"] if s.get("loop") is None]
+    rig = Rig(tmp_path, SiteConfig.model_validate(data))
+    try:
+        rig.sim.unplug()
+        rig.site.advance(timedelta(seconds=3))  # polls between the power readings read nothing
+        assert rig.cids() == ["E333"]
+        rig.sim.plug()
+        rig.site.advance(timedelta(seconds=3))
+        assert rig.cids() == ["E333", "R333"] and rig.site.troubles() == []
+    finally:
+        rig.close()
 
 
 def test_an_adc_that_stops_answering_is_a_trouble_and_its_loops_are_unknown_until_back(
